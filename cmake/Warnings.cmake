@@ -1,0 +1,9 @@
+# One place for warning flags, applied per target so third-party headers stay quiet (SYSTEM includes).
+function(rcptguard_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+                                           -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
+                                           -Wdouble-promotion -Wformat=2)
+  if(RCPTGUARD_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()

@@ -1,0 +1,583 @@
+// Loading: defaults, then the TOML file, then `-o` overrides, each value checked against its
+// row in the settings table; every error is collected with the position it came from.
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <system_error>
+#include <tuple>
+#include <utility>
+
+#include "common/text.hpp"
+#include "config/address.hpp"
+#include "config/duration.hpp"
+#include "config/settings.hpp"
+
+namespace rcptguard {
+
+namespace {
+
+using settings::setting;
+using settings::value_type;
+
+// A settings file is a few KiB; the cap turns `-c /dev/zero` into an error instead of a hang.
+constexpr std::size_t max_file_size = 1024 * 1024;
+constexpr std::size_t max_shown = 200;  // of a value echoed in an error
+constexpr std::size_t comment_width = 100;
+
+std::string in_quotes(std::string_view s) {
+  return "\"" + sanitize_for_log(s, max_shown) + "\"";
+}
+
+std::string_view trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(" \t") - first + 1);
+}
+
+std::string_view type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::none:
+      break;
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+  }
+  return "nothing";
+}
+
+std::string_view expected_type(value_type type) {
+  switch (type) {
+    case value_type::integer:
+      return "an integer";
+    case value_type::duration:
+      return "a duration such as \"10s\" or an integer number of seconds";
+    case value_type::text:
+    case value_type::choice:
+      return "a string";
+    case value_type::text_list:
+      return "an array of strings";
+    case value_type::file_mode:
+      break;
+  }
+  return "an octal mode string such as \"0660\"";
+}
+
+std::string octal(std::int64_t mode) {
+  std::string out(4, '0');
+  for (auto it = out.rbegin(); it != out.rend(); ++it, mode >>= 3) {
+    *it = static_cast<char>('0' + (mode & 7));
+  }
+  return out;
+}
+
+std::string bound_text(const setting& s, std::int64_t bound) {
+  if (s.type == value_type::duration) return format_duration(std::chrono::milliseconds{bound});
+  if (s.type == value_type::file_mode) return octal(bound);
+  return std::to_string(bound);
+}
+
+std::string range_text(const setting& s) {
+  return bound_text(s, s.min) + ".." + bound_text(s, s.max);
+}
+
+std::string join(std::span<const std::string_view> items, std::string_view separator) {
+  std::string out;
+  for (const std::string_view item : items) {
+    if (!out.empty()) out += separator;
+    out += item;
+  }
+  return out;
+}
+
+// `text` as the value of a one-key TOML document, or nullopt when it is not exactly one value.
+std::optional<toml::table> parse_value(std::string_view text) {
+  try {
+    toml::table doc = toml::parse("v = " + std::string{text});
+    if (doc.size() == 1 && doc.contains("v")) return doc;
+  } catch (const toml::parse_error&) {  // not TOML: the caller decides what it is
+  }
+  return std::nullopt;
+}
+
+// What an override's text means for setting `s`, held as the "v" entry of a table. Like
+// `postconf -o`, text that is not a TOML value is a plain string, so `log.level=debug` works;
+// so is a number or boolean given to a text setting (`server.user=1000`), and a single string
+// given to a list setting is a one-element list.
+toml::table override_value(const setting& s, std::string_view raw) {
+  toml::table holder = parse_value(raw).value_or(toml::table{});
+  const toml::node* parsed = holder.get("v");
+  const bool wants_text = s.type != value_type::integer && s.type != value_type::duration;
+  if (parsed == nullptr || (wants_text && !parsed->is_string() && !parsed->is_array())) {
+    holder.insert_or_assign("v", std::string{raw});
+  }
+  if (s.type == value_type::text_list) {
+    if (const auto* single = holder.get_as<std::string>("v")) {
+      holder.insert_or_assign("v", toml::array{single->get()});
+    }
+  }
+  return holder;
+}
+
+class loader {
+ public:
+  explicit loader(std::string_view source_name) : source_(source_name) {}
+
+  void apply_defaults() {
+    stage_ = stage::defaults;
+    for (const setting& s : settings::all()) {
+      const std::string label = "default of " + std::string{s.key};
+      const auto holder = parse_value(s.default_value);
+      if (!holder) {
+        add(label + ": not a TOML value");
+        continue;
+      }
+      apply(s, *holder->get("v"), label);
+    }
+    origins_.clear();  // a default was set by nobody, so it is never where an error points
+  }
+
+  void apply_document(std::string_view text) {
+    stage_ = stage::document;
+    toml::table root;
+    try {
+      root = toml::parse(text, source_);
+    } catch (const toml::parse_error& e) {
+      add_at(e.source(), std::string{e.description()});
+      return;
+    }
+    for (auto&& [name, node] : root) {
+      const std::string section{name.str()};
+      const auto known = settings::sections();
+      const bool is_section =
+          std::any_of(known.begin(), known.end(),
+                      [&](const settings::section& k) { return k.name == section; });
+      const auto* table = node.as_table();
+      if (!is_section) {
+        add_at(name.source(),
+               table != nullptr
+                   ? "unknown section [" + sanitize_for_log(section) + "]"
+                   : "unknown key '" + sanitize_for_log(section) + "' outside any [section]");
+        continue;
+      }
+      if (table == nullptr) {
+        add_at(name.source(), "'" + section + "' must be a table: [" + section + "]");
+        continue;
+      }
+      for (auto&& [key, value_node] : *table) {
+        const std::string full = section + "." + std::string{key.str()};
+        const setting* s = settings::find(full);
+        if (s == nullptr) {
+          add_at(key.source(), "unknown key '" + sanitize_for_log(full) + "'");
+          continue;
+        }
+        apply(*s, value_node, {});
+      }
+    }
+  }
+
+  void apply_override(std::string_view text) {
+    stage_ = stage::overrides;
+    const std::string label = "-o " + sanitize_for_log(text, max_shown);
+    const auto equals = text.find('=');
+    if (equals == std::string_view::npos) {
+      add(label + ": expected section.key=value");
+      return;
+    }
+    const std::string_view key = trim(text.substr(0, equals));
+    const setting* s = settings::find(key);
+    if (s == nullptr) {
+      add(label + ": unknown key '" + sanitize_for_log(key) + "'");
+      return;
+    }
+    const toml::table holder = override_value(*s, trim(text.substr(equals + 1)));
+    apply(*s, *holder.get("v"), label);
+  }
+
+  // Relations between settings, checked once every value is in.
+  void check_relations() {
+    stage_ = stage::relations;
+    const server_settings& server = config_.server;
+    if (server.listen.empty()) {
+      add(origin("server.listen") + ": server.listen: must name at least one socket");
+    }
+    std::vector<endpoint> seen;
+    for (const std::string& text : server.listen) {
+      std::string why;
+      const auto ep = parse_endpoint(text, why);
+      if (!ep) continue;  // already reported
+      const auto same = std::find(seen.begin(), seen.end(), *ep);
+      if (same != seen.end()) {
+        add(origin("server.listen") + ": server.listen: " + in_quotes(text) +
+            " names the same socket as " +
+            in_quotes(server.listen[static_cast<std::size_t>(same - seen.begin())]));
+      }
+      seen.push_back(*ep);
+    }
+    if (config_.log.target == log_target::file && config_.log.file.empty()) {
+      add(origin("log.target", "log.file") + ": log.file must be set when log.target is \"file\"");
+    }
+    if (config_.limits.max_line > config_.limits.max_request) {
+      add(origin("limits.max_line", "limits.max_request") + ": limits.max_line (" +
+          std::to_string(config_.limits.max_line) + ") must not exceed limits.max_request (" +
+          std::to_string(config_.limits.max_request) + ")");
+    }
+  }
+
+  void report(std::string error) { add(std::move(error)); }
+
+  load_result finish() && {
+    load_result result;
+    if (errors_.empty()) result.settings = std::move(config_);
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const pending_error& a, const pending_error& b) {
+                       return std::tie(a.when, a.at) < std::tie(b.when, b.at);
+                     });
+    for (pending_error& e : errors_) result.errors.push_back(std::move(e.text));
+    return result;
+  }
+
+ private:
+  // Errors come out in the order an operator reads: stage by stage and, within the file, by
+  // position (toml++ hands out a table's keys sorted by name, not in file order).
+  enum class stage : std::uint8_t { defaults, document, overrides, relations };
+
+  struct pending_error {
+    stage when;
+    toml::source_position at;  // {0, 0} outside the file
+    std::string text;
+  };
+
+  void add(std::string text, toml::source_position at = {}) {
+    errors_.push_back({stage_, at, std::move(text)});
+  }
+
+  void add_at(const toml::source_region& region, const std::string& message) {
+    add(position(region) + ": " + message, region.begin);
+  }
+
+  void add_for(const toml::node& node, const std::string& label, const std::string& message) {
+    if (label.empty()) {
+      add_at(node.source(), message);
+    } else {
+      add(label + ": " + message);
+    }
+  }
+
+  std::string position(const toml::source_region& region) const {
+    return source_ + ":" + std::to_string(region.begin.line) + ":" +
+           std::to_string(region.begin.column);
+  }
+
+  // Where the value of `key` (or failing that `other`) was last set; the source name when
+  // both are defaults.
+  std::string origin(std::string_view key, std::string_view other = {}) const {
+    for (const std::string_view k : {key, other}) {
+      const auto it = origins_.find(k);
+      if (it != origins_.end()) return it->second;
+    }
+    return source_;
+  }
+
+  // `label` replaces node positions for values that come from no file (overrides, defaults).
+  std::string where(const toml::node& node, const std::string& label) const {
+    return label.empty() ? position(node.source()) : label;
+  }
+
+  void apply(const setting& s, const toml::node& node, const std::string& label) {
+    auto converted = convert(s, node, label);
+    if (!converted) return;
+    s.field.store(config_, std::move(*converted));
+    origins_.insert_or_assign(s.key, where(node, label));
+  }
+
+  std::optional<settings::value> convert(const setting& s, const toml::node& node,
+                                         const std::string& label) {
+    const std::string key{s.key};
+    const auto fail = [&](const std::string& message) {
+      add_for(node, label, message);
+      return std::nullopt;
+    };
+    const auto wrong_type = [&] {
+      return fail(key + ": expected " + std::string{expected_type(s.type)} + ", got " +
+                  std::string{type_name(node.type())});
+    };
+    const auto out_of_range = [&](const std::string& shown) {
+      return fail(key + " = " + shown + ": out of range " + range_text(s));
+    };
+    const auto* text = node.as_string();
+
+    switch (s.type) {
+      case value_type::integer: {
+        const auto* number = node.as_integer();
+        if (number == nullptr) return wrong_type();
+        const std::int64_t v = number->get();
+        if (v < s.min || v > s.max) return out_of_range(std::to_string(v));
+        return settings::value{v};
+      }
+      case value_type::duration: {
+        std::optional<std::chrono::milliseconds> d;
+        std::string shown;
+        if (const auto* seconds = node.as_integer()) {
+          shown = std::to_string(seconds->get()) + " (seconds)";
+          constexpr std::int64_t max_seconds = std::numeric_limits<std::int64_t>::max() / 1000;
+          if (seconds->get() < 0 || seconds->get() > max_seconds) return out_of_range(shown);
+          d = std::chrono::seconds{seconds->get()};
+        } else if (text != nullptr) {
+          shown = in_quotes(text->get());
+          d = parse_duration(text->get());
+          if (!d) {
+            return fail(key + " = " + shown +
+                        ": not a duration; write a whole number and a unit (ms, s, m, h or d), "
+                        "e.g. \"10s\"");
+          }
+        } else {
+          return wrong_type();
+        }
+        if (d->count() < s.min || d->count() > s.max) return out_of_range(shown);
+        return settings::value{*d};
+      }
+      case value_type::text: {
+        if (text == nullptr) return wrong_type();
+        if (s.check != nullptr) {
+          const std::string why = s.check(text->get());
+          if (!why.empty()) return fail(key + " = " + in_quotes(text->get()) + ": " + why);
+        }
+        return settings::value{text->get()};
+      }
+      case value_type::text_list: {
+        const auto* array = node.as_array();
+        if (array == nullptr) return wrong_type();
+        std::vector<std::string> items;
+        bool all_valid = true;
+        for (std::size_t i = 0; i < array->size(); ++i) {
+          const toml::node& item = *array->get(i);
+          const std::string item_key = key + "[" + std::to_string(i) + "]";
+          const auto* item_text = item.as_string();
+          if (item_text == nullptr) {
+            add_for(item, label,
+                    item_key + ": expected a string, got " + std::string{type_name(item.type())});
+            all_valid = false;
+            continue;
+          }
+          const std::string why = s.check != nullptr ? s.check(item_text->get()) : std::string{};
+          if (!why.empty()) {
+            add_for(item, label, item_key + " = " + in_quotes(item_text->get()) + ": " + why);
+            all_valid = false;
+            continue;
+          }
+          items.push_back(item_text->get());
+        }
+        if (!all_valid) return std::nullopt;
+        return settings::value{std::move(items)};
+      }
+      case value_type::choice: {
+        if (text == nullptr) return wrong_type();
+        const auto match = std::find(s.choices.begin(), s.choices.end(), text->get());
+        if (match == s.choices.end()) {
+          return fail(key + " = " + in_quotes(text->get()) + ": must be one of " +
+                      join(s.choices, ", "));
+        }
+        return settings::value{static_cast<std::int64_t>(match - s.choices.begin())};
+      }
+      case value_type::file_mode: {
+        if (text == nullptr) return wrong_type();
+        const std::string& digits = text->get();
+        const bool is_octal =
+            !digits.empty() && digits.size() <= 4 &&
+            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '7'; });
+        if (!is_octal) {
+          return fail(key + " = " + in_quotes(digits) + ": not an octal mode such as \"0660\"");
+        }
+        const std::int64_t mode = std::stoll(digits, nullptr, 8);
+        if (mode < s.min || mode > s.max) return out_of_range(in_quotes(digits));
+        return settings::value{mode};
+      }
+    }
+    return wrong_type();
+  }
+
+  std::string source_;
+  config config_;
+  stage stage_ = stage::defaults;
+  std::vector<pending_error> errors_;
+  std::map<std::string_view, std::string, std::less<>> origins_;  // key -> where it was set
+};
+
+template <typename ReadDocument>
+load_result load(std::string_view source_name, const std::vector<std::string>& overrides,
+                 ReadDocument read_document) {
+  try {
+    loader l{source_name};
+    l.apply_defaults();
+    read_document(l);
+    for (const std::string& o : overrides) l.apply_override(o);
+    l.check_relations();
+    return std::move(l).finish();
+  } catch (const std::exception& e) {  // the promise is "no exceptions escape"; bad_alloc here
+    load_result failed;
+    failed.errors.push_back(std::string{source_name} + ": internal error: " + e.what());
+    return failed;
+  }
+}
+
+struct file_closer {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+// The file's bytes, or nullopt with `error` set to the reason.
+std::optional<std::string> read_file(const std::filesystem::path& file, std::string& error) {
+  const std::unique_ptr<std::FILE, file_closer> f{std::fopen(file.c_str(), "rb")};
+  if (!f) {
+    error = std::error_code{errno, std::generic_category()}.message();
+    return std::nullopt;
+  }
+  std::string text;
+  std::array<char, 8192> buffer{};
+  for (;;) {
+    const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), f.get());
+    text.append(buffer.data(), n);
+    if (text.size() > max_file_size) {
+      error = "larger than " + std::to_string(max_file_size) + " bytes";
+      return std::nullopt;
+    }
+    if (n < buffer.size()) break;
+  }
+  if (std::ferror(f.get()) != 0) {
+    error = std::error_code{errno, std::generic_category()}.message();
+    return std::nullopt;
+  }
+  return text;
+}
+
+void append_comment(std::string& out, std::string_view text) {
+  std::string line = "#";
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t end = std::min(text.find(' ', pos), text.size());
+    const std::string_view word = text.substr(pos, end - pos);
+    if (line.size() > 1 && line.size() + 1 + word.size() > comment_width) {
+      out += line + "\n";
+      line = "#";
+    }
+    line += " ";
+    line += word;
+    pos = end + 1;
+  }
+  out += line + "\n";
+}
+
+std::string facts(const setting& s) {
+  std::string out = "default " + std::string{s.default_value};
+  switch (s.type) {
+    case value_type::integer:
+    case value_type::duration:
+    case value_type::file_mode:
+      out += ", range " + range_text(s);
+      break;
+    case value_type::choice:
+      out += ", one of " + join(s.choices, ", ");
+      break;
+    case value_type::text:
+    case value_type::text_list:
+      break;
+  }
+  out += s.when == settings::applies::on_reload ? "; applied on reload" : "; applied on restart";
+  return out;
+}
+
+constexpr std::string_view reference_header =
+    R"(# rcptguard settings (TOML).
+#
+# Every setting is listed with its default, its bounds, and whether a running daemon applies a
+# change on reload (SIGHUP) or only on restart. A setting left out keeps its default, so this
+# file can be cut down to the lines you change. Unknown keys are errors, never ignored.
+#
+# Durations are strings with a unit: "500ms", "10s", "5m", "2h" or "60d"; a bare integer means
+# seconds. Check a file with `rcptguard -t -c FILE`; `-o section.key=value` on the command line
+# overrides one setting.
+)";
+
+}  // namespace
+
+load_result load_config(const std::filesystem::path& file,
+                        const std::vector<std::string>& overrides) {
+  const std::string name = file.string();
+  return load(name, overrides, [&](loader& l) {
+    std::string why;
+    if (const auto text = read_file(file, why)) {
+      l.apply_document(*text);
+    } else {
+      l.report(name + ": cannot read: " + why);
+    }
+  });
+}
+
+load_result load_config_string(std::string_view toml_text,
+                               const std::vector<std::string>& overrides,
+                               std::string_view source_name) {
+  return load(source_name, overrides, [&](loader& l) { l.apply_document(toml_text); });
+}
+
+config default_config() {
+  load_result defaults = load_config_string({}, {}, "defaults");
+  if (!defaults.settings) {
+    // The settings table contradicts itself; the config tests exist to make this unreachable.
+    for (const std::string& e : defaults.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    std::abort();
+  }
+  return std::move(*defaults.settings);
+}
+
+std::string render_reference() {
+  std::string out{reference_header};
+  for (const settings::section& section : settings::sections()) {
+    out += "\n[" + std::string{section.name} + "]\n";
+    append_comment(out, section.doc);
+    for (const setting& s : settings::all()) {
+      if (s.section() != section.name) continue;
+      out += "\n";
+      append_comment(out, s.doc);
+      append_comment(out, facts(s));
+      out += std::string{s.name()} + " = " + std::string{s.default_value} + "\n";
+    }
+  }
+  return out;
+}
+
+std::vector<setting_change> changed_settings(const config& before, const config& after) {
+  std::vector<setting_change> changes;
+  for (const setting& s : settings::all()) {
+    if (!s.field.equal(before, after)) {
+      changes.push_back({s.key, s.when == settings::applies::on_reload});
+    }
+  }
+  return changes;
+}
+
+}  // namespace rcptguard

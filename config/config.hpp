@@ -1,0 +1,133 @@
+// The daemon's settings as typed structs, and loading them from a TOML file plus `-o` overrides.
+// Every key, its default, bounds and documentation is declared once, in the table in
+// settings.cpp; loading, default_config(), the sample file and the reload diff all derive from it.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/limits.hpp"
+
+namespace rcptguard {
+
+// Each enum's names are listed beside it, in enumerator order: the table stores a setting's
+// position in this list, so the two cannot disagree.
+
+/// What to answer when rcptguard itself fails on a well-formed request.
+enum class internal_error_policy : std::uint8_t { fail_open, disconnect };
+inline constexpr std::array<std::string_view, 2> internal_error_policy_names{"fail-open",
+                                                                             "disconnect"};
+
+enum class log_target : std::uint8_t { stderr_stream, syslog, file };
+inline constexpr std::array<std::string_view, 3> log_target_names{"stderr", "syslog", "file"};
+
+enum class log_level : std::uint8_t { trace, debug, info, warn, error };
+inline constexpr std::array<std::string_view, 5> log_level_names{"trace", "debug", "info", "warn",
+                                                                 "error"};
+
+/// monitor: verdicts are logged and stored, Postfix always gets DUNNO. enforce: defers are sent.
+enum class detection_mode : std::uint8_t { monitor, enforce };
+inline constexpr std::array<std::string_view, 2> detection_mode_names{"monitor", "enforce"};
+
+/// The configuration spelling of each value, e.g. "fail-open".
+inline std::string_view to_string(internal_error_policy v) {
+  return internal_error_policy_names.at(static_cast<std::size_t>(v));
+}
+inline std::string_view to_string(log_target v) {
+  return log_target_names.at(static_cast<std::size_t>(v));
+}
+inline std::string_view to_string(log_level v) {
+  return log_level_names.at(static_cast<std::size_t>(v));
+}
+inline std::string_view to_string(detection_mode v) {
+  return detection_mode_names.at(static_cast<std::size_t>(v));
+}
+
+// The members below are zero-initialised placeholders, not defaults: a second set of defaults
+// here could drift from the table. Start from default_config() or a load_config() result.
+
+struct server_settings {
+  /// "inet:HOST:PORT", "inet:[IPV6]:PORT" or "unix:/abs/path"; see parse_endpoint().
+  std::vector<std::string> listen;
+  /// CIDRs of TCP peers we serve; see parse_cidr().
+  std::vector<std::string> allow_clients;
+  std::uint32_t unix_socket_mode{};  ///< permission bits, 0 to 0777
+  std::string unix_socket_group;     ///< empty: leave the group alone
+  std::string user;                  ///< empty: do not drop privileges
+  std::size_t max_connections{};
+  std::chrono::milliseconds idle_timeout{};
+  /// From a request's first byte to its end, however many reads that takes.
+  std::chrono::milliseconds request_timeout{};
+  internal_error_policy on_internal_error{};
+};
+
+struct log_settings {
+  log_target target{};
+  std::string file;  ///< set whenever target is file
+  log_level level{};
+  std::chrono::milliseconds summary_interval{};  ///< zero: no periodic summary
+};
+
+struct store_settings {
+  std::string path;
+  std::chrono::milliseconds flush_interval{};
+  std::size_t queue_capacity{};
+  std::chrono::milliseconds retention{};
+};
+
+struct detection_settings {
+  detection_mode mode{};
+  /// Accepted by protocol::parse_configured_action(), checked when loading.
+  std::string defer_action;
+};
+
+struct config {
+  server_settings server;
+  protocol::limits limits;
+  log_settings log;
+  store_settings store;
+  detection_settings detection;
+};
+
+/// Either a complete, validated config or every problem found, never both.
+struct load_result {
+  std::optional<config> settings;
+  /// One line each, "where: what", e.g. "rcptguard.toml:3:1: unknown key 'server.lisen'".
+  std::vector<std::string> errors;
+
+  bool ok() const { return settings.has_value(); }
+};
+
+/// Reads and validates a settings file, then applies `overrides` ("section.key=value", like
+/// `postconf -o`) on top. Never throws; an unreadable file is an error naming path and reason.
+load_result load_config(const std::filesystem::path& file,
+                        const std::vector<std::string>& overrides);
+
+/// As load_config() for text already in memory; `source_name` prefixes error positions.
+load_result load_config_string(std::string_view toml_text,
+                               const std::vector<std::string>& overrides,
+                               std::string_view source_name);
+
+/// Every setting at its default.
+config default_config();
+
+/// A commented TOML file listing every setting with its default, bounds and documentation.
+/// etc/rcptguard.toml is exactly this text.
+std::string render_reference();
+
+struct setting_change {
+  std::string_view key;  ///< "section.name"
+  bool reloadable;       ///< false: the running daemon keeps the old value until a restart
+};
+
+/// The settings whose values differ, in table order; what a reload reports and acts on.
+std::vector<setting_change> changed_settings(const config& before, const config& after);
+
+}  // namespace rcptguard

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12 packages, exactly what rcptguard needs to build (and, with --test,
+# to run its tests: GoogleTest plus a real Postfix and swaks for the end-to-end test).
+# Idempotent; needs root (or sudo) for apt-get.
+set -euo pipefail
+
+build_packages=(
+  g++ cmake ninja-build pkg-config
+  libboost-dev          # Boost.Asio: sockets, timers, signals
+  libsqlitecpp-dev libsqlite3-dev sqlite3  # the store, and the sqlite3 shell for analysts
+  libspdlog-dev libfmt-dev                 # logging
+  libcxxopts-dev        # command line
+  libtomlplusplus-dev   # settings file
+  libssl-dev            # SHA-256 of attachments
+  libgmime-3.0-dev      # MIME parsing in the spool scanner
+)
+test_packages=(libgtest-dev libgmock-dev)
+
+want=("${build_packages[@]}")
+with_tests=0
+if [[ "${1:-}" == "--test" ]]; then
+  want+=("${test_packages[@]}")
+  with_tests=1
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ((with_tests)); then
+  "${sudo_cmd[@]}" bash "$(dirname "$0")/install-postfix-for-tests.sh"
+fi

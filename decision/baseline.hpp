@@ -1,0 +1,54 @@
+// The learned baseline: from a recipient's hourly history, how many RCPTs (and distinct senders)
+// to expect in the coming hour and day. Pure functions of their inputs, so the same history
+// gives the same baseline after a restart, in log replay and in tests.
+//
+// Model, per target hour t:
+//  - own(t) = 0.5 x median of the same hour-of-week over the past `weeks` weeks
+//           + 0.5 x median of the same hour-of-day over the past `recent_days` days
+//    (only the daily median with fewer than two weekly samples; the median of the last 24 hours
+//    with fewer than three daily ones). Medians ignore a flooded week or day entirely.
+//  - spread(t) = MAD of those samples; day(t) = median of the last daily totals.
+//  - Before `min_history_hours` of own history, blended linearly with the server-wide prior.
+//  - Rise cap: the baseline is recomputed for the same hour on every past day of the history,
+//    and each day's value may exceed the previous day's by at most max_rise_per_day. A slow ramp
+//    therefore raises it by at most (1 + r)^days, whatever the medians say.
+//  - The result is the largest of the next `lookahead_hours`, then clipped to the ceiling.
+// A missing hour in the history counts as zero: the store keeps only hours with traffic.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "decision/events.hpp"
+#include "decision/settings.hpp"
+
+namespace rcptguard::decision {
+
+struct baseline {
+  double hourly = 0.0;          ///< expected RCPTs in one hour
+  double spread = 0.0;          ///< their median absolute deviation
+  double senders_hourly = 0.0;  ///< expected distinct senders in one hour
+  double daily = 0.0;           ///< expected RCPTs in 24 hours
+  std::uint32_t history_hours = 0;  ///< own history behind the estimate (0 = prior only)
+};
+
+/// What a recipient without history is assumed to get: a quantile of everybody's mean.
+struct baseline_prior {
+  double hourly = 0.25;
+  double spread = 0.25;
+  double senders_hourly = 0.25;
+  double daily = 6.0;
+};
+
+/// The prior from all recipients with at least min_history_hours of history; `fallback` when
+/// fewer than prior_min_recipients qualify.
+baseline_prior compute_prior(std::span<const recipient_history> histories, std::int64_t now_unix,
+                             const baseline_settings& config, const baseline_prior& fallback);
+
+/// The baseline for the hour containing `now_unix`. `hours` ascending by hour_start; entries at
+/// or after the current hour are ignored (that hour is still being counted).
+baseline compute_baseline(std::span<const hourly_count> hours, std::int64_t now_unix,
+                          const baseline_prior& prior, const baseline_settings& config,
+                          double ceiling_per_hour);
+
+}  // namespace rcptguard::decision

@@ -1,0 +1,122 @@
+// What the decision engine reports for persistence, and what it is given back at start-up.
+// These plain structs are the whole contract between decision/ (pure) and store/ (SQLite):
+// the engine appends records to an outbox, the server moves them to the store's queue, and
+// at start-up the store reads a restore_snapshot that the engine loads before serving.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/time.hpp"
+
+namespace rcptguard::decision {
+
+/// Where an observation came from; the two are never double-counted for the same message.
+enum class event_source : std::uint8_t { policy, log };
+
+/// The verdict levels, in order of severity.
+enum class verdict_level : std::uint8_t { dunno, warn, defer };
+
+/// One recipient of one message. `accepted` is false for an RCPT that was counted as an
+/// attempt only (the transaction never reached END-OF-MESSAGE or the hook is absent).
+struct delivery_record {
+  time_point at;
+  std::string recipient;  ///< normalised key (lower-case, extension stripped)
+  std::string sender;     ///< normalised; empty for the null sender <>
+  std::string client;     ///< client address, IPv6 aggregated to the configured prefix
+  std::uint64_t size = 0;
+  bool accepted = false;
+  event_source source = event_source::policy;
+};
+
+/// One named, weighted reason behind a verdict, with the numbers it judged.
+struct reason {
+  std::string name;     ///< stable identifier: "volume_10m", "sender_diversity", ...
+  double weight = 0.0;  ///< contribution to the score
+  double observed = 0.0;
+  double baseline = 0.0;
+  std::string detail;  ///< short human text: "240 msgs/10m, baseline 6"
+};
+
+/// A non-DUNNO verdict as answered (or, for log replay, as it would have been answered).
+struct verdict_record {
+  time_point at;
+  std::string recipient;
+  std::string sender;
+  std::string client;
+  verdict_level level = verdict_level::dunno;
+  double score = 0.0;
+  std::string action_text;  ///< exactly what was sent to Postfix after "action="
+  std::vector<reason> reasons;
+  event_source source = event_source::policy;
+};
+
+/// An alert episode per recipient: opened at the first WARN/DEFER, updated at each new peak,
+/// closed when the recipient has cooled down. The store keys episodes by (recipient, started).
+struct episode_record {
+  std::string recipient;
+  time_point started;
+  time_point updated;
+  bool ended = false;
+  verdict_level peak_level = verdict_level::warn;
+  double peak_score = 0.0;
+  std::string peak_window;  ///< window name of the strongest volume reason, e.g. "10m"
+  double peak_observed = 0.0;
+  double peak_baseline = 0.0;
+  std::string summary;  ///< the explanation text at the peak
+  event_source source = event_source::policy;
+};
+
+/// Everything the engine produced since the last drain; moved to the store in one piece.
+struct outbox {
+  std::vector<delivery_record> deliveries;
+  std::vector<verdict_record> verdicts;
+  std::vector<episode_record> episodes;
+
+  bool empty() const { return deliveries.empty() && verdicts.empty() && episodes.empty(); }
+  void clear() {
+    deliveries.clear();
+    verdicts.clear();
+    episodes.clear();
+  }
+};
+
+/// Hourly history of one recipient, the input of the baseline model.
+struct hourly_count {
+  std::int64_t hour_start = 0;  ///< Unix seconds, a multiple of 3600
+  std::uint32_t accepted = 0;
+  std::uint32_t attempted = 0;
+  std::uint32_t distinct_senders = 0;
+};
+
+/// Per-minute counts of the last 24 hours, so the sliding windows survive a restart.
+struct minute_count {
+  std::string recipient;
+  std::int64_t minute_start = 0;  ///< Unix seconds, a multiple of 60
+  std::uint32_t accepted = 0;
+  std::uint32_t attempted = 0;
+};
+
+struct recipient_history {
+  std::string recipient;
+  std::vector<hourly_count> hours;  ///< ascending hour_start
+};
+
+struct correspondent_pair {
+  std::string recipient;
+  std::string sender;
+  std::int64_t first_seen = 0;  ///< Unix seconds
+  std::int64_t last_seen = 0;
+  std::uint32_t messages = 0;
+};
+
+/// What the store hands the engine at start-up (and, for histories, periodically after).
+struct restore_snapshot {
+  std::vector<minute_count> recent_minutes;
+  std::vector<recipient_history> histories;
+  std::vector<correspondent_pair> correspondents;
+  std::vector<episode_record> open_episodes;
+};
+
+}  // namespace rcptguard::decision

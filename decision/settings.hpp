@@ -1,0 +1,184 @@
+// Every knob of the decision engine, with its default and the reason for it. The config
+// loader fills these plain structs; the engine only reads them.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/reply.hpp"
+
+namespace rcptguard::decision {
+
+/// Whether rcptguard may ever answer DEFER.
+enum class detection_mode : std::uint8_t {
+  monitor,  ///< WARN instead of DEFER; the verdict record still says it would have deferred
+  enforce,
+};
+
+/// Whether Postfix also queries us from smtpd_end_of_data_restrictions.
+enum class eom_hook : std::uint8_t {
+  /// RCPTs count as accepted until the first END-OF-MESSAGE request arrives, then two-phase.
+  auto_detect,
+  present,  ///< two-phase from the start: RCPT is tentative until END-OF-MESSAGE
+  absent,   ///< every RCPT that we do not defer counts as accepted at once
+};
+
+/// When a window's message count becomes a warning and a deferral. A point is
+/// max(floor, factor x expected), so a quiet mailbox needs the floor and a busy one the factor.
+struct window_thresholds {
+  std::uint32_t warn_floor = 0;
+  double warn_factor = 0.0;
+  std::uint32_t defer_floor = 0;
+  double defer_factor = 0.0;
+};
+
+/// Everything a recipient class (or one recipient) may override.
+struct thresholds {
+  /// 1 minute: only bursts far above any normal delivery pattern; lists deliver in bursts.
+  window_thresholds minute{12, 30.0, 30, 60.0};
+  /// 10 minutes: the main flood detector. 20 mails in 10 minutes is a flood for a mailbox that
+  /// normally gets a few an hour; 8x / 15x of the learned rate leaves room for busy days.
+  window_thresholds ten_minutes{20, 8.0, 40, 15.0};
+  /// 1 hour: catches floods paced to stay under the 10-minute floor (one a minute all hour).
+  window_thresholds hour{60, 5.0, 120, 10.0};
+  /// 24 hours: slow floods; a day's volume is steadier than an hour's, so smaller factors.
+  window_thresholds day{400, 4.0, 1000, 8.0};
+
+  /// Score scale: a window at its warn point scores 1.0, at its defer point 2.0.
+  double warn_score = 1.0;
+  double defer_score = 2.0;
+  /// Hysteresis: a flagged recipient keeps its level until the score stays below these for
+  /// cool_down. Half a level below the entry point, so one quiet minute does not release a flood.
+  double warn_exit_score = 0.5;
+  double defer_exit_score = 1.0;
+  /// Long enough to outlast the gaps of a bursty flood, short enough to release within the hour.
+  std::chrono::seconds cool_down{std::chrono::minutes{15}};
+
+  /// The other signals only add weight when volume is already half-way to a warning: three
+  /// mails from three senders are not a subscription bomb.
+  double amplifier_gate = 0.5;
+  /// Distinct senders in 10 minutes (or in the hour) beyond max(floor, factor x expected):
+  /// subscription bombs are many distinct, individually legitimate senders.
+  std::uint32_t sender_diversity_floor = 30;
+  double sender_diversity_factor = 4.0;
+  double sender_diversity_weight = 0.5;
+  /// Distinct clients in 10 minutes: botnets and list servers spread over many addresses.
+  std::uint32_t client_diversity_floor = 20;
+  double client_diversity_weight = 0.25;
+  /// One client sending most of a recipient's mail in a 10-minute epoch: single-source hammering.
+  double single_client_share = 0.8;
+  std::uint32_t single_client_min_messages = 20;  ///< the share means nothing on few messages
+  double single_client_weight = 0.5;
+  /// This recipient's share of all inbound RCPTs in 10 minutes, once the server-wide total is
+  /// large enough for a share to mean something.
+  double concentration_share = 0.25;
+  std::uint32_t concentration_min_total = 200;
+  double concentration_weight = 0.5;
+  /// Repeated identical attachments found in the mailbox by the spool scanner.
+  std::uint32_t evidence_min_repeats = 5;
+  std::chrono::seconds evidence_max_age{std::chrono::hours{24}};
+  /// Enough to lift a volume between the warn and defer points to DEFER.
+  double evidence_weight = 0.75;
+
+  /// Learned hourly baselines never exceed this (messages per hour): an attacker cannot teach
+  /// more, and accounts that really are busier belong in a class with a higher ceiling.
+  double baseline_ceiling_per_hour = 250.0;
+  /// Expected = median + weight x MAD, so mailboxes with a noisy normal get more room.
+  double baseline_spread_weight = 1.0;
+};
+
+/// Recipients that are busy by design (mailing lists, ticket queues, archive copies).
+struct recipient_class {
+  std::string name;                 ///< "lists", "tickets", "archive", ...
+  std::vector<std::string> recipients;  ///< exact, "*@domain", "@domain" or '*'/'?' wildcards
+  thresholds limits;
+};
+
+/// One recipient with its own thresholds; checked before the classes.
+struct recipient_override {
+  std::string recipient;
+  thresholds limits;
+};
+
+/// How the hourly history becomes an expectation (see baseline.hpp).
+struct baseline_settings {
+  /// A week of history covers every hour of the week once; before that the server-wide prior
+  /// is blended in.
+  std::uint32_t min_history_hours = 168;
+  /// Past weeks sampled for the same hour of the week; four weeks make a median that one
+  /// flooded week cannot move.
+  std::uint32_t weeks = 4;
+  /// Past days sampled for the same hour of the day.
+  std::uint32_t recent_days = 7;
+  /// A learned baseline rises at most this much per day, so a slow ramp stays visible.
+  double max_rise_per_day = 0.10;
+  /// Expectation = the largest of the next few hours, so a late history update errs towards
+  /// fewer alerts rather than more.
+  std::uint32_t lookahead_hours = 2;
+  /// The cold-start prior is this quantile of all recipients' mean hourly volume.
+  double prior_quantile = 0.5;
+  /// Floor of the prior and of the rise cap's base, so a silent mailbox can still learn.
+  double prior_floor_hourly = 0.25;
+  /// Fewer learned recipients than this leave the prior at its previous value.
+  std::size_t prior_min_recipients = 20;
+};
+
+struct settings {
+  /// Observe first: a fresh install must not defer anybody's mail before it is tuned.
+  detection_mode mode = detection_mode::monitor;
+  /// Detect rather than require: a missing hook must not blind detection.
+  eom_hook end_of_message_hook = eom_hook::auto_detect;
+
+  /// Postfix's recipient_delimiter default on most systems; bob+tag@x is bob@x's mailbox.
+  std::string recipient_delimiters = "+";
+  /// A /64 is one IPv6 subnet, usually one host or customer: per-address keys are free to rotate.
+  unsigned ipv6_prefix = 64;
+
+  /// About 200 MB of counters at most (see windows.hpp); the coldest key goes first.
+  std::size_t max_tracked_recipients = 1'000'000;
+  /// Sender/client pairs remembered for distinct counting (16 bytes each, 32 MB).
+  std::size_t pair_slots = std::size_t{1} << 21;
+  /// Correspondent pairs kept in memory (16 bytes each, 16 MB); the store keeps the rest.
+  std::size_t correspondent_slots = std::size_t{1} << 20;
+
+  /// smtpd has one open transaction per process; thousands of processes is already huge.
+  std::size_t max_open_transactions = 16384;
+  /// Postfix's smtpd_recipient_limit default: RCPTs beyond it are counted but not de-duplicated.
+  std::size_t max_recipients_per_transaction = 1000;
+  /// A DATA phase of a large message over a slow link can take many minutes.
+  std::chrono::seconds transaction_timeout{std::chrono::minutes{30}};
+  /// Postfix retries a failed policy request once after 1 s on a new connection; a closed
+  /// connection's transaction waits this long for that retry before it is rolled back.
+  std::chrono::seconds detached_transaction_grace{std::chrono::seconds{10}};
+
+  /// A correspondent counts only if first seen this long before the episode started, so the
+  /// first minutes of a flood cannot make its senders "known".
+  std::chrono::seconds correspondent_min_age{std::chrono::hours{1}};
+
+  /// What a DEFER verdict sends; the explanation is appended to the text. 4.2.1 is "mailbox
+  /// busy", the code Gmail and WildDuck use for a recipient receiving mail too fast.
+  protocol::policy_action defer_action{protocol::action_verb::defer_if_permit, {}, "4.2.1"};
+
+  /// An episode record is re-sent only when the score grew by this factor (or the level rose),
+  /// so a growing flood does not write one record per message.
+  double episode_peak_step = 1.25;
+  /// Idle keys without a learned baseline are forgotten after the 24-hour window emptied.
+  std::chrono::seconds idle_expiry{std::chrono::hours{25}};
+
+  thresholds defaults;
+  std::vector<recipient_class> classes;
+  std::vector<recipient_override> overrides;
+
+  /// Always DUNNO (still counted). Recipient and sender patterns as in recipient_class.
+  std::vector<std::string> allow_recipients;
+  std::vector<std::string> allow_senders;
+  /// CIDR ("192.0.2.0/24", "2001:db8::/32") or single addresses.
+  std::vector<std::string> allow_clients;
+
+  baseline_settings baseline;
+};
+
+}  // namespace rcptguard::decision

@@ -1,0 +1,222 @@
+#include "server/daemon.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <csignal>
+#include <memory>
+#include <stdexcept>
+
+#include "common/text.hpp"
+#include "config/address.hpp"
+#include "decision/engine.hpp"
+#include "server/listener.hpp"
+#include "server/logging.hpp"
+#include "server/policy_handler.hpp"
+#include "server/privileges.hpp"
+#include "server/session.hpp"
+#include "server/stats.hpp"
+
+namespace rcptguard::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+session_settings session_settings_from(const config& c) {
+  return session_settings{c.limits, c.server.idle_timeout, c.server.request_timeout,
+                          c.server.on_internal_error};
+}
+
+// The allowlist is parsed once per (re)load; config validation already proved every entry.
+std::vector<cidr> parse_allowlist(const std::vector<std::string>& entries) {
+  std::vector<cidr> nets;
+  for (const auto& entry : entries) {
+    std::string error;
+    if (auto net = parse_cidr(entry, error)) nets.push_back(*net);
+  }
+  return nets;
+}
+
+class daemon {
+ public:
+  daemon(daemon_options options, config initial, std::shared_ptr<spdlog::logger> log)
+      : options_(std::move(options)),
+        config_(std::move(initial)),
+        log_(std::move(log)),
+        signals_(io_, SIGTERM, SIGINT, SIGHUP),
+        summary_timer_(io_),
+        handler_(engine_, stats_, log_) {
+    context_.settings = session_settings_from(config_);
+    context_.handler = &handler_;
+    context_.stats = &stats_;
+    context_.log = log_;
+    allowlist_ = parse_allowlist(config_.server.allow_clients);
+  }
+
+  int run() {
+    listener_set listeners(io_, context_, [this](const asio::ip::address& address) {
+      return client_allowed(address);
+    });
+    listeners_ = &listeners;
+    listeners.set_max_connections(config_.server.max_connections);
+    for (const auto& text : config_.server.listen) {
+      std::string error;
+      const auto ep = parse_endpoint(text, error);
+      if (!ep) throw std::runtime_error("server.listen: " + error);
+      if (ep->kind == endpoint_kind::inet) {
+        listeners.bind_tcp(ep->host, ep->port);
+      } else {
+        listeners.bind_unix(ep->path, {config_.server.unix_socket_mode,
+                                       config_.server.unix_socket_group});
+      }
+      log_->info("LISTEN {}", text);
+    }
+    drop_privileges(config_.server.user);
+    if (::geteuid() == 0) {
+      log_->warn("running as root: set server.user to drop privileges after binding");
+    }
+    wait_for_signal();
+    schedule_summary();
+    listeners.start_accepting();
+    log_->info("STARTED rcptguard {} mode={} pid={}", RCPTGUARD_VERSION,
+               to_string(config_.detection.mode), ::getpid());
+    io_.run();
+    listeners_ = nullptr;
+    log_summary("FINAL");
+    log_->info("STOPPED after draining {} connection(s)", stats_.connections_accepted);
+    log_->flush();
+    return 0;
+  }
+
+ private:
+  bool client_allowed(const asio::ip::address& address) const {
+    if (address.is_v4()) {
+      const auto bytes = address.to_v4().to_bytes();
+      for (const auto& net : allowlist_) {
+        if (net.contains(bytes)) return true;
+      }
+      return false;
+    }
+    const auto bytes = address.to_v6().to_bytes();
+    for (const auto& net : allowlist_) {
+      if (net.contains(bytes)) return true;
+    }
+    return false;
+  }
+
+  void wait_for_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        reload();
+        wait_for_signal();
+        return;
+      }
+      log_->info("SHUTDOWN on signal {}: no new connections, finishing requests in flight",
+                 signal);
+      shutdown();
+    });
+  }
+
+  void shutdown() {
+    signals_.cancel();
+    summary_timer_.cancel();
+    if (listeners_ != nullptr) listeners_->shutdown();
+  }
+
+  void reload() {
+    const load_result loaded = load_config(options_.config_file, options_.overrides);
+    if (!loaded.ok()) {
+      for (const auto& error : loaded.errors) log_->error("RELOAD REJECTED {}", error);
+      log_->error("RELOAD REJECTED: keeping the running configuration");
+      return;
+    }
+    const config& next = *loaded.settings;
+    std::size_t applied = 0;
+    for (const auto& change : changed_settings(config_, next)) {
+      if (change.reloadable) {
+        ++applied;
+      } else {
+        log_->warn("RELOAD {} changed: takes effect after a restart", change.key);
+      }
+    }
+    // Only reloadable parts move; startup-only ones (sockets, user, store path) stay as bound.
+    config_.limits = next.limits;
+    config_.server.idle_timeout = next.server.idle_timeout;
+    config_.server.request_timeout = next.server.request_timeout;
+    config_.server.on_internal_error = next.server.on_internal_error;
+    config_.server.max_connections = next.server.max_connections;
+    config_.server.allow_clients = next.server.allow_clients;
+    config_.log.level = next.log.level;
+    config_.log.summary_interval = next.log.summary_interval;
+    config_.detection = next.detection;
+    context_.settings = session_settings_from(config_);
+    allowlist_ = parse_allowlist(config_.server.allow_clients);
+    if (listeners_ != nullptr) listeners_->set_max_connections(config_.server.max_connections);
+    log_->set_level(to_spdlog(config_.log.level));
+    schedule_summary();
+    log_->info("RELOADED {}: {} setting(s) applied", options_.config_file.string(), applied);
+  }
+
+  void schedule_summary() {
+    summary_timer_.cancel();
+    if (config_.log.summary_interval.count() == 0) return;
+    summary_timer_.expires_after(config_.log.summary_interval);
+    summary_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      log_summary("SUMMARY");
+      schedule_summary();
+    });
+  }
+
+  void log_summary(const char* tag) {
+    std::string drops;
+    for (std::size_t i = 0; i < drop_reason_count; ++i) {
+      if (stats_.drops.at(i) == 0) continue;
+      fmt::format_to(std::back_inserter(drops), " {}={}", to_string(static_cast<drop_reason>(i)),
+                     stats_.drops.at(i));
+    }
+    log_->info(
+        "{} requests={} dunno={} warn={} defer={} connections={} open={} peak_open={} "
+        "idle_closed={} internal_errors={} dropped:{}",
+        tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer,
+        stats_.connections_accepted, stats_.connections_open, stats_.peak_connections,
+        stats_.idle_timeouts, stats_.internal_errors_answered, drops.empty() ? " none" : drops);
+  }
+
+  daemon_options options_;
+  config config_;
+  std::shared_ptr<spdlog::logger> log_;
+  asio::io_context io_{1};
+  asio::signal_set signals_;
+  asio::steady_timer summary_timer_;
+  server_stats stats_;
+  decision::engine engine_;
+  policy_handler handler_;
+  session_context context_;
+  std::vector<cidr> allowlist_;
+  listener_set* listeners_ = nullptr;
+};
+
+}  // namespace
+
+int run_daemon(const daemon_options& options, config initial) {
+  std::shared_ptr<spdlog::logger> log;
+  try {
+    log = make_logger(initial.log);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "rcptguard: fatal: {}\n", e.what());
+    return 1;
+  }
+  try {
+    daemon d(options, std::move(initial), log);
+    return d.run();
+  } catch (const std::exception& e) {
+    log->critical("FATAL {}", e.what());
+    log->flush();
+    return 1;
+  }
+}
+
+}  // namespace rcptguard::server

@@ -1,0 +1,44 @@
+// Counters for the periodic summary line and for tests. Owned by the network thread; the store
+// writer keeps its own atomics.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "protocol/parser.hpp"
+
+namespace rcptguard::server {
+
+/// Why a connection ended without a reply, each with its own counter (greppable in logs).
+enum class drop_reason : std::uint8_t {
+  parse_error,
+  request_timeout,
+  internal_error,
+  connection_limit,
+  client_not_allowed,
+};
+inline constexpr std::size_t drop_reason_count = 5;
+
+std::string_view to_string(drop_reason reason);
+
+struct server_stats {
+  std::uint64_t requests = 0;
+  std::uint64_t dunno = 0;
+  std::uint64_t warn = 0;
+  std::uint64_t defer = 0;
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_open = 0;
+  std::uint64_t peak_connections = 0;
+  std::uint64_t idle_timeouts = 0;
+  std::uint64_t internal_errors_answered = 0;  ///< faults answered DUNNO under fail-open
+  std::array<std::uint64_t, drop_reason_count> drops{};
+  std::array<std::uint64_t, 16> parse_errors{};  ///< indexed by protocol::parse_error
+
+  void count_drop(drop_reason reason) { ++drops.at(static_cast<std::size_t>(reason)); }
+  void count_parse_error(protocol::parse_error error) {
+    ++parse_errors.at(static_cast<std::size_t>(error));
+  }
+};
+
+}  // namespace rcptguard::server

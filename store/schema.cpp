@@ -1,0 +1,315 @@
+// The rcptguard schema as a list of migration steps, and the open sequence that applies them.
+#include "store/schema.hpp"
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+
+namespace rcptguard::store {
+namespace {
+
+// Identifies a file as ours in the SQLite header ("rcpg"), so a foreign database given by
+// mistake is refused instead of having our tables added to it.
+constexpr int application_id = 0x72637067;
+
+struct migration {
+  int version;
+  const char* sql;
+};
+
+// Times are stored as integer Unix seconds (what the daemon joins and compares on); each has a
+// VIRTUAL generated *_utc twin in ISO-8601, which costs no space and reads well in sqlite3.
+// Counts per recipient are keyed by the normalised recipient the engine uses.
+constexpr const char* schema_v1 = R"sql(
+CREATE TABLE recipient_hourly (
+  recipient        TEXT    NOT NULL,
+  hour_start       INTEGER NOT NULL,            -- Unix seconds, multiple of 3600
+  accepted         INTEGER NOT NULL DEFAULT 0,  -- messages that reached END-OF-MESSAGE
+  attempted        INTEGER NOT NULL DEFAULT 0,  -- all RCPTs counted, accepted ones included
+  distinct_senders INTEGER NOT NULL DEFAULT 0,  -- exact, see recipient_hour_sender
+  bytes            INTEGER NOT NULL DEFAULT 0,  -- sum of accepted message sizes
+  hour_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', hour_start, 'unixepoch')) VIRTUAL,
+  PRIMARY KEY (recipient, hour_start)
+) WITHOUT ROWID;
+CREATE INDEX recipient_hourly_by_hour ON recipient_hourly (hour_start);
+
+-- The last ~25 hours at minute resolution, so the sliding windows survive a restart.
+CREATE TABLE recipient_minute (
+  recipient    TEXT    NOT NULL,
+  minute_start INTEGER NOT NULL,                -- Unix seconds, multiple of 60
+  accepted     INTEGER NOT NULL DEFAULT 0,
+  attempted    INTEGER NOT NULL DEFAULT 0,
+  minute_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', minute_start, 'unixepoch')) VIRTUAL,
+  PRIMARY KEY (recipient, minute_start)
+) WITHOUT ROWID;
+CREATE INDEX recipient_minute_by_minute ON recipient_minute (minute_start);
+
+-- Which senders were already counted in recipient_hourly.distinct_senders for an hour. Kept for
+-- two hours only; it makes the count exact across batches, restarts and replayed logs.
+CREATE TABLE recipient_hour_sender (
+  recipient  TEXT    NOT NULL,
+  hour_start INTEGER NOT NULL,
+  sender     TEXT    NOT NULL,                  -- '' is the null sender <>
+  PRIMARY KEY (recipient, hour_start, sender)
+) WITHOUT ROWID;
+CREATE INDEX recipient_hour_sender_by_hour ON recipient_hour_sender (hour_start);
+
+-- Sender -> recipient history from accepted mail: these senders are not deferred in a flood.
+CREATE TABLE correspondent (
+  recipient  TEXT    NOT NULL,
+  sender     TEXT    NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL,
+  messages   INTEGER NOT NULL DEFAULT 0,
+  first_seen_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', first_seen, 'unixepoch')) VIRTUAL,
+  last_seen_utc  TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', last_seen, 'unixepoch')) VIRTUAL,
+  PRIMARY KEY (recipient, sender)
+) WITHOUT ROWID;
+CREATE INDEX correspondent_by_last_seen ON correspondent (last_seen);
+
+-- Every non-DUNNO verdict as answered to Postfix (or, for replayed logs, as it would have been).
+CREATE TABLE verdict (
+  id          INTEGER PRIMARY KEY,
+  at          INTEGER NOT NULL,
+  recipient   TEXT    NOT NULL,
+  sender      TEXT    NOT NULL,
+  client      TEXT    NOT NULL,
+  level       TEXT    NOT NULL,                 -- 'warn' or 'defer'
+  score       REAL    NOT NULL,
+  action_text TEXT    NOT NULL,                 -- exactly what followed "action="
+  source      TEXT    NOT NULL,                 -- 'policy' or 'log'
+  at_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch')) VIRTUAL
+);
+CREATE INDEX verdict_by_recipient ON verdict (recipient, at);
+CREATE INDEX verdict_by_at ON verdict (at);
+
+CREATE TABLE verdict_reason (
+  verdict_id INTEGER NOT NULL REFERENCES verdict (id) ON DELETE CASCADE,
+  ordinal    INTEGER NOT NULL,                  -- order the engine listed the reasons in
+  name       TEXT    NOT NULL,
+  weight     REAL    NOT NULL,
+  observed   REAL    NOT NULL,
+  baseline   REAL    NOT NULL,
+  detail     TEXT    NOT NULL,
+  PRIMARY KEY (verdict_id, ordinal)
+) WITHOUT ROWID;
+
+-- One row per alert episode; the engine re-sends it at each new peak and when it ends.
+CREATE TABLE episode (
+  id            INTEGER PRIMARY KEY,
+  recipient     TEXT    NOT NULL,
+  started       INTEGER NOT NULL,
+  updated       INTEGER NOT NULL,
+  ended         INTEGER NOT NULL DEFAULT 0,     -- 0 open, 1 closed
+  ended_at      INTEGER,                        -- NULL while open
+  peak_level    TEXT    NOT NULL,
+  peak_score    REAL    NOT NULL,
+  peak_window   TEXT    NOT NULL,
+  peak_observed REAL    NOT NULL,
+  peak_baseline REAL    NOT NULL,
+  summary       TEXT    NOT NULL,
+  source        TEXT    NOT NULL,
+  started_utc  TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', started, 'unixepoch')) VIRTUAL,
+  updated_utc  TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', updated, 'unixepoch')) VIRTUAL,
+  ended_at_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', ended_at, 'unixepoch')) VIRTUAL,
+  UNIQUE (recipient, started)
+);
+CREATE INDEX episode_open ON episode (started) WHERE ended = 0;
+CREATE INDEX episode_by_started ON episode (started);
+CREATE INDEX episode_by_updated ON episode (updated);
+
+CREATE VIEW v_alerts AS
+SELECT e.id,
+       e.recipient,
+       CASE e.ended WHEN 1 THEN 'closed' ELSE 'open' END AS state,
+       e.started_utc,
+       e.updated_utc,
+       e.ended_at_utc,
+       COALESCE(e.ended_at, e.updated) - e.started AS duration_s,
+       printf('%dh%02dm', (COALESCE(e.ended_at, e.updated) - e.started) / 3600,
+              (COALESCE(e.ended_at, e.updated) - e.started) % 3600 / 60) AS duration,
+       e.peak_level,
+       e.peak_score,
+       e.peak_window,
+       e.peak_observed,
+       e.peak_baseline,
+       e.summary,
+       (SELECT count(*) FROM verdict v
+         WHERE v.recipient = e.recipient
+           AND v.at BETWEEN e.started AND COALESCE(e.ended_at, e.updated)) AS verdicts,
+       e.source,
+       e.started,
+       e.updated,
+       e.ended_at
+  FROM episode e;
+
+-- Reasons come out in ordinal order because verdict_reason is clustered on (verdict_id, ordinal).
+CREATE VIEW v_verdicts AS
+SELECT v.id,
+       v.at_utc,
+       v.recipient,
+       v.sender,
+       v.client,
+       v.level,
+       v.score,
+       v.action_text,
+       (SELECT group_concat(r.name || '=' || printf('%.2f', r.weight) ||
+                            CASE WHEN r.detail <> '' THEN ' (' || r.detail || ')' ELSE '' END, '; ')
+          FROM verdict_reason r WHERE r.verdict_id = v.id) AS reasons,
+       v.source,
+       v.at
+  FROM verdict v;
+
+-- The 24 hours up to the newest hour recorded (so a copied or stale database still answers),
+-- or up to now when there is no data at all.
+CREATE VIEW v_top_recipients_24h AS
+WITH newest AS (
+  SELECT COALESCE(max(hour_start), CAST(strftime('%s', 'now') AS INTEGER) / 3600 * 3600) AS hour_start
+    FROM recipient_hourly
+)
+SELECT h.recipient,
+       sum(h.accepted) AS accepted,
+       sum(h.attempted) AS attempted,
+       sum(h.bytes) AS bytes,
+       max(h.distinct_senders) AS peak_hourly_senders,
+       count(*) AS active_hours,
+       strftime('%Y-%m-%dT%H:%M:%SZ', newest.hour_start - 82800, 'unixepoch') AS window_start_utc
+  FROM recipient_hourly h, newest
+ WHERE h.hour_start > newest.hour_start - 86400
+ GROUP BY h.recipient
+ ORDER BY accepted DESC, h.recipient;
+
+CREATE VIEW v_recipient_hourly AS
+SELECT recipient,
+       hour_utc,
+       CAST(strftime('%w', hour_start, 'unixepoch') AS INTEGER) AS weekday,  -- 0 = Sunday
+       CAST(strftime('%H', hour_start, 'unixepoch') AS INTEGER) AS hour_of_day,
+       accepted,
+       attempted,
+       distinct_senders,
+       bytes,
+       hour_start
+  FROM recipient_hourly;
+)sql";
+
+// Append-only: a released step is never edited, later changes (spool evidence, ingest
+// positions) come as new steps.
+constexpr migration migrations[] = {
+    {1, schema_v1},
+};
+static_assert(std::size(migrations) == schema_version, "one migration step per schema version");
+
+int pragma_int(SQLite::Database& db, const char* pragma) { return db.execAndGet(pragma).getInt(); }
+
+// Refuses a file that another program created, before anything is written to it.
+void check_ownership(SQLite::Database& db) {
+  const int app_id = pragma_int(db, "PRAGMA application_id");
+  if (app_id == application_id) return;
+  if (app_id != 0) {
+    throw schema_error("database " + db.getFilename() + " belongs to another application");
+  }
+  const int objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
+  if (objects != 0) {
+    throw schema_error("database " + db.getFilename() +
+                       " is not an rcptguard database (it already has tables)");
+  }
+}
+
+void check_not_newer(SQLite::Database& db, int version) {
+  if (version > schema_version) {
+    throw schema_error("database " + db.getFilename() + " has schema version " +
+                       std::to_string(version) + ", newer than the " +
+                       std::to_string(schema_version) + " this rcptguard knows; upgrade rcptguard");
+  }
+}
+
+// Creates the file ourselves so its mode (inherited by -wal and -shm) is not left to the umask.
+void create_private_file(const std::string& path, unsigned mode) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        static_cast<mode_t>(mode));
+  if (fd >= 0) {
+    ::close(fd);
+    return;
+  }
+  if (errno == EEXIST) return;  // opened below, and refused there if it is a symlink
+  throw schema_error("cannot create database " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+int user_version(SQLite::Database& db) { return pragma_int(db, "PRAGMA user_version"); }
+
+void migrate(SQLite::Database& db) {
+  // The common case, an up-to-date file, needs no write lock.
+  const int found = user_version(db);
+  check_not_newer(db, found);
+  if (found == schema_version) return;
+  for (const migration& step : migrations) {
+    // IMMEDIATE takes the write lock before the version is read, so two processes opening a
+    // fresh file cannot both apply the same step.
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    const int current = user_version(db);
+    check_not_newer(db, current);
+    if (current >= step.version) continue;  // tx rolls back an empty transaction
+    if (current != step.version - 1) {
+      throw schema_error("database " + db.getFilename() + " is at schema version " +
+                         std::to_string(current) + ", expected " +
+                         std::to_string(step.version - 1));
+    }
+    check_ownership(db);
+    db.exec(step.sql);
+    // PRAGMAs cannot take bound parameters; both values are compile-time integers.
+    db.exec("PRAGMA application_id = " + std::to_string(application_id));
+    db.exec("PRAGMA user_version = " + std::to_string(step.version));
+    tx.commit();
+  }
+}
+
+SQLite::Database open_read_write(const open_options& options) {
+  create_private_file(options.path, options.file_mode);
+  try {
+    SQLite::Database db(options.path,
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOFOLLOW,
+                        static_cast<int>(options.busy_timeout.count()));
+    check_not_newer(db, user_version(db));
+    // journal_mode cannot change inside a transaction, so it is set before migrating.
+    const std::string mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();
+    if (mode != "wal") {
+      throw schema_error("database " + options.path + " cannot use WAL (journal_mode=" + mode +
+                         ")");
+    }
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    migrate(db);
+    return db;
+  } catch (const SQLite::Exception& e) {
+    if (e.getExtendedErrorCode() == SQLITE_CANTOPEN_SYMLINK) {
+      throw schema_error("database " + options.path + " is a symbolic link; refusing it");
+    }
+    throw;
+  }
+}
+
+SQLite::Database open_read_only(const std::string& path, std::chrono::milliseconds busy_timeout) {
+  try {
+    SQLite::Database db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOFOLLOW,
+                        static_cast<int>(busy_timeout.count()));
+    const int version = user_version(db);
+    check_not_newer(db, version);
+    if (version < 1) throw schema_error("database " + path + " has no rcptguard schema yet");
+    return db;
+  } catch (const SQLite::Exception& e) {
+    if (e.getExtendedErrorCode() == SQLITE_CANTOPEN_SYMLINK) {
+      throw schema_error("database " + path + " is a symbolic link; refusing it");
+    }
+    throw;
+  }
+}
+
+}  // namespace rcptguard::store

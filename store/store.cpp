@@ -1,0 +1,392 @@
+// Batch writes, the start-up snapshot and pruning over one SQLite connection.
+#include "store/store.hpp"
+
+#include <SQLiteCpp/Transaction.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+
+namespace rcptguard::store {
+namespace {
+
+using decision::event_source;
+using decision::verdict_level;
+
+constexpr std::int64_t seconds_per_hour = 3600;
+
+std::int64_t floor_to(std::int64_t t, std::int64_t step) {
+  const std::int64_t rem = t % step;
+  return rem < 0 ? t - rem - step : t - rem;
+}
+
+const char* level_text(verdict_level level) {
+  switch (level) {
+    case verdict_level::dunno:
+      return "dunno";
+    case verdict_level::warn:
+      return "warn";
+    case verdict_level::defer:
+      return "defer";
+  }
+  return "warn";
+}
+
+verdict_level level_from(std::string_view text) {
+  if (text == "defer") return verdict_level::defer;
+  if (text == "dunno") return verdict_level::dunno;
+  return verdict_level::warn;
+}
+
+const char* source_text(event_source source) {
+  return source == event_source::log ? "log" : "policy";
+}
+
+event_source source_from(std::string_view text) {
+  return text == "log" ? event_source::log : event_source::policy;
+}
+
+std::uint32_t clamp_u32(std::int64_t v) {
+  return static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(v, 0, std::numeric_limits<std::uint32_t>::max()));
+}
+
+std::int64_t clamp_i64(std::uint64_t v) {
+  return static_cast<std::int64_t>(
+      std::min<std::uint64_t>(v, std::numeric_limits<std::int64_t>::max()));
+}
+
+std::int64_t to_i64(std::size_t v) { return clamp_i64(v); }
+
+// A statement whose last step failed stays in that error until reset; tryReset clears it
+// without rethrowing the old error, so every use starts from a clean state.
+SQLite::Statement& fresh(SQLite::Statement& statement) {
+  statement.tryReset();
+  return statement;
+}
+
+struct hour_totals {
+  std::int64_t accepted = 0;
+  std::int64_t attempted = 0;
+  std::int64_t distinct_senders = 0;
+  std::int64_t bytes = 0;
+};
+
+struct minute_totals {
+  std::int64_t accepted = 0;
+  std::int64_t attempted = 0;
+};
+
+struct pair_totals {
+  std::int64_t first_seen = std::numeric_limits<std::int64_t>::max();
+  std::int64_t last_seen = std::numeric_limits<std::int64_t>::min();
+  std::int64_t messages = 0;
+};
+
+// Keys view the batch's strings; the batch outlives the aggregation.
+using recipient_time = std::pair<std::string_view, std::int64_t>;
+
+}  // namespace
+
+store::store(store_options options)
+    : options_(std::move(options)),
+      db_(open_read_write(options_.database)),
+      upsert_hourly_(db_, R"sql(
+        INSERT INTO recipient_hourly (recipient, hour_start, accepted, attempted, distinct_senders, bytes)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        ON CONFLICT (recipient, hour_start) DO UPDATE SET
+          accepted = accepted + excluded.accepted,
+          attempted = attempted + excluded.attempted,
+          distinct_senders = distinct_senders + excluded.distinct_senders,
+          bytes = bytes + excluded.bytes)sql"),
+      upsert_minute_(db_, R"sql(
+        INSERT INTO recipient_minute (recipient, minute_start, accepted, attempted)
+        VALUES (?1, ?2, ?3, ?4)
+        ON CONFLICT (recipient, minute_start) DO UPDATE SET
+          accepted = accepted + excluded.accepted,
+          attempted = attempted + excluded.attempted)sql"),
+      insert_hour_sender_(db_, R"sql(
+        INSERT INTO recipient_hour_sender (recipient, hour_start, sender) VALUES (?1, ?2, ?3)
+        ON CONFLICT DO NOTHING)sql"),
+      upsert_correspondent_(db_, R"sql(
+        INSERT INTO correspondent (recipient, sender, first_seen, last_seen, messages)
+        VALUES (?1, ?2, ?3, ?4, ?5)
+        ON CONFLICT (recipient, sender) DO UPDATE SET
+          first_seen = min(first_seen, excluded.first_seen),
+          last_seen = max(last_seen, excluded.last_seen),
+          messages = messages + excluded.messages)sql"),
+      insert_verdict_(db_, R"sql(
+        INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql"),
+      insert_reason_(db_, R"sql(
+        INSERT INTO verdict_reason (verdict_id, ordinal, name, weight, observed, baseline, detail)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7))sql"),
+      // The engine's latest record of an episode is authoritative, so it replaces the row.
+      upsert_episode_(db_, R"sql(
+        INSERT INTO episode (recipient, started, updated, ended, ended_at, peak_level, peak_score,
+                             peak_window, peak_observed, peak_baseline, summary, source)
+        VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 THEN ?3 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+        ON CONFLICT (recipient, started) DO UPDATE SET
+          updated = excluded.updated,
+          ended = excluded.ended,
+          ended_at = excluded.ended_at,
+          peak_level = excluded.peak_level,
+          peak_score = excluded.peak_score,
+          peak_window = excluded.peak_window,
+          peak_observed = excluded.peak_observed,
+          peak_baseline = excluded.peak_baseline,
+          summary = excluded.summary,
+          source = excluded.source)sql"),
+      prune_hourly_(db_, R"sql(
+        DELETE FROM recipient_hourly WHERE (recipient, hour_start) IN (
+          SELECT recipient, hour_start FROM recipient_hourly WHERE hour_start < ?1 LIMIT ?2))sql"),
+      prune_minute_(db_, R"sql(
+        DELETE FROM recipient_minute WHERE (recipient, minute_start) IN (
+          SELECT recipient, minute_start FROM recipient_minute WHERE minute_start < ?1 LIMIT ?2))sql"),
+      prune_hour_sender_(db_, R"sql(
+        DELETE FROM recipient_hour_sender WHERE (recipient, hour_start, sender) IN (
+          SELECT recipient, hour_start, sender FROM recipient_hour_sender
+           WHERE hour_start < ?1 LIMIT ?2))sql"),
+      prune_correspondent_(db_, R"sql(
+        DELETE FROM correspondent WHERE (recipient, sender) IN (
+          SELECT recipient, sender FROM correspondent WHERE last_seen < ?1 LIMIT ?2))sql"),
+      // Reasons go with their verdict through ON DELETE CASCADE.
+      prune_verdict_(db_, R"sql(
+        DELETE FROM verdict WHERE id IN (SELECT id FROM verdict WHERE at < ?1 LIMIT ?2))sql"),
+      // An episode still open but not updated for the whole retention lost its closing record
+      // (e.g. dropped in an outage); it goes too, or it would be restored forever.
+      prune_episode_(db_, R"sql(
+        DELETE FROM episode WHERE id IN (SELECT id FROM episode WHERE updated < ?1 LIMIT ?2))sql") {}
+
+void store::apply(const decision::outbox& batch) {
+  if (batch.empty()) return;
+  // IMMEDIATE takes the write lock up front, so a busy database fails here (after busy_timeout)
+  // rather than half-way through the batch.
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  write_deliveries(batch.deliveries);
+  for (const decision::verdict_record& verdict : batch.verdicts) write_verdict(verdict);
+  for (const decision::episode_record& episode : batch.episodes) write_episode(episode);
+  tx.commit();
+}
+
+void store::write_deliveries(const std::vector<decision::delivery_record>& deliveries) {
+  std::map<recipient_time, hour_totals> hours;
+  std::map<recipient_time, minute_totals> minutes;
+  std::map<std::pair<std::string_view, std::string_view>, pair_totals> pairs;
+  // Saves a database round trip for a sender repeated within the batch, the usual flood shape.
+  std::set<std::tuple<std::string_view, std::int64_t, std::string_view>> senders_seen;
+
+  for (const decision::delivery_record& d : deliveries) {
+    const std::int64_t at = to_unix_seconds(d.at);
+    const std::int64_t hour = floor_to(at, seconds_per_hour);
+    hour_totals& h = hours[{d.recipient, hour}];
+    minute_totals& m = minutes[{d.recipient, floor_to(at, 60)}];
+    ++h.attempted;
+    ++m.attempted;
+    if (senders_seen.emplace(d.recipient, hour, d.sender).second &&
+        first_sender_of_hour(d.recipient, hour, d.sender)) {
+      ++h.distinct_senders;
+    }
+    if (!d.accepted) continue;
+    ++h.accepted;
+    ++m.accepted;
+    h.bytes += clamp_i64(d.size);
+    if (d.sender.empty()) continue;
+    pair_totals& p = pairs[{d.recipient, d.sender}];
+    p.first_seen = std::min(p.first_seen, at);
+    p.last_seen = std::max(p.last_seen, at);
+    ++p.messages;
+  }
+
+  for (const auto& [key, h] : hours) {
+    SQLite::Statement& st = fresh(upsert_hourly_);
+    st.bind(1, std::string{key.first});
+    st.bind(2, key.second);
+    st.bind(3, h.accepted);
+    st.bind(4, h.attempted);
+    st.bind(5, h.distinct_senders);
+    st.bind(6, h.bytes);
+    st.exec();
+  }
+  for (const auto& [key, m] : minutes) {
+    SQLite::Statement& st = fresh(upsert_minute_);
+    st.bind(1, std::string{key.first});
+    st.bind(2, key.second);
+    st.bind(3, m.accepted);
+    st.bind(4, m.attempted);
+    st.exec();
+  }
+  for (const auto& [key, p] : pairs) {
+    SQLite::Statement& st = fresh(upsert_correspondent_);
+    st.bind(1, std::string{key.first});
+    st.bind(2, std::string{key.second});
+    st.bind(3, p.first_seen);
+    st.bind(4, p.last_seen);
+    st.bind(5, p.messages);
+    st.exec();
+  }
+}
+
+// Distinct senders are counted exactly: the (recipient, hour, sender) key is recorded in the
+// same transaction as the count, so neither a later batch, a restart nor replayed log lines
+// count a sender twice. The keys are pruned once their hour is over.
+bool store::first_sender_of_hour(std::string_view recipient, std::int64_t hour,
+                                 std::string_view sender) {
+  SQLite::Statement& st = fresh(insert_hour_sender_);
+  st.bind(1, std::string{recipient});
+  st.bind(2, hour);
+  st.bind(3, std::string{sender});
+  return st.exec() == 1;
+}
+
+void store::write_verdict(const decision::verdict_record& verdict) {
+  SQLite::Statement& st = fresh(insert_verdict_);
+  st.bind(1, to_unix_seconds(verdict.at));
+  st.bind(2, verdict.recipient);
+  st.bind(3, verdict.sender);
+  st.bind(4, verdict.client);
+  st.bind(5, level_text(verdict.level));
+  st.bind(6, verdict.score);
+  st.bind(7, verdict.action_text);
+  st.bind(8, source_text(verdict.source));
+  st.exec();
+  const std::int64_t id = db_.getLastInsertRowid();
+  std::int64_t ordinal = 0;
+  for (const decision::reason& r : verdict.reasons) {
+    SQLite::Statement& rs = fresh(insert_reason_);
+    rs.bind(1, id);
+    rs.bind(2, ordinal++);
+    rs.bind(3, r.name);
+    rs.bind(4, r.weight);
+    rs.bind(5, r.observed);
+    rs.bind(6, r.baseline);
+    rs.bind(7, r.detail);
+    rs.exec();
+  }
+}
+
+void store::write_episode(const decision::episode_record& episode) {
+  SQLite::Statement& st = fresh(upsert_episode_);
+  st.bind(1, episode.recipient);
+  st.bind(2, to_unix_seconds(episode.started));
+  st.bind(3, to_unix_seconds(episode.updated));
+  st.bind(4, episode.ended ? 1 : 0);
+  st.bind(5, level_text(episode.peak_level));
+  st.bind(6, episode.peak_score);
+  st.bind(7, episode.peak_window);
+  st.bind(8, episode.peak_observed);
+  st.bind(9, episode.peak_baseline);
+  st.bind(10, episode.summary);
+  st.bind(11, source_text(episode.source));
+  st.exec();
+}
+
+decision::restore_snapshot store::load_snapshot(time_point now) {
+  const std::int64_t t = to_unix_seconds(now);
+  decision::restore_snapshot snapshot;
+  // One read transaction, so the four parts agree with each other.
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::DEFERRED);
+
+  SQLite::Statement minutes(db_, R"sql(
+    SELECT recipient, minute_start, accepted, attempted FROM recipient_minute
+     WHERE minute_start >= ?1 ORDER BY minute_start, recipient)sql");
+  minutes.bind(1, floor_to(t, 60) - std::chrono::seconds{recent_minutes_loaded}.count() + 60);
+  while (minutes.executeStep()) {
+    snapshot.recent_minutes.push_back({minutes.getColumn(0).getString(),
+                                       minutes.getColumn(1).getInt64(),
+                                       clamp_u32(minutes.getColumn(2).getInt64()),
+                                       clamp_u32(minutes.getColumn(3).getInt64())});
+  }
+
+  SQLite::Statement hours(db_, R"sql(
+    SELECT recipient, hour_start, accepted, attempted, distinct_senders FROM recipient_hourly
+     WHERE hour_start >= ?1 ORDER BY recipient, hour_start)sql");
+  const std::int64_t history_hours = std::int64_t{options_.history_weeks} * 7 * 24;
+  hours.bind(1, floor_to(t, seconds_per_hour) - (history_hours - 1) * seconds_per_hour);
+  while (hours.executeStep()) {
+    std::string recipient = hours.getColumn(0).getString();
+    if (snapshot.histories.empty() || snapshot.histories.back().recipient != recipient) {
+      snapshot.histories.push_back({std::move(recipient), {}});
+    }
+    snapshot.histories.back().hours.push_back({hours.getColumn(1).getInt64(),
+                                               clamp_u32(hours.getColumn(2).getInt64()),
+                                               clamp_u32(hours.getColumn(3).getInt64()),
+                                               clamp_u32(hours.getColumn(4).getInt64())});
+  }
+
+  SQLite::Statement pairs(db_, R"sql(
+    SELECT recipient, sender, first_seen, last_seen, messages FROM correspondent
+     ORDER BY last_seen DESC LIMIT ?1)sql");
+  pairs.bind(1, to_i64(options_.correspondent_limit));
+  while (pairs.executeStep()) {
+    snapshot.correspondents.push_back(
+        {pairs.getColumn(0).getString(), pairs.getColumn(1).getString(),
+         pairs.getColumn(2).getInt64(), pairs.getColumn(3).getInt64(),
+         clamp_u32(pairs.getColumn(4).getInt64())});
+  }
+
+  SQLite::Statement episodes(db_, R"sql(
+    SELECT recipient, started, updated, peak_level, peak_score, peak_window, peak_observed,
+           peak_baseline, summary, source
+      FROM episode WHERE ended = 0 ORDER BY started)sql");
+  while (episodes.executeStep()) {
+    decision::episode_record e;
+    e.recipient = episodes.getColumn(0).getString();
+    e.started = from_unix_seconds(episodes.getColumn(1).getInt64());
+    e.updated = from_unix_seconds(episodes.getColumn(2).getInt64());
+    e.ended = false;
+    e.peak_level = level_from(episodes.getColumn(3).getText());
+    e.peak_score = episodes.getColumn(4).getDouble();
+    e.peak_window = episodes.getColumn(5).getString();
+    e.peak_observed = episodes.getColumn(6).getDouble();
+    e.peak_baseline = episodes.getColumn(7).getDouble();
+    e.summary = episodes.getColumn(8).getString();
+    e.source = source_from(episodes.getColumn(9).getText());
+    snapshot.open_episodes.push_back(std::move(e));
+  }
+  tx.commit();
+  return snapshot;
+}
+
+std::uint64_t store::prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,
+                                 std::size_t& chunks_left, bool& complete) {
+  std::uint64_t deleted = 0;
+  while (chunks_left > 0) {
+    --chunks_left;
+    SQLite::Statement& st = fresh(chunk_delete);
+    st.bind(1, cutoff);
+    st.bind(2, to_i64(options_.prune_chunk_rows));
+    // Autocommit: each chunk is its own short write transaction, so a pending batch waits for
+    // at most one chunk.
+    const int n = st.exec();
+    deleted += static_cast<std::uint64_t>(n);
+    if (static_cast<std::size_t>(n) < options_.prune_chunk_rows) return deleted;
+  }
+  complete = false;
+  return deleted;
+}
+
+prune_result store::prune(time_point now, std::chrono::seconds retention) {
+  const std::int64_t t = to_unix_seconds(now);
+  const std::int64_t horizon = t - retention.count();
+  prune_result result;
+  std::size_t chunks_left = options_.prune_max_chunks;
+  // Cheapest and most time-critical first: minute rows and sender keys grow fastest.
+  result.rows_deleted +=
+      prune_table(prune_minute_, t - std::chrono::seconds{minute_rows_kept}.count(), chunks_left,
+                  result.complete);
+  result.rows_deleted += prune_table(prune_hour_sender_,
+                                     floor_to(t, seconds_per_hour) - seconds_per_hour,
+                                     chunks_left, result.complete);
+  result.rows_deleted += prune_table(prune_hourly_, horizon, chunks_left, result.complete);
+  result.rows_deleted += prune_table(prune_verdict_, horizon, chunks_left, result.complete);
+  result.rows_deleted += prune_table(prune_episode_, horizon, chunks_left, result.complete);
+  result.rows_deleted += prune_table(prune_correspondent_, horizon, chunks_left, result.complete);
+  return result;
+}
+
+}  // namespace rcptguard::store

@@ -1,0 +1,92 @@
+// The SQLite side of persistence: writes the engine's outbox in batches, reads back what the
+// engine needs at start-up, and prunes by age. One connection, used by one thread only.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "common/time.hpp"
+#include "decision/events.hpp"
+#include "store/schema.hpp"
+
+namespace rcptguard::store {
+
+struct store_options {
+  open_options database;
+  /// Weeks of hourly history handed to the baseline model (8 weeks = 1344 hours).
+  int history_weeks = 8;
+  /// Most correspondent pairs loaded at start-up, most recently seen first.
+  std::size_t correspondent_limit = 200'000;
+  /// Rows deleted per prune statement; each chunk is its own short write transaction.
+  std::size_t prune_chunk_rows = 1000;
+  /// Chunks per prune() call over all tables, so one call's work is bounded.
+  std::size_t prune_max_chunks = 50;
+};
+
+struct prune_result {
+  std::uint64_t rows_deleted = 0;
+  /// False when the chunk budget ran out with rows still due; call prune() again.
+  bool complete = true;
+};
+
+/// Row and window horizons that do not depend on configuration.
+inline constexpr std::chrono::hours minute_rows_kept{25};  ///< 24 h of windows plus slack
+inline constexpr std::chrono::hours recent_minutes_loaded{24};
+
+class store {
+ public:
+  /// Opens and migrates the database (see open_read_write); throws on failure.
+  explicit store(store_options options);
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  /// Writes one batch in one transaction, all or nothing. Deliveries become hourly and
+  /// per-minute upserts (attempted counts every record, accepted and bytes only accepted ones),
+  /// exact distinct senders per recipient-hour, and correspondents from accepted mail with a
+  /// non-null sender (a bounce is not correspondence). Throws SQLite::Exception; on throw
+  /// nothing of the batch is stored and the batch can be applied again.
+  void apply(const decision::outbox& batch);
+
+  /// What the engine needs to resume: minute rows of the last 24 h, hourly histories of the
+  /// last history_weeks, the most recent correspondents, and the episodes still open.
+  decision::restore_snapshot load_snapshot(time_point now);
+
+  /// Deletes rows older than `retention` (hourly counts, verdicts with their reasons, episodes
+  /// not updated since, correspondents not seen since), minute rows older than 25 h and
+  /// distinct-sender keys of hours before the previous one. Bounded work per call.
+  prune_result prune(time_point now, std::chrono::seconds retention);
+
+ private:
+  void write_deliveries(const std::vector<decision::delivery_record>& deliveries);
+  bool first_sender_of_hour(std::string_view recipient, std::int64_t hour,
+                            std::string_view sender);
+  void write_verdict(const decision::verdict_record& verdict);
+  void write_episode(const decision::episode_record& episode);
+  std::uint64_t prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,
+                            std::size_t& chunks_left, bool& complete);
+
+  store_options options_;
+  SQLite::Database db_;
+  // Prepared once; declared after db_ so they are finalised before the connection closes.
+  SQLite::Statement upsert_hourly_;
+  SQLite::Statement upsert_minute_;
+  SQLite::Statement insert_hour_sender_;
+  SQLite::Statement upsert_correspondent_;
+  SQLite::Statement insert_verdict_;
+  SQLite::Statement insert_reason_;
+  SQLite::Statement upsert_episode_;
+  SQLite::Statement prune_hourly_;
+  SQLite::Statement prune_minute_;
+  SQLite::Statement prune_hour_sender_;
+  SQLite::Statement prune_correspondent_;
+  SQLite::Statement prune_verdict_;
+  SQLite::Statement prune_episode_;
+};
+
+}  // namespace rcptguard::store

@@ -1,0 +1,460 @@
+// Loading settings: defaults, every kind of error with its position, bounds at and past each
+// limit (driven by the table itself), cross-field checks, overrides and reload diffs.
+#include "config/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "config/duration.hpp"
+#include "config/settings.hpp"
+
+namespace rcptguard {
+namespace {
+
+using namespace std::chrono_literals;
+using settings::value_type;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+load_result load(std::string_view text, const std::vector<std::string>& overrides = {}) {
+  return load_config_string(text, overrides, "t.toml");
+}
+
+// The single error a load produced, or "" after a test failure saying what came instead.
+std::string only_error(const load_result& r) {
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.errors.size(), 1U) << ::testing::PrintToString(r.errors);
+  return r.errors.empty() ? std::string{} : r.errors.front();
+}
+
+// One setting as a document; the value lands on line 2.
+std::string document(const settings::setting& s, std::string_view value) {
+  return "[" + std::string{s.section()} + "]\n" + std::string{s.name()} + " = " +
+         std::string{value} + "\n";
+}
+
+std::string document(std::string_view key, std::string_view value) {
+  return document(*settings::find(key), value);
+}
+
+// A value for every key that differs from its default; the coverage test below keeps it whole.
+const std::map<std::string_view, std::string_view> non_default_values{
+    {"server.listen", R"(["unix:/run/rcptguard.sock"])"},
+    {"server.allow_clients", R"(["10.0.0.0/8"])"},
+    {"server.unix_socket_mode", R"("0600")"},
+    {"server.unix_socket_group", R"("postfix")"},
+    {"server.user", R"("rcptguard")"},
+    {"server.max_connections", "10"},
+    {"server.idle_timeout", R"("5m")"},
+    {"server.request_timeout", R"("2s")"},
+    {"server.on_internal_error", R"("disconnect")"},
+    {"limits.max_line", "4096"},
+    {"limits.max_attributes", "64"},
+    {"limits.max_request", "131072"},
+    {"log.target", R"("syslog")"},
+    {"log.file", R"("/var/log/rcptguard.log")"},
+    {"log.level", R"("debug")"},
+    {"log.summary_interval", R"("0s")"},
+    {"store.path", R"("/var/lib/rcptguard/rcptguard.db")"},
+    {"store.flush_interval", R"("1s")"},
+    {"store.queue_capacity", "1000"},
+    {"store.retention", R"("30d")"},
+    {"detection.mode", R"("enforce")"},
+    {"detection.defer_action", R"("DEFER 4.7.1")"},
+};
+
+// Settings whose bounds tests need a partner moved out of the way: max_line <= max_request.
+const std::map<std::string_view, std::string> partner_override{
+    {"limits.max_line", "limits.max_request=16777216"},
+    {"limits.max_request", "limits.max_line=256"},
+};
+
+std::vector<std::string> partner_of(std::string_view key) {
+  const auto it = partner_override.find(key);
+  if (it == partner_override.end()) return {};
+  return {it->second};
+}
+
+bool is_ranged(const settings::setting& s) {
+  return s.type == value_type::integer || s.type == value_type::duration ||
+         s.type == value_type::file_mode;
+}
+
+// `v` written the way the sample file writes values of this setting's type.
+std::string spelled(const settings::setting& s, std::int64_t v) {
+  if (s.type == value_type::duration) {
+    return "\"" + format_duration(std::chrono::milliseconds{v}) + "\"";
+  }
+  if (s.type == value_type::file_mode) {
+    std::string digits(4, '0');
+    for (auto it = digits.rbegin(); it != digits.rend(); ++it, v >>= 3) {
+      *it = static_cast<char>('0' + (v & 7));
+    }
+    return "\"" + digits + "\"";
+  }
+  return std::to_string(v);
+}
+
+TEST(Defaults, LoadFromAnEmptyFile) {
+  const load_result r = load("");
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  const config& c = *r.settings;
+  EXPECT_EQ(c.server.listen, std::vector<std::string>{"inet:127.0.0.1:10041"});
+  EXPECT_EQ(c.server.allow_clients, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(c.server.unix_socket_mode, 0660U);
+  EXPECT_EQ(c.server.unix_socket_group, "");
+  EXPECT_EQ(c.server.user, "");
+  EXPECT_EQ(c.server.max_connections, 1024U);
+  EXPECT_EQ(c.server.idle_timeout, 600s);
+  EXPECT_EQ(c.server.request_timeout, 10s);
+  EXPECT_EQ(c.server.on_internal_error, internal_error_policy::fail_open);
+  EXPECT_EQ(c.log.target, log_target::stderr_stream);
+  EXPECT_EQ(c.log.file, "");
+  EXPECT_EQ(c.log.level, log_level::info);
+  EXPECT_EQ(c.log.summary_interval, 60s);
+  EXPECT_EQ(c.store.path, "rcptguard.db");
+  EXPECT_EQ(c.store.flush_interval, 500ms);
+  EXPECT_EQ(c.store.queue_capacity, 100'000U);
+  EXPECT_EQ(c.store.retention, 60 * 24h);
+  EXPECT_EQ(c.detection.mode, detection_mode::monitor);
+  EXPECT_EQ(c.detection.defer_action, "DEFER_IF_PERMIT 4.2.1");
+}
+
+TEST(Defaults, LimitsAgreeWithTheProtocolLibrary) {
+  const protocol::limits table = default_config().limits;
+  const protocol::limits compiled{};
+  EXPECT_EQ(table.max_line, compiled.max_line);
+  EXPECT_EQ(table.max_attributes, compiled.max_attributes);
+  EXPECT_EQ(table.max_request, compiled.max_request);
+}
+
+TEST(Defaults, DefaultConfigIsTheEmptyFile) {
+  EXPECT_TRUE(changed_settings(default_config(), *load("").settings).empty());
+}
+
+TEST(Table, KeysAreUniqueAndInAKnownSection) {
+  std::set<std::string_view> keys;
+  std::set<std::string_view> sections;
+  for (const auto& section : settings::sections()) sections.insert(section.name);
+  for (const auto& s : settings::all()) {
+    EXPECT_TRUE(keys.insert(s.key).second) << s.key;
+    EXPECT_TRUE(sections.contains(s.section())) << s.key;
+    EXPECT_FALSE(s.doc.empty()) << s.key;
+    if (is_ranged(s)) {
+      EXPECT_LE(s.min, s.max) << s.key;
+    }
+    EXPECT_EQ(settings::find(s.key), &s);
+  }
+  EXPECT_EQ(settings::find("server.nope"), nullptr);
+}
+
+TEST(Table, NonDefaultValuesCoverEveryKey) {
+  for (const auto& s : settings::all()) EXPECT_TRUE(non_default_values.contains(s.key)) << s.key;
+  EXPECT_EQ(non_default_values.size(), settings::all().size());
+}
+
+TEST(Table, EveryKeyFillsItsOwnField) {
+  const config defaults = default_config();
+  for (const auto& [key, value] : non_default_values) {
+    const load_result r = load(document(key, value));
+    ASSERT_TRUE(r.ok()) << key << ": " << ::testing::PrintToString(r.errors);
+    const auto changes = changed_settings(defaults, *r.settings);
+    ASSERT_EQ(changes.size(), 1U) << key;
+    EXPECT_EQ(changes.front().key, key);
+  }
+}
+
+TEST(Values, AreStoredTyped) {
+  std::string doc;
+  std::string_view section;
+  for (const auto& s : settings::all()) {
+    if (s.section() != section) doc += "[" + std::string{section = s.section()} + "]\n";
+    doc += std::string{s.name()} + " = " + std::string{non_default_values.at(s.key)} + "\n";
+  }
+  const load_result r = load(doc);
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  const config& c = *r.settings;
+  EXPECT_EQ(c.server.unix_socket_mode, 0600U);
+  EXPECT_EQ(c.server.idle_timeout, 5min);
+  EXPECT_EQ(c.server.on_internal_error, internal_error_policy::disconnect);
+  EXPECT_EQ(c.limits.max_line, 4096U);
+  EXPECT_EQ(c.log.target, log_target::syslog);
+  EXPECT_EQ(c.log.level, log_level::debug);
+  EXPECT_EQ(c.log.summary_interval, 0s);
+  EXPECT_EQ(c.store.retention, 30 * 24h);
+  EXPECT_EQ(c.detection.mode, detection_mode::enforce);
+  EXPECT_EQ(changed_settings(default_config(), c).size(), settings::all().size());
+}
+
+TEST(Values, DurationAcceptsIntegerSeconds) {
+  const load_result r = load(document("server.idle_timeout", "300"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.settings->server.idle_timeout, 300s);
+  EXPECT_THAT(only_error(load(document("server.request_timeout", "1000"))),
+              HasSubstr("server.request_timeout = 1000 (seconds): out of range 100ms..5m"));
+}
+
+TEST(Bounds, ExactlyAtMinAndMaxAreAccepted) {
+  for (const auto& s : settings::all()) {
+    if (!is_ranged(s)) continue;
+    for (const std::int64_t v : {s.min, s.max}) {
+      const load_result r = load(document(s, spelled(s, v)), partner_of(s.key));
+      EXPECT_TRUE(r.ok()) << s.key << " = " << spelled(s, v) << ": "
+                          << ::testing::PrintToString(r.errors);
+    }
+  }
+}
+
+TEST(Bounds, OneBelowMinAndOneAboveMaxAreRefused) {
+  for (const auto& s : settings::all()) {
+    if (!is_ranged(s)) continue;
+    std::vector<std::string> outside{spelled(s, s.max + 1)};
+    // Below zero has no duration or mode spelling; integer seconds give durations one.
+    if (s.min > 0) outside.push_back(spelled(s, s.min - 1));
+    if (s.min == 0 && s.type == value_type::duration) outside.emplace_back("-1");
+    for (const std::string& value : outside) {
+      const std::string error = only_error(load(document(s, value), partner_of(s.key)));
+      EXPECT_THAT(error,
+                  AllOf(StartsWith("t.toml:2:"), HasSubstr(std::string{s.key} + " = " + value),
+                        HasSubstr(": out of range ")))
+          << s.key;
+    }
+  }
+}
+
+TEST(Bounds, RangeIsSpelledInTheSettingsUnit) {
+  EXPECT_THAT(only_error(load(document("server.idle_timeout", R"("999ms")"))),
+              HasSubstr("out of range 1s..1d"));
+  EXPECT_THAT(only_error(load(document("server.unix_socket_mode", R"("1000")"))),
+              HasSubstr("out of range 0000..0777"));
+}
+
+TEST(Errors, UnknownKeyNamesKeyAndPosition) {
+  EXPECT_EQ(only_error(load("[server]\nmax_connections = 5\nlisen = []\n")),
+            "t.toml:3:1: unknown key 'server.lisen'");
+}
+
+TEST(Errors, UnknownSectionNamesSectionAndPosition) {
+  EXPECT_THAT(only_error(load("\n[sever]\nlisten = []\n")),
+              AllOf(StartsWith("t.toml:2:"), HasSubstr("unknown section [sever]")));
+}
+
+TEST(Errors, KeyOutsideAnySection) {
+  EXPECT_THAT(only_error(load("listen = []\n")),
+              AllOf(StartsWith("t.toml:1:1:"), HasSubstr("unknown key 'listen'")));
+}
+
+TEST(Errors, SectionThatIsNotATable) {
+  EXPECT_THAT(only_error(load("server = 1\n")),
+              AllOf(StartsWith("t.toml:1:1:"), HasSubstr("'server' must be a table")));
+}
+
+TEST(Errors, WrongTypeNamesKeyExpectedTypeAndLine) {
+  EXPECT_EQ(only_error(load(document("server.max_connections", R"("many")"))),
+            "t.toml:2:19: server.max_connections: expected an integer, got a string");
+  EXPECT_THAT(only_error(load(document("server.listen", R"("inet:127.0.0.1:1")"))),
+              AllOf(StartsWith("t.toml:2:"),
+                    HasSubstr("server.listen: expected an array of strings, got a string")));
+  EXPECT_THAT(only_error(load(document("log.level", "3"))),
+              HasSubstr("log.level: expected a string, got an integer"));
+  EXPECT_THAT(only_error(load(document("server.idle_timeout", "1.5"))),
+              HasSubstr("server.idle_timeout: expected a duration"));
+  EXPECT_THAT(only_error(load(document("server.unix_socket_mode", "660"))),
+              HasSubstr("server.unix_socket_mode: expected an octal mode string"));
+}
+
+TEST(Errors, ListElementOfWrongTypeNamesIndexAndPosition) {
+  EXPECT_THAT(only_error(load(document("server.allow_clients", R"(["10.0.0.0/8", 5])"))),
+              AllOf(StartsWith("t.toml:2:32:"),
+                    HasSubstr("server.allow_clients[1]: expected a string, got an integer")));
+}
+
+TEST(Errors, BadDuration) {
+  for (const char* bad : {R"("10x")", R"("1.5s")", R"("-1s")", R"("")", R"("10 s")"}) {
+    EXPECT_THAT(only_error(load(document("store.flush_interval", bad))),
+                AllOf(StartsWith("t.toml:2:"),
+                      HasSubstr(std::string{"store.flush_interval = "} + bad + ": not a duration")))
+        << bad;
+  }
+}
+
+TEST(Errors, BadEnum) {
+  EXPECT_EQ(only_error(load(document("log.level", R"("verbose")"))),
+            R"(t.toml:2:9: log.level = "verbose": must be one of trace, debug, info, warn, error)");
+  EXPECT_THAT(only_error(load(document("server.on_internal_error", R"("Fail-Open")"))),
+              HasSubstr("must be one of fail-open, disconnect"));
+}
+
+TEST(Errors, BadEndpointNamesIndexAndReason) {
+  EXPECT_THAT(only_error(load(document("server.listen", R"(["unix:/a.sock", "tcp:1.2.3.4:25"])"))),
+              AllOf(StartsWith("t.toml:2:27:"),
+                    HasSubstr(R"(server.listen[1] = "tcp:1.2.3.4:25": expected inet:HOST:PORT)")));
+}
+
+TEST(Errors, BadCidr) {
+  EXPECT_THAT(only_error(load(document("server.allow_clients", R"(["10.0.0.1/8"])"))),
+              AllOf(StartsWith("t.toml:2:"),
+                    HasSubstr(R"(server.allow_clients[0] = "10.0.0.1/8": host bits are set)")));
+}
+
+TEST(Errors, BadDeferAction) {
+  for (const char* bad : {R"("REJECT")", R"("550 5.7.1")", R"("DEFER_IF_PERMIT go away")"}) {
+    EXPECT_THAT(only_error(load(document("detection.defer_action", bad))),
+                AllOf(StartsWith("t.toml:2:"),
+                      HasSubstr(std::string{"detection.defer_action = "} + bad + ": expected")))
+        << bad;
+  }
+  EXPECT_TRUE(load(document("detection.defer_action", R"("450 4.2.1")")).ok());
+}
+
+TEST(Errors, BadFileMode) {
+  EXPECT_THAT(only_error(load(document("server.unix_socket_mode", R"("0x1ff")"))),
+              HasSubstr(R"(server.unix_socket_mode = "0x1ff": not an octal mode)"));
+  EXPECT_THAT(only_error(load(document("server.unix_socket_mode", R"("rw-rw----")"))),
+              HasSubstr("not an octal mode"));
+}
+
+TEST(Errors, TomlSyntaxErrorHasAPosition) {
+  EXPECT_THAT(only_error(load("[server]\nmax_connections = \n")), StartsWith("t.toml:2:"));
+}
+
+TEST(Errors, AreAllCollected) {
+  const load_result r = load(
+      "[server]\nmax_connections = 0\nidle_timeout = \"soon\"\nbogus = 1\n[log]\nlevel = "
+      "\"loud\"\n");
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(r.settings.has_value());
+  ASSERT_EQ(r.errors.size(), 4U) << ::testing::PrintToString(r.errors);
+  EXPECT_THAT(r.errors[0], StartsWith("t.toml:2:"));
+  EXPECT_THAT(r.errors[1], StartsWith("t.toml:3:"));
+  EXPECT_THAT(r.errors[2], StartsWith("t.toml:4:"));
+  EXPECT_THAT(r.errors[3], StartsWith("t.toml:6:"));
+}
+
+TEST(Relations, ListenMustNotBeEmpty) {
+  EXPECT_THAT(only_error(load(document("server.listen", "[]"))),
+              AllOf(StartsWith("t.toml:2:"), HasSubstr("server.listen: must name at least one")));
+}
+
+TEST(Relations, ListenMustNotRepeatASocket) {
+  EXPECT_THAT(only_error(load(
+                  document("server.listen", R"(["inet:[::1]:25", "unix:/a", "inet:[0::1]:25"])"))),
+              AllOf(StartsWith("t.toml:2:"),
+                    HasSubstr(R"("inet:[0::1]:25" names the same socket as "inet:[::1]:25")")));
+}
+
+TEST(Relations, FileTargetNeedsAFile) {
+  EXPECT_THAT(only_error(load(document("log.target", R"("file")"))),
+              AllOf(StartsWith("t.toml:2:"), HasSubstr("log.file must be set")));
+  EXPECT_TRUE(load("[log]\ntarget = \"file\"\nfile = \"/var/log/rcptguard.log\"\n").ok());
+}
+
+TEST(Relations, MaxLineMustFitInMaxRequest) {
+  EXPECT_EQ(only_error(load("[limits]\nmax_request = 4096\n")),
+            "t.toml:2:15: limits.max_line (8192) must not exceed limits.max_request (4096)");
+  EXPECT_TRUE(load("[limits]\nmax_request = 8192\n").ok());
+}
+
+TEST(Overrides, ApplyOnTopOfTheFile) {
+  const load_result r =
+      load(document("log.level", R"("warn")"),
+           {"log.level=debug", "server.listen=inet:127.0.0.1:9999", "limits.max_line = 4096",
+            R"(server.allow_clients=["10.0.0.0/8","::1"])", "server.unix_socket_mode=0600",
+            "store.retention=7d", "server.idle_timeout=300", R"(store.path="/tmp/x y.db")"});
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  const config& c = *r.settings;
+  EXPECT_EQ(c.log.level, log_level::debug);
+  EXPECT_EQ(c.server.listen, std::vector<std::string>{"inet:127.0.0.1:9999"});
+  EXPECT_EQ(c.limits.max_line, 4096U);
+  EXPECT_EQ(c.server.allow_clients, (std::vector<std::string>{"10.0.0.0/8", "::1"}));
+  EXPECT_EQ(c.server.unix_socket_mode, 0600U);
+  EXPECT_EQ(c.store.retention, 7 * 24h);
+  EXPECT_EQ(c.server.idle_timeout, 300s);
+  EXPECT_EQ(c.store.path, "/tmp/x y.db");
+}
+
+TEST(Overrides, ABareStringForAListIsOneElement) {
+  const load_result r =
+      load("", {R"(server.listen="unix:/run/p.sock")", "server.allow_clients=::1"});
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  EXPECT_EQ(r.settings->server.listen, std::vector<std::string>{"unix:/run/p.sock"});
+  EXPECT_EQ(r.settings->server.allow_clients, std::vector<std::string>{"::1"});
+}
+
+TEST(Overrides, ANumberForATextSettingIsItsText) {
+  const load_result r = load("", {"server.user=1000", "detection.defer_action=450"});
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  EXPECT_EQ(r.settings->server.user, "1000");
+  EXPECT_EQ(r.settings->detection.defer_action, "450");
+}
+
+TEST(Overrides, UnknownKey) {
+  EXPECT_EQ(only_error(load("", {"server.lisen=inet:127.0.0.1:1"})),
+            "-o server.lisen=inet:127.0.0.1:1: unknown key 'server.lisen'");
+}
+
+TEST(Overrides, MissingEquals) {
+  EXPECT_EQ(only_error(load("", {"log.level"})), "-o log.level: expected section.key=value");
+}
+
+TEST(Overrides, BadValue) {
+  EXPECT_EQ(only_error(load("", {"limits.max_line=abc"})),
+            "-o limits.max_line=abc: limits.max_line: expected an integer, got a string");
+  EXPECT_EQ(
+      only_error(load("", {"log.level=loud"})),
+      R"(-o log.level=loud: log.level = "loud": must be one of trace, debug, info, warn, error)");
+  EXPECT_THAT(only_error(load("", {"server.listen=inet:nowhere"})),
+              StartsWith("-o server.listen=inet:nowhere: server.listen[0] = "));
+  EXPECT_THAT(only_error(load("", {"limits.max_request=1024"})),
+              StartsWith("-o limits.max_request=1024: limits.max_line (8192) must not exceed"));
+}
+
+TEST(Overrides, ErrorsAreCollectedWithFileErrors) {
+  const load_result r = load(document("log.level", R"("loud")"), {"log.target=tape", "x.y=1"});
+  EXPECT_EQ(r.errors.size(), 3U) << ::testing::PrintToString(r.errors);
+}
+
+TEST(LoadFile, MissingFileNamesPathAndReason) {
+  const load_result r = load_config("/nonexistent/rcptguard.toml", {});
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors.front(),
+            "/nonexistent/rcptguard.toml: cannot read: No such file or directory");
+}
+
+TEST(LoadFile, DirectoryIsRefused) {
+  const load_result r = load_config("/", {});
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors.front(), "/: cannot read: Is a directory");
+}
+
+TEST(LoadFile, OverrideErrorsAreReportedEvenWhenTheFileIsMissing) {
+  const load_result r = load_config("/nonexistent/rcptguard.toml", {"nope.nope=1"});
+  EXPECT_EQ(r.errors.size(), 2U);
+}
+
+TEST(ChangedSettings, SaysWhichNeedARestart) {
+  const config before = default_config();
+  config after = before;
+  after.server.listen = {"unix:/run/p.sock"};
+  after.log.level = log_level::debug;
+  const auto changes = changed_settings(before, after);
+  ASSERT_EQ(changes.size(), 2U);
+  EXPECT_EQ(changes[0].key, "server.listen");
+  EXPECT_FALSE(changes[0].reloadable);
+  EXPECT_EQ(changes[1].key, "log.level");
+  EXPECT_TRUE(changes[1].reloadable);
+}
+
+TEST(Enums, ToStringIsTheConfigSpelling) {
+  EXPECT_EQ(to_string(internal_error_policy::fail_open), "fail-open");
+  EXPECT_EQ(to_string(log_target::stderr_stream), "stderr");
+  EXPECT_EQ(to_string(log_level::error), "error");
+  EXPECT_EQ(to_string(detection_mode::enforce), "enforce");
+}
+
+}  // namespace
+}  // namespace rcptguard

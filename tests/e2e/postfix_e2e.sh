@@ -1,0 +1,532 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # the cleanup functions run from traps
+# End-to-end test of rcptguard with a real Postfix (Debian 12's postfix 3.7) and swaks.
+#
+#   postfix_e2e.sh --rcptguard BIN --config FILE [--flood]
+#
+# What it does, in a temporary directory and nowhere else:
+#   1. starts rcptguard on a free loopback TCP port and on a unix socket (debug log to a file);
+#   2. builds and starts a private Postfix instance: its own config_directory, queue_directory
+#      and data_directory, SMTP on a free loopback port (never 25), virtual(8) delivery to mbox
+#      files, check_policy_service over TCP at RCPT and over the unix socket at END-OF-MESSAGE,
+#      both with default_action=DUNNO;
+#   3. sends mail with swaks to alice and bob, waits for it in the mbox files and checks that
+#      rcptguard logged the RCPT and END-OF-MESSAGE requests;
+#   4. stops rcptguard with SIGTERM (it must exit 0), sends another message and checks that it
+#      is still delivered (Postfix applied default_action=DUNNO) and that Postfix logged
+#      "problem talking to server" for both endpoints;
+#   5. with --flood (or RCPTGUARD_E2E_FLOOD=1): floods one recipient, first with
+#      detection.mode=monitor (expects Postfix "warn: RCPT from" lines), then with
+#      detection.mode=enforce (expects 4xx for the flooded recipient while another recipient
+#      still gets mail).
+#
+# The machine's own Postfix (/etc/postfix, /var/spool/postfix, port 25) is never touched: every
+# postfix command gets "-c <private config dir>". Files under /etc/postfix are only read
+# (master.cf as the template; postfix-files and dynamicmaps.cf through meta_directory).
+#
+# Exit status: 0 PASS, 1 FAIL (with "FAIL: reason"), 77 SKIP (not root, or postfix or swaks not
+# installed; contrib/install-postfix-for-tests.sh installs them).
+#
+# Environment:
+#   RCPTGUARD_E2E_TIMEOUT     overall limit in seconds (default 240)
+#   RCPTGUARD_E2E_KEEP=1      keep the temporary directory (its path is printed)
+#   RCPTGUARD_E2E_TMP         where the temporary directory goes (default /tmp; every directory on
+#                             the way must be searchable by the postfix and nobody users)
+#   RCPTGUARD_E2E_FLOOD=1     same as --flood
+#   RCPTGUARD_E2E_FLOOD_MESSAGES  messages in each flood (default 60)
+#   RCPTGUARD_E2E_FLOOD_OPTS  extra "-o key=value" words for rcptguard in the flood phase
+#                             (thresholds), split on whitespace
+#   RCPTGUARD_E2E_MONITOR_EXPECT_WARN=0  in monitor mode require only delivery, not Postfix
+#                             "warn: RCPT from" lines (for a monitor mode that answers DUNNO)
+#   RCPTGUARD_E2E_EXTRA_OPTS  extra "-o key=value" words for rcptguard in every phase
+set -uo pipefail
+
+# A hard overall limit: re-run this script under timeout(1) once. On expiry timeout sends
+# SIGTERM, the trap below cleans up, and --kill-after is the last resort.
+if [[ -z ${RCPTGUARD_E2E_UNDER_TIMEOUT:-} ]]; then
+  export RCPTGUARD_E2E_UNDER_TIMEOUT=1
+  exec timeout --kill-after=45 "${RCPTGUARD_E2E_TIMEOUT:-240}" "${BASH:-bash}" "$0" "$@"
+fi
+
+readonly SENDER=sender@remote.example
+readonly HELO=client.example.test
+readonly ALICE=alice@example.test
+readonly BOB=bob@example.test
+
+RCPTGUARD=""
+CONFIG=""
+FLOOD=${RCPTGUARD_E2E_FLOOD:-0}
+FLOOD_MESSAGES=${RCPTGUARD_E2E_FLOOD_MESSAGES:-60}
+
+TMP=""            # the temporary directory; everything below lives in it
+RG_PID=""         # the rcptguard process this script started
+RG_LOG=""
+PF_CONF=""        # the private Postfix config_directory
+PF_STARTED=0
+MAILLOG=""
+SOCK=""
+SMTP_PORT=""
+POLICY_PORT=""
+FAIL_REASON=""
+STARTED_AT=$SECONDS
+
+say() { printf 'e2e: %s\n' "$*"; }
+fail() {
+  FAIL_REASON="$*"
+  exit 1
+}
+skip() {
+  printf 'SKIP: %s\n' "$*"
+  exit 77
+}
+
+usage() {
+  printf 'usage: %s --rcptguard BIN --config FILE [--flood]\n' "${0##*/}" >&2
+  exit 2
+}
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --rcptguard) RCPTGUARD=${2:-}; shift 2 || usage ;;
+    --config) CONFIG=${2:-}; shift 2 || usage ;;
+    --flood) FLOOD=1; shift ;;
+    -h | --help) usage ;;
+    *) printf 'unknown argument: %s\n' "$1" >&2; usage ;;
+  esac
+done
+[[ -n $RCPTGUARD && -n $CONFIG ]] || usage
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup on every exit path: stop the private Postfix, stop our rcptguard, remove the temp dir.
+
+stop_private_postfix() {
+  [[ $PF_STARTED -eq 1 ]] || return 0
+  PF_STARTED=0
+  local pidfile="$TMP/postfix/spool/pid/master.pid" master_pid="" i
+  [[ -r $pidfile ]] && master_pid=$(tr -dc '0-9' <"$pidfile")
+  timeout 30 postfix -c "$PF_CONF" stop >/dev/null 2>&1
+  if [[ -n $master_pid ]] && kill -0 "$master_pid" 2>/dev/null; then
+    kill -TERM "$master_pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$master_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$master_pid" 2>/dev/null
+  fi
+}
+
+kill_rcptguard() {
+  [[ -n $RG_PID ]] || return 0
+  local i
+  if kill -0 "$RG_PID" 2>/dev/null; then
+    kill -TERM "$RG_PID" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$RG_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$RG_PID" 2>/dev/null
+  fi
+  wait "$RG_PID" 2>/dev/null
+  RG_PID=""
+}
+
+show_tail() { # file label
+  [[ -s $1 ]] || return 0
+  printf -- '--- last lines of %s (%s) ---\n' "$2" "$1"
+  tail -n 40 "$1"
+}
+
+on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [[ $rc -ne 0 && $rc -ne 77 && -n $TMP ]]; then
+    show_tail "$RG_LOG" "rcptguard log"
+    show_tail "$MAILLOG" "Postfix maillog"
+  fi
+  stop_private_postfix
+  kill_rcptguard
+  if [[ -n $TMP && -d $TMP ]]; then
+    if [[ ${RCPTGUARD_E2E_KEEP:-0} == 1 ]]; then
+      say "kept $TMP"
+    else
+      rm -rf -- "$TMP"
+    fi
+  fi
+  case $rc in
+    0) printf 'PASS (%ss)\n' "$((SECONDS - STARTED_AT))" ;;
+    77) ;;
+    *) printf 'FAIL: %s\n' "${FAIL_REASON:-exit status $rc}" ;;
+  esac
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'FAIL_REASON="${FAIL_REASON:-killed by a signal (overall timeout ${RCPTGUARD_E2E_TIMEOUT:-240}s?)}"; exit 1' INT TERM HUP
+
+# ---------------------------------------------------------------------------------------------
+# Preconditions. Skip only for these; everything else is a failure.
+
+[[ $(id -u) -eq 0 ]] || skip "needs root (a private Postfix instance is started as root)"
+if ! command -v postfix >/dev/null 2>&1 || ! command -v postconf >/dev/null 2>&1; then
+  skip "postfix is not installed (contrib/install-postfix-for-tests.sh)"
+fi
+command -v swaks >/dev/null 2>&1 || skip "swaks is not installed (contrib/install-postfix-for-tests.sh)"
+getent passwd postfix >/dev/null || skip "no postfix user (postfix package not configured)"
+
+[[ -x $RCPTGUARD ]] || fail "rcptguard binary not executable: $RCPTGUARD"
+[[ -r $CONFIG ]] || fail "config file not readable: $CONFIG"
+CONFIG=$(readlink -f -- "$CONFIG")
+RCPTGUARD=$(readlink -f -- "$RCPTGUARD")
+[[ $FLOOD_MESSAGES =~ ^[0-9]+$ ]] || fail "RCPTGUARD_E2E_FLOOD_MESSAGES is not a number"
+
+read -r -a EXTRA_OPTS <<<"${RCPTGUARD_E2E_EXTRA_OPTS:-}"
+read -r -a FLOOD_OPTS <<<"${RCPTGUARD_E2E_FLOOD_OPTS:-}"
+
+# virtual(8) delivers as this user; it must not be root (virtual_minimum_uid) and must be able to
+# write the mail directory, which we create for it.
+readonly MAIL_USER=nobody
+MAIL_UID=$(id -u "$MAIL_USER") || skip "no user $MAIL_USER"
+MAIL_GID=$(id -g "$MAIL_USER") || skip "no group for $MAIL_USER"
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+
+tcp_open() { # port: true when something accepts connections on 127.0.0.1:port
+  # shellcheck disable=SC2016  # $1 is expanded by the inner bash
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+pick_free_port() { # sets PICKED to a loopback port nobody listens on, not in "$@"
+  local i p used
+  for ((i = 0; i < 100; i++)); do
+    p=$((20000 + RANDOM % 40000))
+    for used in "$@"; do [[ $p == "$used" ]] && continue 2; done
+    if ! tcp_open "$p"; then
+      PICKED=$p
+      return 0
+    fi
+  done
+  return 1
+}
+
+maillog_lines() { [[ -f $MAILLOG ]] && wc -l <"$MAILLOG" || echo 0; }
+maillog_since() { # line-number: the maillog after that line
+  tail -n +"$(($1 + 1))" "$MAILLOG" 2>/dev/null
+}
+
+# Sends one message; the transcript goes to $TMP/swaks/<id>.txt. Returns swaks' exit status.
+send_mail() { # id to[,to...]
+  local id=$1 to=$2
+  timeout 60 swaks --server 127.0.0.1 --port "$SMTP_PORT" --timeout 30 \
+    --helo "$HELO" --from "$SENDER" --to "$to" \
+    --header "Subject: rcptguard e2e $id" --header "X-E2E-Id: $id" \
+    --body "rcptguard end-to-end test message $id" \
+    >"$TMP/swaks/$id.txt" 2>&1
+}
+
+queued() { # id: the message was accepted ("250 2.0.0 Ok: queued as ...")
+  grep -q '^<- *250 .*queued as' "$TMP/swaks/$1.txt"
+}
+
+# Counts messages with X-E2E-Id matching the extended regex $2 in mbox $1.
+count_in_mbox() {
+  [[ -f $1 ]] || { echo 0; return; }
+  grep -Ec "^X-E2E-Id: ($2)\$" "$1"
+}
+
+wait_in_mbox() { # mbox id-regex expected-count seconds
+  local i
+  for ((i = 0; i < $4 * 5; i++)); do
+    [[ $(count_in_mbox "$1" "$2") -ge $3 ]] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# Lines of the rcptguard log for requests in state $1 for recipient $2 (an empty $2 counts the
+# requests with an empty recipient). The daemon logs `REQUEST conn=N state=S ... recipient=<R>`;
+# bare or quoted values are accepted too.
+count_requests() {
+  grep -E "REQUEST .*state=\"?$1\"?( |$)" "$RG_LOG" 2>/dev/null |
+    grep -Ec "recipient=[<\"]?${2//./\\.}[>\"]?( |$)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# rcptguard.
+
+start_rcptguard() { # store-file [-o key=value ...]
+  local store=$1 i
+  shift
+  say "starting rcptguard $* (log $RG_LOG)"
+  printf '=== start %s\n' "$*" >>"$RG_LOG"
+  "$RCPTGUARD" serve --config "$CONFIG" \
+    -o "server.listen=[\"inet:127.0.0.1:$POLICY_PORT\",\"unix:$SOCK\"]" \
+    -o server.unix_socket_group=postfix -o server.unix_socket_mode=0660 -o server.user= \
+    -o log.target=stderr -o log.level=debug -o "store.path=$store" \
+    "${EXTRA_OPTS[@]}" "$@" >>"$RG_LOG" 2>&1 </dev/null &
+  RG_PID=$!
+  for ((i = 0; i < 150; i++)); do
+    if ! kill -0 "$RG_PID" 2>/dev/null; then
+      wait "$RG_PID"
+      local rc=$?
+      RG_PID=""
+      fail "rcptguard exited during start-up with status $rc"
+    fi
+    [[ -S $SOCK ]] && tcp_open "$POLICY_PORT" && break
+    sleep 0.1
+  done
+  if ! [[ -S $SOCK ]] || ! tcp_open "$POLICY_PORT"; then
+    fail "rcptguard did not listen on 127.0.0.1:$POLICY_PORT and $SOCK within 15s"
+  fi
+  # smtpd runs as user postfix and needs write permission on the socket to connect; rcptguard
+  # was told so with server.unix_socket_group and server.unix_socket_mode.
+  runuser -u postfix -- test -w "$SOCK" ||
+    fail "$SOCK is not writable by user postfix ($(stat -c '%U:%G %a' "$SOCK")) despite server.unix_socket_group=postfix"
+}
+
+stop_rcptguard() { # SIGTERM; rcptguard must drain and exit 0 within 20 s
+  local i rc
+  kill -TERM "$RG_PID" 2>/dev/null || fail "rcptguard (pid $RG_PID) was not running at stop"
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$RG_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$RG_PID" 2>/dev/null && fail "rcptguard did not exit within 20s of SIGTERM"
+  wait "$RG_PID"
+  rc=$?
+  RG_PID=""
+  [[ $rc -eq 0 ]] || fail "rcptguard exited with status $rc after SIGTERM (expected 0)"
+  say "rcptguard exited 0 after SIGTERM"
+}
+
+check_rcptguard_log_clean() {
+  if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$RG_LOG"; then
+    fail "sanitizer report in the rcptguard log"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The private Postfix instance.
+
+make_private_postfix() {
+  local master_template
+  PF_CONF="$TMP/postfix/etc"
+  mkdir -p "$PF_CONF" "$TMP/postfix/spool" "$TMP/postfix/data" "$TMP/postfix/log" "$TMP/mail"
+  # Postfix wants its queue directory owned by root, data_directory by mail_owner (postfix).
+  chown postfix:postfix "$TMP/postfix/data"
+  chmod 0700 "$TMP/postfix/data"
+  chown "$MAIL_UID:$MAIL_GID" "$TMP/mail"
+  MAILLOG="$TMP/postfix/log/maillog"
+
+  master_template=/etc/postfix/master.cf
+  [[ -r $master_template ]] || master_template=/usr/share/postfix/master.cf.dist
+  [[ -r $master_template ]] || fail "no master.cf template (/etc/postfix/master.cf or master.cf.dist)"
+  cp -- "$master_template" "$PF_CONF/master.cf"
+  : >"$PF_CONF/main.cf"
+
+  printf '%s %s\n' "$ALICE" alice "$BOB" bob "postmaster@example.test" postmaster \
+    >"$PF_CONF/vmailbox"
+
+  local policy_inet="check_policy_service { inet:127.0.0.1:$POLICY_PORT, timeout=10s, default_action=DUNNO }"
+  local policy_unix="check_policy_service { unix:$SOCK, timeout=10s, default_action=DUNNO }"
+  postconf -c "$PF_CONF" -e \
+    "compatibility_level = 3.6" \
+    "queue_directory = $TMP/postfix/spool" \
+    "data_directory = $TMP/postfix/data" \
+    "maillog_file_prefixes = $TMP" \
+    "maillog_file = $MAILLOG" \
+    "myhostname = mx.example.test" \
+    "mydomain = example.test" \
+    "myorigin = example.test" \
+    "mydestination =" \
+    "local_recipient_maps =" \
+    "alias_maps =" \
+    "alias_database =" \
+    "relayhost =" \
+    "relay_domains =" \
+    "default_transport = error:no outbound delivery from the rcptguard e2e instance" \
+    "inet_interfaces = 127.0.0.1" \
+    "inet_protocols = ipv4" \
+    "mynetworks = 127.0.0.0/8" \
+    "smtpd_banner = \$myhostname ESMTP rcptguard-e2e" \
+    "biff = no" \
+    "virtual_mailbox_domains = example.test" \
+    "virtual_mailbox_base = $TMP/mail" \
+    "virtual_mailbox_maps = texthash:$PF_CONF/vmailbox" \
+    "virtual_uid_maps = static:$MAIL_UID" \
+    "virtual_gid_maps = static:$MAIL_GID" \
+    "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination" \
+    "smtpd_recipient_restrictions = $policy_inet, permit_mynetworks, reject_unauth_destination" \
+    "smtpd_end_of_data_restrictions = $policy_unix" ||
+    fail "postconf -e on the private main.cf failed"
+
+  # No port 25: comment out the stock "smtp inet" listener, add ours on the free loopback port.
+  sed -i -E 's/^(smtp[[:space:]]+inet[[:space:]])/#\1/' "$PF_CONF/master.cf"
+  postconf -c "$PF_CONF" -M "127.0.0.1:$SMTP_PORT/inet = 127.0.0.1:$SMTP_PORT inet n - n - - smtpd" ||
+    fail "postconf -M (smtpd listener) failed"
+  # No chroot: the policy socket and maillog are absolute paths outside the queue directory.
+  postconf -c "$PF_CONF" -F '*/*/chroot = n' || fail "postconf -F chroot=n failed"
+
+  if postconf -c "$PF_CONF" -M | grep -Eq '^smtp[[:space:]]+inet[[:space:]]'; then
+    fail "the private master.cf still has an smtp inet (port 25) listener"
+  fi
+  [[ $(postconf -c "$PF_CONF" -h inet_interfaces) == 127.0.0.1 ]] || fail "inet_interfaces is not 127.0.0.1"
+  timeout 30 postfix -c "$PF_CONF" check >"$TMP/postfix/check.txt" 2>&1 ||
+    fail "postfix check failed: $(head -c 400 "$TMP/postfix/check.txt")"
+}
+
+start_private_postfix() {
+  local i
+  say "starting private Postfix (config $PF_CONF, SMTP 127.0.0.1:$SMTP_PORT)"
+  timeout 60 postfix -c "$PF_CONF" start >"$TMP/postfix/start.txt" 2>&1 ||
+    fail "postfix start failed: $(head -c 400 "$TMP/postfix/start.txt")"
+  PF_STARTED=1
+  for ((i = 0; i < 100; i++)); do
+    tcp_open "$SMTP_PORT" && return 0
+    sleep 0.1
+  done
+  fail "private Postfix does not listen on 127.0.0.1:$SMTP_PORT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Phases.
+
+phase_delivery() {
+  say "phase 1: mail through Postfix with rcptguard answering"
+  local -a alice_ids=(a1 a2 a3) bob_ids=(b1 b2 b3) id
+  for id in "${alice_ids[@]}"; do send_mail "$id" "$ALICE" || fail "swaks $id to $ALICE failed (status $?)"; done
+  for id in "${bob_ids[@]}"; do send_mail "$id" "$BOB" || fail "swaks $id to $BOB failed (status $?)"; done
+  send_mail ab1 "$ALICE,$BOB" || fail "swaks ab1 to $ALICE,$BOB failed (status $?)"
+  for id in "${alice_ids[@]}" "${bob_ids[@]}" ab1; do
+    queued "$id" || fail "message $id was not queued by Postfix (see $TMP/swaks/$id.txt)"
+  done
+
+  wait_in_mbox "$TMP/mail/alice" 'a1|a2|a3|ab1' 4 30 ||
+    fail "alice's mbox has $(count_in_mbox "$TMP/mail/alice" 'a1|a2|a3|ab1') of 4 messages after 30s"
+  wait_in_mbox "$TMP/mail/bob" 'b1|b2|b3|ab1' 4 30 ||
+    fail "bob's mbox has $(count_in_mbox "$TMP/mail/bob" 'b1|b2|b3|ab1') of 4 messages after 30s"
+  say "8 deliveries found in the mbox files"
+
+  # RCPT requests come over TCP, END-OF-MESSAGE over the unix socket (see main.cf above). The
+  # END-OF-MESSAGE of the two-recipient message has an empty recipient.
+  local n
+  for who in "$ALICE" "$BOB"; do
+    n=$(count_requests RCPT "$who")
+    [[ $n -ge 4 ]] || fail "rcptguard logged $n RCPT requests for $who (expected >= 4)"
+    n=$(count_requests END-OF-MESSAGE "$who")
+    [[ $n -ge 3 ]] || fail "rcptguard logged $n END-OF-MESSAGE requests for $who (expected >= 3, over the unix socket)"
+  done
+  n=$(grep -Ec 'REQUEST .*state="?END-OF-MESSAGE' "$RG_LOG")
+  [[ $n -ge 7 ]] || fail "rcptguard logged $n END-OF-MESSAGE requests (expected >= 7)"
+  if grep -q 'problem talking to server' "$MAILLOG"; then
+    fail "Postfix had trouble talking to rcptguard while it was up: $(grep -m1 'problem talking' "$MAILLOG")"
+  fi
+  if grep -Eq ': (reject|warn|hold|discard): ' "$MAILLOG"; then
+    fail "unexpected verdict in the maillog: $(grep -Em1 ': (reject|warn|hold|discard): ' "$MAILLOG")"
+  fi
+  say "rcptguard logged the RCPT (TCP) and END-OF-MESSAGE (unix socket) requests"
+}
+
+phase_daemon_down() {
+  say "phase 2: rcptguard stopped, Postfix must apply default_action=DUNNO"
+  stop_rcptguard
+  check_rcptguard_log_clean
+  local mark t0 t1 log
+  mark=$(maillog_lines)
+  t0=$SECONDS
+  send_mail d1 "$ALICE" || fail "swaks d1 to $ALICE failed with rcptguard down (status $?)"
+  t1=$SECONDS
+  queued d1 || fail "message d1 was not queued with rcptguard down (see $TMP/swaks/d1.txt)"
+  wait_in_mbox "$TMP/mail/alice" d1 1 30 || fail "message d1 not delivered with rcptguard down"
+  log=$(maillog_since "$mark")
+  grep -q "problem talking to server 127.0.0.1:$POLICY_PORT: Connection refused" <<<"$log" ||
+    fail "no 'problem talking to server 127.0.0.1:$POLICY_PORT: Connection refused' in the maillog"
+  grep -q "problem talking to server $SOCK: " <<<"$log" ||
+    fail "no 'problem talking to server $SOCK' in the maillog"
+  say "d1 delivered in $((t1 - t0))s of SMTP with rcptguard down; Postfix logged:"
+  grep 'problem talking to server' <<<"$log" | sed -E 's/^.*(warning: )/  \1/' | sort | uniq -c
+}
+
+# Sends $FLOOD_MESSAGES messages to $BOB; ids f<tag>1..N.
+flood_bob() { # tag
+  local i
+  for ((i = 1; i <= FLOOD_MESSAGES; i++)); do
+    send_mail "f$1$i" "$BOB"
+  done
+}
+
+phase_flood() {
+  say "phase 3a: flood of $FLOOD_MESSAGES messages to $BOB, detection.mode=monitor"
+  local mark log n deferred accepted i
+  start_rcptguard "$TMP/rcptguard/flood-monitor.db" -o detection.mode=monitor "${FLOOD_OPTS[@]}"
+  mark=$(maillog_lines)
+  flood_bob m
+  wait_in_mbox "$TMP/mail/bob" 'fm[0-9]+' "$FLOOD_MESSAGES" 60 ||
+    fail "monitor mode: $(count_in_mbox "$TMP/mail/bob" 'fm[0-9]+') of $FLOOD_MESSAGES flood messages delivered (monitor must not block)"
+  log=$(maillog_since "$mark")
+  if grep -Eq "(reject|reject_warning): RCPT from .*to=<$BOB>" <<<"$log"; then
+    fail "monitor mode: Postfix refused mail to $BOB: $(grep -Em1 '(reject|reject_warning): RCPT from' <<<"$log")"
+  fi
+  n=$(grep -c "warn: RCPT from .*to=<$BOB>" <<<"$log")
+  if [[ ${RCPTGUARD_E2E_MONITOR_EXPECT_WARN:-1} == 1 ]]; then
+    [[ $n -ge 1 ]] || fail "monitor mode: no 'warn: RCPT from ... to=<$BOB>' line in the maillog"
+  fi
+  say "monitor mode: all $FLOOD_MESSAGES delivered, $n 'warn: RCPT from' lines"
+  stop_rcptguard
+
+  say "phase 3b: flood of $FLOOD_MESSAGES messages to $BOB, detection.mode=enforce"
+  start_rcptguard "$TMP/rcptguard/flood-enforce.db" -o detection.mode=enforce "${FLOOD_OPTS[@]}"
+  flood_bob e
+  deferred=0
+  accepted=0
+  for ((i = 1; i <= FLOOD_MESSAGES; i++)); do
+    if grep -Eq "^<\*\* *4[0-9][0-9] .*<$BOB>" "$TMP/swaks/fe$i.txt"; then
+      deferred=$((deferred + 1))
+    elif queued "fe$i"; then
+      accepted=$((accepted + 1))
+    fi
+  done
+  [[ $deferred -ge 1 ]] || fail "enforce mode: none of $FLOOD_MESSAGES messages to $BOB got a 4xx at RCPT"
+  say "enforce mode: $accepted accepted, $deferred deferred with 4xx; first refusal:"
+  grep -hEm1 "^<\*\* *4[0-9][0-9] " "$TMP"/swaks/fe*.txt | head -n 1 | sed 's/^/  /'
+  send_mail e-alice "$ALICE" || fail "enforce mode: swaks to $ALICE failed (status $?)"
+  queued e-alice || fail "enforce mode: mail to $ALICE was not accepted during the flood to $BOB"
+  wait_in_mbox "$TMP/mail/alice" e-alice 1 30 || fail "enforce mode: mail to $ALICE not delivered"
+  say "enforce mode: $ALICE still gets mail"
+  stop_rcptguard
+  check_rcptguard_log_clean
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main.
+
+TMP=$(mktemp -d "${RCPTGUARD_E2E_TMP:-/tmp}/rcptguard-e2e.XXXXXX") || fail "mktemp failed"
+# The postfix user (smtpd: the socket; maillog) and nobody (virtual: the mbox files) must be able
+# to reach paths below it.
+chmod 0755 "$TMP"
+mkdir -p "$TMP/rcptguard" "$TMP/run" "$TMP/swaks"
+chmod 0755 "$TMP/run"
+RG_LOG="$TMP/rcptguard/rcptguard.log"
+SOCK="$TMP/run/rcptguard.sock"
+runuser -u postfix -- test -x "$TMP/run" ||
+  fail "$TMP is not reachable by user postfix (set RCPTGUARD_E2E_TMP to a searchable directory)"
+
+pick_free_port || fail "no free loopback port for rcptguard"
+POLICY_PORT=$PICKED
+pick_free_port "$POLICY_PORT" || fail "no free loopback port for Postfix smtpd"
+SMTP_PORT=$PICKED
+say "temp dir $TMP; rcptguard on 127.0.0.1:$POLICY_PORT and $SOCK; Postfix smtpd on 127.0.0.1:$SMTP_PORT"
+
+"$RCPTGUARD" check-config --config "$CONFIG" >"$TMP/rcptguard/check-config.txt" 2>&1 ||
+  fail "rcptguard check-config --config $CONFIG failed: $(head -c 400 "$TMP/rcptguard/check-config.txt")"
+
+make_private_postfix
+start_rcptguard "$TMP/rcptguard/rcptguard.db"
+start_private_postfix
+phase_delivery
+phase_daemon_down
+if [[ $FLOOD == 1 ]]; then
+  phase_flood
+else
+  say "flood phase not run (enable with --flood or RCPTGUARD_E2E_FLOOD=1)"
+fi
+exit 0

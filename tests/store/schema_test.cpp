@@ -1,0 +1,137 @@
+// Opening and migrating the database: fresh file, reopen, newer schema, foreign file, symlinks.
+#include "store/schema.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "store_test_util.hpp"
+
+namespace rcptguard::store {
+namespace {
+
+using testing::query_int;
+using testing::query_text;
+using testing::temp_dir;
+
+std::set<std::string> schema_objects(const std::string& path, const std::string& type) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  SQLite::Statement st(db, "SELECT name FROM sqlite_schema WHERE type = ?1");
+  st.bind(1, type);
+  std::set<std::string> names;
+  while (st.executeStep()) names.insert(st.getColumn(0).getString());
+  return names;
+}
+
+TEST(Schema, FreshFileMigratesToLatestWithEveryTableAndView) {
+  temp_dir dir;
+  const std::string path = dir.file("rcptguard.db");
+  { SQLite::Database db = open_read_write({.path = path}); }
+
+  EXPECT_EQ(query_int(path, "PRAGMA user_version"), schema_version);
+  EXPECT_EQ(query_text(path, "PRAGMA journal_mode"), "wal");
+  const std::set<std::string> tables = schema_objects(path, "table");
+  for (const char* t : {"recipient_hourly", "recipient_minute", "recipient_hour_sender",
+                        "correspondent", "verdict", "verdict_reason", "episode"}) {
+    EXPECT_TRUE(tables.contains(t)) << t;
+  }
+  const std::set<std::string> views = schema_objects(path, "view");
+  EXPECT_EQ(views, (std::set<std::string>{"v_alerts", "v_verdicts", "v_top_recipients_24h",
+                                          "v_recipient_hourly"}));
+  // Every view compiles against the tables (a typo would only show up when queried).
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  for (const std::string& v : views) {
+    EXPECT_NO_THROW(db.exec("SELECT * FROM " + v + " LIMIT 1")) << v;
+  }
+}
+
+TEST(Schema, ConnectionSettingsAreApplied) {
+  temp_dir dir;
+  SQLite::Database db = open_read_write({.path = dir.file("a.db"),
+                                         .busy_timeout = std::chrono::milliseconds{1234}});
+  EXPECT_EQ(db.execAndGet("PRAGMA foreign_keys").getInt(), 1);
+  EXPECT_EQ(db.execAndGet("PRAGMA synchronous").getInt(), 1);  // NORMAL
+  EXPECT_EQ(db.execAndGet("PRAGMA busy_timeout").getInt(), 1234);
+}
+
+TEST(Schema, ReopeningIsIdempotentAndKeepsData) {
+  temp_dir dir;
+  const std::string path = dir.file("rcptguard.db");
+  {
+    SQLite::Database db = open_read_write({.path = path});
+    db.exec(
+        "INSERT INTO correspondent (recipient, sender, first_seen, last_seen, messages) "
+        "VALUES ('bob@example.test', 'alice@example.test', 1, 2, 3)");
+  }
+  {
+    SQLite::Database db = open_read_write({.path = path});
+    migrate(db);
+    EXPECT_EQ(user_version(db), schema_version);
+  }
+  EXPECT_EQ(query_int(path, "SELECT messages FROM correspondent"), 3);
+}
+
+TEST(Schema, NewerSchemaIsRefusedWithAClearError) {
+  temp_dir dir;
+  const std::string path = dir.file("rcptguard.db");
+  {
+    SQLite::Database db = open_read_write({.path = path});
+    db.exec("PRAGMA user_version = " + std::to_string(schema_version + 1));
+  }
+  try {
+    SQLite::Database db = open_read_write({.path = path});
+    FAIL() << "a newer schema was accepted";
+  } catch (const schema_error& e) {
+    EXPECT_NE(std::string{e.what()}.find("newer"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(open_read_only(path), schema_error);
+}
+
+TEST(Schema, ForeignDatabaseIsRefused) {
+  temp_dir dir;
+  const std::string path = dir.file("other.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE accounts (id INTEGER PRIMARY KEY)");
+  }
+  EXPECT_THROW(open_read_write({.path = path}), schema_error);
+  EXPECT_EQ(query_int(path, "PRAGMA user_version"), 0);  // untouched
+}
+
+TEST(Schema, SymlinkedPathIsRefused) {
+  temp_dir dir;
+  const std::string real = dir.file("real.db");
+  { SQLite::Database db = open_read_write({.path = real}); }
+  const std::string link = dir.file("link.db");
+  std::filesystem::create_symlink(real, link);
+  EXPECT_THROW(open_read_write({.path = link}), schema_error);
+  EXPECT_THROW(open_read_only(link), schema_error);
+
+  // A dangling link must not be followed to create a file somewhere else either.
+  const std::string dangling = dir.file("dangling.db");
+  std::filesystem::create_symlink(dir.file("elsewhere.db"), dangling);
+  EXPECT_THROW(open_read_write({.path = dangling}), schema_error);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("elsewhere.db")));
+}
+
+TEST(Schema, NewFileIsNotWorldReadable) {
+  temp_dir dir;
+  const std::string path = dir.file("rcptguard.db");
+  { SQLite::Database db = open_read_write({.path = path}); }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0007, 0u);
+}
+
+TEST(Schema, ReadOnlyOpenNeverCreatesAFile) {
+  temp_dir dir;
+  const std::string path = dir.file("missing.db");
+  EXPECT_ANY_THROW(open_read_only(path));
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+}  // namespace
+}  // namespace rcptguard::store

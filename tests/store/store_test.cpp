@@ -1,0 +1,365 @@
+// The store on real SQLite files: aggregation, correspondents, verdicts, episodes, the restart
+// snapshot and pruning.
+#include "store/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "store_test_util.hpp"
+
+namespace rcptguard::store {
+namespace {
+
+using namespace testing;  // NOLINT(google-build-using-namespace): the test helpers
+
+class StoreTest : public ::testing::Test {
+ protected:
+  temp_dir dir_;
+  std::string path_ = dir_.file("rcptguard.db");
+};
+
+TEST_F(StoreTest, TwoBatchesAddUpInHourlyAndMinuteCounts) {
+  store s(options_for(path_));
+  decision::outbox first;
+  first.deliveries = {delivery(t0 + 5, "bob@example.test", "a@x.test", true, 100),
+                      delivery(t0 + 30, "bob@example.test", "b@x.test", false, 999),
+                      delivery(t0 + 60, "bob@example.test", "a@x.test", true, 200),
+                      delivery(t0 + 3600, "carol@example.test", "a@x.test", true, 50)};
+  s.apply(first);
+  decision::outbox second;
+  second.deliveries = {delivery(t0 + 3599, "bob@example.test", "c@x.test", true, 300),
+                       delivery(t0 + 10, "bob@example.test", "a@x.test", true, 400)};
+  s.apply(second);
+
+  SQLite::Database db(path_, SQLite::OPEN_READONLY);
+  SQLite::Statement hour(db, R"sql(
+    SELECT accepted, attempted, distinct_senders, bytes FROM recipient_hourly
+     WHERE recipient = ?1 AND hour_start = ?2)sql");
+  hour.bind(1, "bob@example.test");
+  hour.bind(2, t0);
+  ASSERT_TRUE(hour.executeStep());
+  EXPECT_EQ(hour.getColumn(0).getInt(), 4);     // the attempt-only RCPT is not accepted
+  EXPECT_EQ(hour.getColumn(1).getInt(), 5);     // but it is an attempt
+  EXPECT_EQ(hour.getColumn(2).getInt(), 3);     // a, b, c: a again in batch two is not new
+  EXPECT_EQ(hour.getColumn(3).getInt(), 1000);  // accepted sizes only
+
+  SQLite::Statement minute(db, R"sql(
+    SELECT accepted, attempted FROM recipient_minute WHERE recipient = ?1 AND minute_start = ?2)sql");
+  minute.bind(1, "bob@example.test");
+  minute.bind(2, t0);
+  ASSERT_TRUE(minute.executeStep());
+  EXPECT_EQ(minute.getColumn(0).getInt(), 2);
+  EXPECT_EQ(minute.getColumn(1).getInt(), 3);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_minute"), 4);
+  EXPECT_EQ(query_int(path_, "SELECT accepted FROM recipient_hourly "
+                             "WHERE recipient = 'carol@example.test'"),
+            1);
+  EXPECT_EQ(query_text(path_, "SELECT hour_utc FROM recipient_hourly "
+                              "WHERE recipient = 'carol@example.test'"),
+            "2024-03-04T11:00:00Z");
+}
+
+TEST_F(StoreTest, DistinctSendersStayExactAcrossARestart) {
+  {
+    store s(options_for(path_));
+    decision::outbox b;
+    b.deliveries = {delivery(t0 + 1, "bob@example.test", "a@x.test", true),
+                    delivery(t0 + 2, "bob@example.test", "", true)};
+    s.apply(b);
+  }
+  store s(options_for(path_));
+  decision::outbox b;
+  b.deliveries = {delivery(t0 + 100, "bob@example.test", "a@x.test", true),
+                  delivery(t0 + 200, "bob@example.test", "", false),
+                  delivery(t0 + 300, "bob@example.test", "new@x.test", true)};
+  s.apply(b);
+  EXPECT_EQ(query_int(path_, "SELECT distinct_senders FROM recipient_hourly"), 3);
+}
+
+TEST_F(StoreTest, CorrespondentsUpsertFromAcceptedMailOnly) {
+  store s(options_for(path_));
+  decision::outbox b1;
+  b1.deliveries = {delivery(t0 + 100, "bob@example.test", "alice@example.test", true),
+                   delivery(t0 + 50, "bob@example.test", "alice@example.test", true),
+                   delivery(t0 + 60, "bob@example.test", "tried@x.test", false),
+                   delivery(t0 + 70, "bob@example.test", "", true)};  // a bounce
+  s.apply(b1);
+  decision::outbox b2;
+  b2.deliveries = {delivery(t0 + 9000, "bob@example.test", "alice@example.test", true)};
+  s.apply(b2);
+
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT first_seen FROM correspondent"), t0 + 50);
+  EXPECT_EQ(query_int(path_, "SELECT last_seen FROM correspondent"), t0 + 9000);
+  EXPECT_EQ(query_int(path_, "SELECT messages FROM correspondent"), 3);
+  EXPECT_EQ(query_text(path_, "SELECT last_seen_utc FROM correspondent"), "2024-03-04T12:30:00Z");
+}
+
+TEST_F(StoreTest, VerdictsAreStoredWithReasonsAndReadableInTheView) {
+  store s(options_for(path_));
+  decision::outbox b;
+  b.verdicts = {verdict(t0 + 42, "bob@example.test")};
+  decision::verdict_record warn = verdict(t0 + 43, "bob@example.test");
+  warn.level = decision::verdict_level::warn;
+  warn.reasons.clear();
+  warn.source = decision::event_source::log;
+  b.verdicts.push_back(warn);
+  s.apply(b);
+
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 2);
+  SQLite::Database db(path_, SQLite::OPEN_READONLY);
+  SQLite::Statement st(db, R"sql(
+    SELECT at_utc, level, score, action_text, reasons, source FROM v_verdicts ORDER BY at)sql");
+  ASSERT_TRUE(st.executeStep());
+  EXPECT_EQ(st.getColumn(0).getString(), "2024-03-04T10:00:42Z");
+  EXPECT_EQ(st.getColumn(1).getString(), "defer");
+  EXPECT_DOUBLE_EQ(st.getColumn(2).getDouble(), 3.5);
+  EXPECT_EQ(st.getColumn(3).getString(), "DEFER_IF_PERMIT 4.2.1 rcptguard: flood");
+  EXPECT_EQ(st.getColumn(4).getString(),
+            "volume_10m=2.00 (240 msgs/10m, baseline 6); sender_diversity=1.50 (180 senders)");
+  EXPECT_EQ(st.getColumn(5).getString(), "policy");
+  ASSERT_TRUE(st.executeStep());
+  EXPECT_EQ(st.getColumn(1).getString(), "warn");
+  EXPECT_TRUE(st.getColumn(4).isNull());
+  EXPECT_EQ(st.getColumn(5).getString(), "log");
+}
+
+TEST_F(StoreTest, EpisodesUpsertByRecipientAndStartAndClose) {
+  store s(options_for(path_));
+  decision::outbox opened;
+  opened.episodes = {episode("bob@example.test", t0, t0, false, 2.0),
+                     episode("carol@example.test", t0 + 5, t0 + 5, false, 1.0)};
+  s.apply(opened);
+  decision::outbox peak;
+  peak.episodes = {episode("bob@example.test", t0, t0 + 600, false, 5.0)};
+  s.apply(peak);
+
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM episode"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM v_alerts WHERE state = 'open'"), 2);
+  EXPECT_EQ(s.load_snapshot(at(t0 + 700)).open_episodes.size(), 2u);
+
+  decision::outbox closed;
+  closed.episodes = {episode("bob@example.test", t0, t0 + 5400, true, 5.0)};
+  s.apply(closed);
+
+  SQLite::Database db(path_, SQLite::OPEN_READONLY);
+  SQLite::Statement st(db, R"sql(
+    SELECT state, started_utc, ended_at_utc, duration_s, duration, peak_score, peak_level
+      FROM v_alerts WHERE recipient = 'bob@example.test')sql");
+  ASSERT_TRUE(st.executeStep());
+  EXPECT_EQ(st.getColumn(0).getString(), "closed");
+  EXPECT_EQ(st.getColumn(1).getString(), "2024-03-04T10:00:00Z");
+  EXPECT_EQ(st.getColumn(2).getString(), "2024-03-04T11:30:00Z");
+  EXPECT_EQ(st.getColumn(3).getInt(), 5400);
+  EXPECT_EQ(st.getColumn(4).getString(), "1h30m");
+  EXPECT_DOUBLE_EQ(st.getColumn(5).getDouble(), 5.0);
+  EXPECT_EQ(st.getColumn(6).getString(), "defer");
+  EXPECT_FALSE(st.executeStep());
+
+  const auto open = s.load_snapshot(at(t0 + 6000)).open_episodes;
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].recipient, "carol@example.test");
+}
+
+TEST_F(StoreTest, AlertViewCountsTheEpisodesVerdicts) {
+  store s(options_for(path_));
+  decision::outbox b;
+  b.episodes = {episode("bob@example.test", t0, t0 + 600, true, 4.0)};
+  b.verdicts = {verdict(t0 + 10, "bob@example.test"), verdict(t0 + 20, "bob@example.test"),
+                verdict(t0 + 900, "bob@example.test"), verdict(t0 + 30, "carol@example.test")};
+  s.apply(b);
+  EXPECT_EQ(query_int(path_, "SELECT verdicts FROM v_alerts"), 2);
+}
+
+TEST_F(StoreTest, RestartContinuityRestoresWindowsHistoriesCorrespondentsAndEpisodes) {
+  const std::int64_t now = t0 + 2 * 3600 + 125;
+  {
+    store s(options_for(path_));
+    decision::outbox b;
+    b.deliveries = {delivery(t0 - 30 * 3600, "bob@example.test", "old@x.test", true),
+                    delivery(t0 + 10, "bob@example.test", "alice@example.test", true),
+                    delivery(t0 + 70, "bob@example.test", "eve@x.test", false),
+                    delivery(now - 5, "bob@example.test", "alice@example.test", true),
+                    delivery(now - 65, "carol@example.test", "dave@example.test", true)};
+    b.episodes = {episode("bob@example.test", t0, t0 + 60, false, 3.0)};
+    s.apply(b);
+  }
+  store s(options_for(path_));
+  const decision::restore_snapshot snap = s.load_snapshot(at(now));
+
+  // Minute rows of the last 24 h only, ascending by time.
+  ASSERT_EQ(snap.recent_minutes.size(), 4u);
+  EXPECT_EQ(snap.recent_minutes[0].recipient, "bob@example.test");
+  EXPECT_EQ(snap.recent_minutes[0].minute_start, t0);
+  EXPECT_EQ(snap.recent_minutes[0].accepted, 1u);
+  EXPECT_EQ(snap.recent_minutes[1].minute_start, t0 + 60);
+  EXPECT_EQ(snap.recent_minutes[1].accepted, 0u);
+  EXPECT_EQ(snap.recent_minutes[1].attempted, 1u);
+  EXPECT_EQ(snap.recent_minutes[2].recipient, "carol@example.test");
+  EXPECT_EQ(snap.recent_minutes[3].recipient, "bob@example.test");
+
+  // Hourly history per recipient, ascending; the 30-hour-old hour is within 8 weeks.
+  ASSERT_EQ(snap.histories.size(), 2u);
+  EXPECT_EQ(snap.histories[0].recipient, "bob@example.test");
+  ASSERT_EQ(snap.histories[0].hours.size(), 3u);
+  EXPECT_EQ(snap.histories[0].hours[0].hour_start, t0 - 30 * 3600);
+  EXPECT_EQ(snap.histories[0].hours[1].hour_start, t0);
+  EXPECT_EQ(snap.histories[0].hours[1].accepted, 1u);
+  EXPECT_EQ(snap.histories[0].hours[1].attempted, 2u);
+  EXPECT_EQ(snap.histories[0].hours[1].distinct_senders, 2u);
+  EXPECT_EQ(snap.histories[0].hours[2].hour_start, t0 + 2 * 3600);
+  EXPECT_EQ(snap.histories[1].recipient, "carol@example.test");
+
+  // Correspondents, most recently seen first.
+  ASSERT_EQ(snap.correspondents.size(), 3u);
+  EXPECT_EQ(snap.correspondents[0].sender, "alice@example.test");
+  EXPECT_EQ(snap.correspondents[0].first_seen, t0 + 10);
+  EXPECT_EQ(snap.correspondents[0].last_seen, now - 5);
+  EXPECT_EQ(snap.correspondents[0].messages, 2u);
+  EXPECT_EQ(snap.correspondents[1].sender, "dave@example.test");
+  EXPECT_EQ(snap.correspondents[2].sender, "old@x.test");
+
+  ASSERT_EQ(snap.open_episodes.size(), 1u);
+  const decision::episode_record& e = snap.open_episodes[0];
+  EXPECT_EQ(e.recipient, "bob@example.test");
+  EXPECT_EQ(e.started, at(t0));
+  EXPECT_EQ(e.updated, at(t0 + 60));
+  EXPECT_EQ(e.peak_level, decision::verdict_level::defer);
+  EXPECT_DOUBLE_EQ(e.peak_score, 3.0);
+  EXPECT_EQ(e.peak_window, "10m");
+  EXPECT_DOUBLE_EQ(e.peak_observed, 240);
+  EXPECT_DOUBLE_EQ(e.peak_baseline, 6);
+  EXPECT_EQ(e.summary, "rcptguard: bob@example.test 240 msgs/10m, baseline 6");
+  EXPECT_EQ(e.source, decision::event_source::policy);
+}
+
+TEST_F(StoreTest, SnapshotHonoursHistoryWeeksAndCorrespondentLimit) {
+  store_options o = options_for(path_);
+  o.history_weeks = 1;
+  o.correspondent_limit = 1;
+  store s(o);
+  const std::int64_t now = t0 + 30;
+  decision::outbox b;
+  b.deliveries = {delivery(t0 - 168 * 3600, "bob@example.test", "a@x.test", true),  // 1 week + 1 h
+                  delivery(t0 - 167 * 3600, "bob@example.test", "b@x.test", true),  // in
+                  delivery(t0, "bob@example.test", "c@x.test", true)};
+  s.apply(b);
+  const decision::restore_snapshot snap = s.load_snapshot(at(now));
+  ASSERT_EQ(snap.histories.size(), 1u);
+  ASSERT_EQ(snap.histories[0].hours.size(), 2u);  // 168 hours including the current one
+  EXPECT_EQ(snap.histories[0].hours[0].hour_start, t0 - 167 * 3600);
+  ASSERT_EQ(snap.correspondents.size(), 1u);
+  EXPECT_EQ(snap.correspondents[0].sender, "c@x.test");
+}
+
+TEST_F(StoreTest, PruneRemovesOldRowsAndKeepsNewOnes) {
+  store s(options_for(path_));
+  const std::int64_t now = t0 + 40 * 86400;
+  const std::int64_t old = now - 31 * 86400;
+  decision::outbox b;
+  b.deliveries = {delivery(old, "bob@example.test", "old@x.test", true),
+                  delivery(now - 26 * 3600, "bob@example.test", "mid@x.test", true),
+                  delivery(now - 60, "bob@example.test", "new@x.test", true)};
+  b.verdicts = {verdict(old, "bob@example.test"), verdict(now - 60, "bob@example.test")};
+  b.episodes = {episode("bob@example.test", old, old + 60, true, 2.0),
+                episode("carol@example.test", old, old + 60, false, 2.0),  // orphaned open
+                episode("dave@example.test", old, now - 120, true, 2.0)};
+  s.apply(b);
+
+  const prune_result r = s.prune(at(now), std::chrono::days{30});
+  EXPECT_TRUE(r.complete);
+  EXPECT_GT(r.rows_deleted, 0u);
+
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hourly"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT min(hour_start) FROM recipient_hourly"),
+            (now - 26 * 3600) / 3600 * 3600);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_minute"), 1);  // 25 h horizon
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hour_sender"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 2);  // cascaded
+  EXPECT_EQ(query_text(path_, "SELECT recipient FROM episode"), "dave@example.test");
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM episode"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent"), 2);
+
+  const prune_result again = s.prune(at(now), std::chrono::days{30});
+  EXPECT_TRUE(again.complete);
+  EXPECT_EQ(again.rows_deleted, 0u);
+}
+
+TEST_F(StoreTest, PruneWorkIsBoundedPerCall) {
+  store_options o = options_for(path_);
+  o.prune_chunk_rows = 2;
+  o.prune_max_chunks = 3;
+  store s(o);
+  const std::int64_t now = t0 + 100 * 86400;
+  decision::outbox b;
+  for (int i = 0; i < 10; ++i) {
+    b.verdicts.push_back(verdict(t0 + i, "bob@example.test"));
+  }
+  s.apply(b);
+
+  const prune_result first = s.prune(at(now), std::chrono::days{30});
+  EXPECT_FALSE(first.complete);
+  EXPECT_LE(first.rows_deleted, 6u);
+  int calls = 1;
+  while (!s.prune(at(now), std::chrono::days{30}).complete) ++calls;
+  EXPECT_GE(calls, 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict"), 0);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 0);
+}
+
+TEST_F(StoreTest, FailedBatchLeavesNothingAndCanBeAppliedAgain) {
+  store_options o = options_for(path_);
+  o.database.busy_timeout = std::chrono::milliseconds{20};
+  store s(o);
+  decision::outbox b;
+  b.deliveries = {delivery(t0, "bob@example.test", "a@x.test", true)};
+  b.verdicts = {verdict(t0, "bob@example.test")};
+  {
+    // A second writer holding the lock: the failure a root-run test can still provoke.
+    SQLite::Database locker(path_, SQLite::OPEN_READWRITE);
+    locker.exec("BEGIN EXCLUSIVE");
+    EXPECT_THROW(s.apply(b), SQLite::Exception);
+    locker.exec("ROLLBACK");
+  }
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hourly"), 0);
+  s.apply(b);
+  EXPECT_EQ(query_int(path_, "SELECT accepted FROM recipient_hourly"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT distinct_senders FROM recipient_hourly"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 2);
+}
+
+TEST_F(StoreTest, AnalystViewsReadWell) {
+  store s(options_for(path_));
+  decision::outbox b;
+  for (int i = 0; i < 5; ++i) {
+    b.deliveries.push_back(delivery(t0 + i, "busy@example.test", "s" + std::to_string(i), true));
+  }
+  b.deliveries.push_back(delivery(t0 + 7200, "quiet@example.test", "x@x.test", true));
+  b.deliveries.push_back(delivery(t0 - 86400, "stale@example.test", "x@x.test", true));
+  s.apply(b);
+
+  SQLite::Database db(path_, SQLite::OPEN_READONLY);
+  SQLite::Statement top(db, "SELECT recipient, accepted, peak_hourly_senders FROM "
+                            "v_top_recipients_24h");
+  ASSERT_TRUE(top.executeStep());
+  EXPECT_EQ(top.getColumn(0).getString(), "busy@example.test");
+  EXPECT_EQ(top.getColumn(1).getInt(), 5);
+  EXPECT_EQ(top.getColumn(2).getInt(), 5);
+  ASSERT_TRUE(top.executeStep());
+  EXPECT_EQ(top.getColumn(0).getString(), "quiet@example.test");
+  EXPECT_FALSE(top.executeStep());  // stale is more than 24 h before the newest hour
+
+  SQLite::Statement hourly(db, R"sql(
+    SELECT hour_utc, weekday, hour_of_day, accepted FROM v_recipient_hourly
+     WHERE recipient = 'busy@example.test')sql");
+  ASSERT_TRUE(hourly.executeStep());
+  EXPECT_EQ(hourly.getColumn(0).getString(), "2024-03-04T10:00:00Z");
+  EXPECT_EQ(hourly.getColumn(1).getInt(), 1);  // Monday
+  EXPECT_EQ(hourly.getColumn(2).getInt(), 10);
+  EXPECT_EQ(hourly.getColumn(3).getInt(), 5);
+}
+
+}  // namespace
+}  // namespace rcptguard::store

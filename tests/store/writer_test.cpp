@@ -1,0 +1,230 @@
+// The writer thread: flushing, the bounded queue, surviving a database that cannot be written,
+// and pruning driven by an injected clock.
+#include "store/writer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store_test_util.hpp"
+
+namespace rcptguard::store {
+namespace {
+
+using namespace testing;  // NOLINT(google-build-using-namespace): the test helpers
+using namespace std::chrono_literals;
+
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return condition();
+}
+
+/// Collects what the writer logs; the writer calls it from its own thread.
+class log_sink {
+ public:
+  log_function function() {
+    return [this](log_level, std::string line) {
+      std::lock_guard lock(mu_);
+      lines_.push_back(std::move(line));
+    };
+  }
+  bool contains(const std::string& text) const {
+    std::lock_guard lock(mu_);
+    for (const std::string& line : lines_) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+decision::outbox deliveries(int n, std::int64_t start, const std::string& recipient) {
+  decision::outbox b;
+  for (int i = 0; i < n; ++i) {
+    b.deliveries.push_back(delivery(start + i, recipient, "s" + std::to_string(i) + "@x.test", true));
+  }
+  return b;
+}
+
+class WriterTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<writer> make_writer(writer_options o) {
+    store_options so = options_for(path_);
+    so.database.busy_timeout = 20ms;
+    return std::make_unique<writer>(std::make_unique<store>(so), o, log_.function(),
+                                    [this] { return at(clock_.load()); });
+  }
+
+  std::int64_t accepted_total() {
+    return query_int(path_, "SELECT coalesce(sum(accepted), 0) FROM recipient_hourly");
+  }
+
+  temp_dir dir_;
+  std::string path_ = dir_.file("rcptguard.db");
+  log_sink log_;
+  std::atomic<std::int64_t> clock_{t0};
+};
+
+TEST_F(WriterTest, StopFlushesEverythingSubmitted) {
+  writer_options o;
+  o.flush_interval = 1h;  // only stop() can have written it
+  auto w = make_writer(o);
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(w->submit(deliveries(3, t0 + i * 10, "bob@example.test")));
+  decision::outbox v;
+  v.verdicts = {verdict(t0, "bob@example.test")};
+  v.episodes = {episode("bob@example.test", t0, t0, false, 2.0)};
+  EXPECT_TRUE(w->submit(std::move(v)));
+  w->stop();
+
+  const writer_stats st = w->stats();
+  EXPECT_EQ(st.records_queued, 62u);
+  EXPECT_EQ(st.records_written, 62u);
+  EXPECT_EQ(st.records_dropped, 0u);
+  EXPECT_EQ(st.queue_depth, 0u);
+  EXPECT_EQ(accepted_total(), 60);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM episode"), 1);
+  EXPECT_FALSE(w->submit(deliveries(1, t0, "late@example.test")));
+}
+
+TEST_F(WriterTest, FlushIntervalWritesWithoutStop) {
+  writer_options o;
+  o.flush_interval = 20ms;
+  auto w = make_writer(o);
+  EXPECT_TRUE(w->submit(deliveries(2, t0, "bob@example.test")));
+  EXPECT_TRUE(eventually([&] { return w->stats().records_written == 2; }));
+  EXPECT_EQ(accepted_total(), 2);
+  EXPECT_GT(w->stats().last_flush_duration.count(), 0);
+}
+
+TEST_F(WriterTest, HalfFullQueueWakesTheWriterBeforeTheInterval) {
+  writer_options o;
+  o.queue_capacity = 10;
+  o.flush_interval = 1h;
+  auto w = make_writer(o);
+  EXPECT_TRUE(w->submit(deliveries(4, t0, "bob@example.test")));
+  EXPECT_TRUE(w->submit(deliveries(1, t0 + 10, "bob@example.test")));
+  EXPECT_TRUE(eventually([&] { return w->stats().records_written == 5; }));
+}
+
+TEST_F(WriterTest, FullQueueRefusesTheNewestBatchAndCountsIt) {
+  writer_options o;
+  o.queue_capacity = 10;
+  o.flush_interval = 10ms;
+  o.retry_initial = 5ms;
+  o.retry_max = 20ms;
+  SQLite::Database locker(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  auto w = make_writer(o);
+  locker.exec("BEGIN EXCLUSIVE");  // nothing drains while the lock is held
+
+  EXPECT_TRUE(w->submit(deliveries(3, t0, "bob@example.test")));
+  EXPECT_TRUE(w->submit(deliveries(3, t0 + 10, "bob@example.test")));
+  EXPECT_TRUE(w->submit(deliveries(3, t0 + 20, "bob@example.test")));
+  EXPECT_FALSE(w->submit(deliveries(3, t0 + 30, "bob@example.test")));
+  EXPECT_TRUE(w->submit(deliveries(1, t0 + 40, "bob@example.test")));  // still fits exactly
+  EXPECT_FALSE(w->submit(deliveries(1, t0 + 50, "bob@example.test")));
+  EXPECT_EQ(w->stats().records_dropped, 4u);
+  EXPECT_EQ(w->stats().queue_depth, 10u);
+
+  locker.exec("ROLLBACK");
+  w->stop();
+  EXPECT_EQ(w->stats().records_written, 10u);
+  EXPECT_EQ(accepted_total(), 10);
+}
+
+TEST_F(WriterTest, LockedDatabaseIsRetriedWithoutLosingQueuedRecords) {
+  writer_options o;
+  o.flush_interval = 10ms;
+  o.retry_initial = 10ms;
+  o.retry_max = 40ms;
+  SQLite::Database locker(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  auto w = make_writer(o);
+  // A second connection holding the write lock works as root too, unlike chmod.
+  locker.exec("BEGIN EXCLUSIVE");
+
+  std::chrono::nanoseconds slowest{0};
+  int submitted = 0;
+  while (w->stats().write_failures < 3 || submitted < 20) {
+    const auto before = std::chrono::steady_clock::now();
+    EXPECT_TRUE(w->submit(deliveries(2, t0 + submitted * 10, "bob@example.test")));
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - before);
+    ++submitted;
+    std::this_thread::sleep_for(5ms);
+    ASSERT_LT(submitted, 2000) << "the writer never reported a failure";
+  }
+  // The network thread never waits for SQLite, not even for the busy timeout.
+  EXPECT_LT(slowest, 20ms);
+  writer_stats during = w->stats();
+  EXPECT_EQ(during.records_written, 0u);
+  EXPECT_EQ(during.records_dropped, 0u);
+  EXPECT_EQ(during.queue_depth, static_cast<std::size_t>(2 * submitted));
+  EXPECT_NE(during.last_error.find("STORE WRITE FAILED"), std::string::npos) << during.last_error;
+  EXPECT_TRUE(log_.contains("records held for retry"));
+
+  locker.exec("ROLLBACK");
+  EXPECT_TRUE(eventually(
+      [&] { return w->stats().records_written == static_cast<std::uint64_t>(2 * submitted); }));
+  EXPECT_EQ(accepted_total(), 2 * submitted);
+  EXPECT_TRUE(log_.contains("STORE WRITE RECOVERED"));
+  EXPECT_EQ(w->stats().queue_depth, 0u);
+}
+
+TEST_F(WriterTest, StopGivesUpAfterStopTimeoutAndCountsTheLoss) {
+  writer_options o;
+  o.flush_interval = 10ms;
+  o.retry_initial = 10ms;
+  o.retry_max = 20ms;
+  o.stop_timeout = 100ms;
+  SQLite::Database locker(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  auto w = make_writer(o);
+  locker.exec("BEGIN EXCLUSIVE");
+  EXPECT_TRUE(w->submit(deliveries(3, t0, "bob@example.test")));
+
+  const auto before = std::chrono::steady_clock::now();
+  w->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 2s);
+  EXPECT_EQ(w->stats().records_dropped, 3u);
+  EXPECT_EQ(w->stats().records_written, 0u);
+  EXPECT_TRUE(log_.contains("STORE BATCH DROPPED"));
+  locker.exec("ROLLBACK");
+}
+
+TEST_F(WriterTest, PrunesOnTheInjectedClock) {
+  writer_options o;
+  o.flush_interval = 10ms;
+  o.prune_interval = 1h;
+  o.retention = std::chrono::days{30};
+  clock_ = t0;
+  auto w = make_writer(o);
+  EXPECT_TRUE(w->submit(deliveries(1, t0 - 10 * 86400, "old@example.test")));
+  EXPECT_TRUE(w->submit(deliveries(1, t0 + 25 * 86400, "new@example.test")));
+  EXPECT_TRUE(eventually([&] { return w->stats().records_written == 2; }));
+  // The start-up prune may only have taken minute rows; 10 days is within the retention.
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hourly"), 2);
+
+  clock_ = t0 + 30 * 86400;  // old is now 40 days old, new 5 days
+  EXPECT_TRUE(eventually([&] {
+    return query_int(path_, "SELECT count(*) FROM recipient_hourly") == 1;
+  }));
+  EXPECT_EQ(query_text(path_, "SELECT recipient FROM recipient_hourly"), "new@example.test");
+  EXPECT_GT(w->stats().rows_pruned, 0u);
+  EXPECT_TRUE(log_.contains("STORE PRUNED"));
+}
+
+}  // namespace
+}  // namespace rcptguard::store
