@@ -31,7 +31,7 @@ using settings::setting;
 using settings::value_type;
 
 // A settings file is a few KiB; the cap turns `-c /dev/zero` into an error instead of a hang.
-constexpr std::size_t max_file_size = 1024 * 1024;
+constexpr std::size_t max_file_size = std::size_t{1024} * 1024;
 constexpr std::size_t max_shown = 200;  // of a value echoed in an error
 constexpr std::size_t comment_width = 100;
 
@@ -439,7 +439,7 @@ load_result load(std::string_view source_name, const std::vector<std::string>& o
     for (const std::string& o : overrides) l.apply_override(o);
     l.check_relations();
     return std::move(l).finish();
-  } catch (const std::exception& e) {  // the promise is "no exceptions escape"; bad_alloc here
+  } catch (const std::exception& e) {  // bad_alloc, or a bug; callers are promised no throw
     load_result failed;
     failed.errors.push_back(std::string{source_name} + ": internal error: " + e.what());
     return failed;
@@ -447,7 +447,8 @@ load_result load(std::string_view source_name, const std::vector<std::string>& o
 }
 
 struct file_closer {
-  void operator()(std::FILE* f) const { std::fclose(f); }
+  // Opened for reading only, so a failed close loses nothing.
+  void operator()(std::FILE* f) const { static_cast<void>(std::fclose(f)); }
 };
 
 // The file's bytes, or nullopt with `error` set to the reason.
@@ -461,18 +462,17 @@ std::optional<std::string> read_file(const std::filesystem::path& file, std::str
   std::array<char, 8192> buffer{};
   for (;;) {
     const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), f.get());
+    if (n < buffer.size() && std::ferror(f.get()) != 0) {  // before anything else touches errno
+      error = std::error_code{errno, std::generic_category()}.message();
+      return std::nullopt;
+    }
     text.append(buffer.data(), n);
     if (text.size() > max_file_size) {
       error = "larger than " + std::to_string(max_file_size) + " bytes";
       return std::nullopt;
     }
-    if (n < buffer.size()) break;
+    if (n < buffer.size()) return text;
   }
-  if (std::ferror(f.get()) != 0) {
-    error = std::error_code{errno, std::generic_category()}.message();
-    return std::nullopt;
-  }
-  return text;
 }
 
 void append_comment(std::string& out, std::string_view text) {
@@ -548,7 +548,9 @@ config default_config() {
   load_result defaults = load_config_string({}, {}, "defaults");
   if (!defaults.settings) {
     // The settings table contradicts itself; the config tests exist to make this unreachable.
-    for (const std::string& e : defaults.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    for (const std::string& e : defaults.errors) {
+      static_cast<void>(std::fprintf(stderr, "%s\n", e.c_str()));
+    }
     std::abort();
   }
   return std::move(*defaults.settings);

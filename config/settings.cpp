@@ -49,7 +49,8 @@ constexpr bound_field bind(std::string_view key) {
 }
 
 // The key is spelled from the same tokens as the field, so "server.user" can only ever fill
-// config.server.user.
+// config.server.user; only the preprocessor can turn a member name into text.
+// NOLINTNEXTLINE(cppcoreguidelines-macro-usage)
 #define RG_FIELD(section, name) \
   bind<&config::section, &decltype(config::section)::name>(#section "." #name)
 
@@ -108,7 +109,7 @@ std::string check_action(std::string_view text) {
 
 constexpr auto restart = applies::on_restart;
 constexpr auto reload = applies::on_reload;
-constexpr std::int64_t mebibyte = 1024 * 1024;
+constexpr std::int64_t mebibyte = std::int64_t{1024} * 1024;
 constexpr std::chrono::milliseconds day = 24h;
 
 constexpr std::array section_table{

@@ -195,12 +195,15 @@ baseline compute_baseline(std::span<const hourly_count> hours, std::int64_t now_
   const double rise = std::max(0.0, config.max_rise_per_day);
   const double floor_hourly = std::max(config.prior_floor_hourly, prior.hourly);
 
-  // Walk the same hour of day from the oldest day to yesterday, capping each day's rise.
+  // Walk the same hour of day from the first day with a full history to yesterday, capping
+  // each day's rise. The cold-start days before are a blend with the prior and stay uncapped:
+  // capping them would hold a mailbox that was busy from its first day at the prior for weeks.
   const std::int64_t target = s.size();
   double hourly = 0.0;
   double daily = 0.0;
   bool first = true;
   for (std::int64_t t = target % 24; t < target; t += 24) {
+    if (t < std::int64_t{config.min_history_hours}) continue;
     const estimate e = estimate_at.at(t);
     hourly = first ? e.hourly : capped(e.hourly, hourly, floor_hourly, rise);
     daily = first ? e.daily : capped(e.daily, daily, 24.0 * floor_hourly, rise);

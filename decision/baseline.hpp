@@ -9,9 +9,11 @@
 //    with fewer than three daily ones). Medians ignore a flooded week or day entirely.
 //  - spread(t) = MAD of those samples; day(t) = median of the last daily totals.
 //  - Before `min_history_hours` of own history, blended linearly with the server-wide prior.
-//  - Rise cap: the baseline is recomputed for the same hour on every past day of the history,
-//    and each day's value may exceed the previous day's by at most max_rise_per_day. A slow ramp
-//    therefore raises it by at most (1 + r)^days, whatever the medians say.
+//  - Rise cap: the baseline is recomputed for the same hour on every past day of the history
+//    since the first full `min_history_hours`, and each day's value may exceed the previous
+//    day's by at most max_rise_per_day. A slow ramp therefore raises it by at most (1 + r)^days
+//    over what the first full week showed, whatever the medians say. (A ramp longer than the
+//    history horizon moves that starting point; the per-class ceiling still holds.)
 //  - The result is the largest of the next `lookahead_hours`, then clipped to the ceiling.
 // A missing hour in the history counts as zero: the store keeps only hours with traffic.
 #pragma once

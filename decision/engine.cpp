@@ -1,12 +1,723 @@
+// The decision engine: wires keys, transactions, windows, baselines, signals, hysteresis and
+// the never-the-victim's-DoS exemptions into one verdict per request, and keeps the records.
 #include "decision/engine.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "decision/keys.hpp"
 
 namespace rcptguard::decision {
 
-verdict engine::decide(const protocol::policy_request& /*request*/, std::uint64_t /*connection_id*/,
-                       time_point /*now*/) {
-  return verdict{};
+namespace {
+
+// class_id is one byte; 0 is the defaults.
+constexpr std::size_t max_threshold_sets = 256;
+// Idle keys examined per tick(): bounded work on the network thread, a full sweep of a
+// million keys in about 15 minutes at one tick a second.
+constexpr std::uint32_t expiry_budget = 1024;
+// An episode restored with no update for this long belonged to a flood that ended while we
+// were down; it is closed instead of being held for another cool-down.
+constexpr std::chrono::hours restored_episode_horizon{24};
+
+std::uint32_t unix_minute(time_point t) {
+  return static_cast<std::uint32_t>(std::max<std::int64_t>(0, to_unix_seconds(t)) / 60);
 }
 
-void engine::connection_closed(std::uint64_t /*connection_id*/, time_point /*now*/) {}
+unsigned second_in_minute(time_point t) {
+  return static_cast<unsigned>(std::max<std::int64_t>(0, to_unix_seconds(t)) % 60);
+}
+
+time_point from_minute(std::uint32_t minute) { return from_unix_seconds(std::int64_t{minute} * 60); }
+
+std::size_t index(window w) { return static_cast<std::size_t>(w); }
+
+window window_from_name(std::string_view name) {
+  for (const window w : all_windows) {
+    if (window_name(w) == name) return w;
+  }
+  return window::ten_minutes;
+}
+
+// What Postfix receives after "action=", exactly as protocol::format_reply renders it.
+std::string rendered_action(const protocol::policy_action& action) {
+  std::string wire;
+  protocol::format_reply(action, wire);
+  constexpr std::string_view prefix = "action=";
+  constexpr std::string_view suffix = "\n\n";
+  if (wire.size() >= prefix.size() + suffix.size()) {
+    wire.erase(wire.size() - suffix.size());
+    wire.erase(0, prefix.size());
+  }
+  return wire;
+}
+
+}  // namespace
+
+engine::engine(settings config, std::uint64_t seed)
+    : config_(std::move(config)),
+      hash_(seed),
+      allow_recipients_(config_.allow_recipients, config_.recipient_delimiters),
+      allow_senders_(config_.allow_senders, config_.recipient_delimiters),
+      allow_clients_(config_.allow_clients),
+      recipients_(config_.max_tracked_recipients, mix(seed, 1)),
+      transactions_(config_.max_open_transactions, config_.max_recipients_per_transaction,
+                    mix(seed, 2)),
+      pairs_(config_.pair_slots),
+      correspondents_(config_.correspondent_slots) {
+  limits_.push_back(config_.defaults);
+  // A per-recipient override wins over any class, so overrides are matched first.
+  for (const recipient_override& one : config_.overrides) {
+    if (limits_.size() >= max_threshold_sets) break;
+    class_patterns_.emplace_back(address_patterns({one.recipient}, config_.recipient_delimiters),
+                                 static_cast<std::uint8_t>(limits_.size()));
+    limits_.push_back(one.limits);
+  }
+  for (const recipient_class& group : config_.classes) {
+    if (limits_.size() >= max_threshold_sets) break;
+    class_patterns_.emplace_back(address_patterns(group.recipients, config_.recipient_delimiters),
+                                 static_cast<std::uint8_t>(limits_.size()));
+    limits_.push_back(group.limits);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+verdict engine::decide(const protocol::policy_request& request, std::uint64_t connection_id,
+                       time_point now) {
+  ++stats_.requests;
+  switch (request.state) {
+    case protocol::protocol_state::rcpt:
+      ++stats_.rcpt_requests;
+      return on_rcpt(request, connection_id, now);
+    case protocol::protocol_state::end_of_message:
+      ++stats_.end_of_message_requests;
+      on_end_of_message(request, now);
+      return {};
+    default:
+      on_other(request, connection_id, now);
+      return {};
+  }
+}
+
+void engine::on_other(const protocol::policy_request& request, std::uint64_t connection_id,
+                      time_point now) {
+  // Postfix: a different instance on the same connection means the previous transaction is over.
+  if (request.instance.empty()) return;
+  const std::uint32_t open = transactions_.on_connection(connection_id);
+  if (open != transaction_table::npos && transactions_.at(open).instance != request.instance) {
+    roll_back(open, now);
+  }
+}
+
+verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t connection_id,
+                        time_point now) {
+  normalise_address(request.recipient, config_.recipient_delimiters, recipient_buf_);
+  if (recipient_buf_.empty()) return {};
+  normalise_address(request.sender, config_.recipient_delimiters, sender_buf_);
+  normalise_client(request.client_address, config_.ipv6_prefix, client_buf_);
+  const keys k{hash_(recipient_buf_), hash_(sender_buf_), hash_(client_buf_)};
+  const bool authenticated = !request.sasl_username.empty();
+  const std::uint32_t minute = unix_minute(now);
+
+  std::uint32_t txn = transaction_table::npos;
+  bool duplicate = false;
+  if (!request.instance.empty()) {
+    txn = transaction_for(request.instance, connection_id, now);
+    transaction& t = transactions_.at(txn);
+    t.last_activity = now;
+    duplicate = transactions_.has_recipient(txn, k.recipient_hash);
+    if (t.recipient_count == 0) {
+      t.sender = sender_buf_;
+      t.client = client_buf_;
+      t.sender_hash = sender_buf_.empty() ? 0 : k.sender_hash;
+      t.authenticated = authenticated;
+    }
+  }
+
+  const std::uint32_t slot = track(recipient_buf_, k.recipient_hash, now);
+  recipient_state& state = recipients_.at(slot);
+  state.windows.advance(minute);
+  if (duplicate) {
+    ++stats_.duplicate_rcpts;
+  } else {
+    count_attempt(state, k, minute);
+  }
+
+  const observation seen = observe(state, k.recipient_hash, now);
+  const assessment judged = assess(seen, limits_of(state));
+  verdict_level level = verdict_level::dunno;
+  if (state.has(recipient_state::allowlisted)) {
+    // Counted, never judged: an allow-listed recipient opens no episodes either.
+    if (level_for(judged.score, limits_of(state)) != verdict_level::dunno) {
+      ++stats_.allowlisted_passes;
+    }
+  } else {
+    level = judge(state, recipient_buf_, seen, judged, now);
+    if (level != verdict_level::dunno && allowlisted(request)) {
+      ++stats_.allowlisted_passes;
+      level = verdict_level::dunno;
+    }
+  }
+  if (level == verdict_level::defer) {
+    const auto episode = episodes_.find(k.recipient_hash);
+    const std::uint64_t sender = sender_buf_.empty() ? 0 : k.sender_hash;
+    if (episode != episodes_.end() &&
+        is_correspondent(k.recipient_hash, sender, episode->second.started)) {
+      ++stats_.correspondent_passes;
+      level = verdict_level::dunno;
+    }
+  }
+  const bool monitor_only =
+      level == verdict_level::defer && config_.mode == detection_mode::monitor;
+  const bool deferred = level == verdict_level::defer && !monitor_only;
+
+  if (!duplicate) {
+    // Settled now: deferred by us, or counted as accepted at RCPT (no two-phase, no instance,
+    // or too many recipients to remember). Otherwise END-OF-MESSAGE or a roll-back settles it.
+    bool settled = deferred || !two_phase() || txn == transaction_table::npos;
+    if (txn != transaction_table::npos &&
+        !transactions_.add_recipient(txn, recipient_buf_, k.recipient_hash, now, settled)) {
+      ++stats_.untracked_rcpts;
+      settled = true;
+    }
+    if (settled) {
+      if (!deferred) {
+        count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
+                       authenticated, now);
+      }
+      record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, !deferred,
+                      authenticated, now);
+    }
+  }
+
+  if (level == verdict_level::dunno) return {};
+  return respond(level, monitor_only, seen, judged, now);
+}
+
+void engine::on_end_of_message(const protocol::policy_request& request, time_point now) {
+  end_of_message_seen_ = true;
+  if (request.instance.empty()) return;
+  const std::uint32_t slot = transactions_.find(request.instance, hash_(request.instance));
+  if (slot != transaction_table::npos) {
+    commit(slot, request, now);
+    return;
+  }
+  // Only the END-OF-MESSAGE hook is configured: single-recipient mail is all we can see.
+  if (stats_.rcpt_requests != 0 || request.recipient.empty()) return;
+  normalise_address(request.recipient, config_.recipient_delimiters, recipient_buf_);
+  normalise_address(request.sender, config_.recipient_delimiters, sender_buf_);
+  normalise_client(request.client_address, config_.ipv6_prefix, client_buf_);
+  if (recipient_buf_.empty()) return;
+  const keys k{hash_(recipient_buf_), hash_(sender_buf_), hash_(client_buf_)};
+  const bool authenticated = !request.sasl_username.empty();
+  recipient_state& state = recipients_.at(track(recipient_buf_, k.recipient_hash, now));
+  state.windows.advance(unix_minute(now));
+  count_attempt(state, k, unix_minute(now));
+  count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
+                 authenticated, now);
+  record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, true, authenticated,
+                  now);
+}
+
+void engine::connection_closed(std::uint64_t connection_id, time_point now) {
+  transactions_.detach(connection_id, now);
+}
+
+bool engine::two_phase() const {
+  switch (config_.end_of_message_hook) {
+    case eom_hook::present: return true;
+    case eom_hook::absent: return false;
+    case eom_hook::auto_detect: return end_of_message_seen_;
+  }
+  return end_of_message_seen_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+std::uint32_t engine::transaction_for(std::string_view instance, std::uint64_t connection_id,
+                                      time_point now) {
+  const std::uint64_t instance_hash = hash_(instance);
+  const std::uint32_t slot = transactions_.find(instance, instance_hash);
+  const std::uint32_t current = transactions_.on_connection(connection_id);
+  if (current != transaction_table::npos && current != slot) roll_back(current, now);
+  if (slot != transaction_table::npos) {
+    transactions_.attach(slot, connection_id);
+    return slot;
+  }
+  if (transactions_.full()) {
+    ++stats_.transaction_evictions;
+    roll_back(transactions_.oldest(), now);
+  }
+  return transactions_.open(instance, instance_hash, connection_id, now);
+}
+
+void engine::roll_back(std::uint32_t slot, time_point /*now*/) {
+  const transaction& txn = transactions_.at(slot);
+  for (std::size_t i = 0; i < txn.recipient_count; ++i) {
+    const tentative& rcpt = txn.recipients[i];
+    if (rcpt.settled) continue;
+    // The attempt was counted at RCPT time; it stays an attempt, never an acceptance.
+    record_delivery(rcpt.recipient, txn.sender, txn.client, 0, false, txn.authenticated, rcpt.at);
+  }
+  ++stats_.transactions_rolled_back;
+  transactions_.release(slot);
+}
+
+void engine::commit(std::uint32_t slot, const protocol::policy_request& request, time_point now) {
+  const transaction& txn = transactions_.at(slot);
+  // Postfix names the recipient only when exactly one was accepted; then the others were not.
+  normalise_address(request.recipient, config_.recipient_delimiters, recipient_buf_);
+  std::size_t pending = 0;
+  for (std::size_t i = 0; i < txn.recipient_count; ++i) pending += txn.recipients[i].settled ? 0 : 1;
+  if (recipient_buf_.empty() && request.recipient_count != pending) {
+    // Some RCPTs we passed were refused later (or Postfix counted ones we had settled); we
+    // cannot tell which, so all pending ones count: an over- rather than an under-count.
+    ++stats_.end_of_message_mismatches;
+  }
+  for (std::size_t i = 0; i < txn.recipient_count; ++i) {
+    const tentative& rcpt = txn.recipients[i];
+    if (rcpt.settled) continue;
+    const bool accepted = recipient_buf_.empty() || rcpt.recipient == recipient_buf_;
+    if (accepted) {
+      count_accepted(rcpt.recipient, rcpt.recipient_hash, txn.sender_hash, txn.authenticated, now);
+    }
+    record_delivery(rcpt.recipient, txn.sender, txn.client, accepted ? request.size : 0, accepted,
+                    txn.authenticated, accepted ? now : rcpt.at);
+  }
+  ++stats_.transactions_committed;
+  transactions_.release(slot);
+}
+
+void engine::record_delivery(std::string_view recipient, std::string_view sender,
+                             std::string_view client, std::uint64_t size, bool accepted,
+                             bool authenticated, time_point at) {
+  delivery_record record;
+  record.at = at;
+  record.recipient.assign(recipient);
+  record.sender.assign(sender);
+  record.client.assign(client);
+  record.size = size;
+  record.accepted = accepted;
+  record.authenticated = authenticated;
+  outbox_.deliveries.push_back(std::move(record));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting
+
+std::uint32_t engine::track(std::string_view recipient, std::uint64_t recipient_hash,
+                            time_point now) {
+  const std::uint32_t found = recipients_.find(recipient_hash);
+  if (found != recipient_table::npos) return found;
+  if (recipients_.full()) {
+    forget(recipients_.pick_victim(), now);
+    recipients_.count_eviction();
+  }
+  const std::uint32_t slot = recipients_.insert(recipient_hash);
+  recipient_state& state = recipients_.at(slot);
+  state.class_id = class_of(recipient);
+  state.set(recipient_state::allowlisted, allow_recipients_.matches(recipient));
+  return slot;
+}
+
+void engine::forget(std::uint32_t slot, time_point now) {
+  const recipient_state& state = recipients_.at(slot);
+  if (state.has(recipient_state::flagged)) close_episode(state.key_hash, now);
+  evidence_.erase(state.key_hash);
+  recipients_.erase(slot);
+}
+
+std::uint8_t engine::class_of(std::string_view recipient) const {
+  for (const auto& [patterns, id] : class_patterns_) {
+    if (patterns.matches(recipient)) return id;
+  }
+  return 0;
+}
+
+const thresholds& engine::limits_of(const recipient_state& state) const {
+  return limits_[state.class_id < limits_.size() ? state.class_id : 0];
+}
+
+void engine::count_attempt(recipient_state& state, const keys& k, std::uint32_t minute) {
+  state.windows.add_attempt();
+  if (minute > total_head_) {
+    const std::uint32_t gap = minute - total_head_;
+    for (std::uint32_t i = 1; i <= std::min<std::uint32_t>(gap, 10); ++i) {
+      total_minutes_[(total_head_ + i) % total_minutes_.size()] = 0;
+    }
+    total_head_ = minute;
+  }
+  std::uint32_t& total = total_minutes_[total_head_ % total_minutes_.size()];
+  if (total < 0xffffffffU) ++total;
+
+  // Fingerprints carry the recipient's serial, so a recycled slot never inherits old pairs.
+  const std::uint64_t serial = std::uint64_t{state.serial} << 1;
+  const pair_tracker::sighting sender = pairs_.observe(mix(k.sender_hash, serial), minute);
+  state.windows.add_sender(sender.new_ten, sender.new_hour);
+  const pair_tracker::sighting client = pairs_.observe(mix(k.client_hash, serial | 1), minute);
+  state.windows.add_client(client.new_ten);
+  state.windows.note_client_count(client.epoch_count);
+}
+
+void engine::count_accepted(std::string_view recipient, std::uint64_t recipient_hash,
+                            std::uint64_t sender_hash, bool authenticated, time_point now) {
+  const std::uint32_t minute = unix_minute(now);
+  recipient_state& state = recipients_.at(track(recipient, recipient_hash, now));
+  state.windows.advance(minute);
+  state.windows.add_accepted();
+  // A bounce (null sender) is not correspondence: it would make backscatter "known".
+  if (sender_hash == 0) return;
+  correspondents_.observe(pair_fingerprint(recipient_hash, sender_hash), minute, minute);
+  if (authenticated) {
+    correspondents_.observe(pair_fingerprint(sender_hash, recipient_hash), minute, minute);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Judging
+
+observation engine::observe(const recipient_state& state, std::uint64_t key_hash,
+                            time_point now) const {
+  const thresholds& limits = limits_of(state);
+  const std::uint32_t minute = unix_minute(now);
+  const unsigned second = second_in_minute(now);
+  observation seen;
+  for (const window w : all_windows) {
+    seen.volume[index(w)] = state.windows.attempted(w, minute, second);
+  }
+  const bool learned = state.has(recipient_state::learned);
+  const double hourly = learned ? double{state.baseline.hourly} : prior_.hourly;
+  const double spread = learned ? double{state.baseline.spread} : prior_.spread;
+  const double senders = learned ? double{state.baseline.senders_hourly} : prior_.senders_hourly;
+  const double daily = learned ? double{state.baseline.daily} : prior_.daily;
+  const double expected_hour = hourly + limits.baseline_spread_weight * spread;
+  seen.expected[index(window::minute)] = expected_hour / 60.0;
+  seen.expected[index(window::ten_minutes)] = expected_hour / 6.0;
+  seen.expected[index(window::hour)] = expected_hour;
+  seen.expected[index(window::day)] = std::max(daily, expected_hour);
+
+  seen.senders_ten = state.windows.distinct_senders_ten_minutes(minute);
+  seen.senders_hour = state.windows.distinct_senders_hour(minute, second);
+  seen.expected_senders_hour = senders;
+  seen.expected_senders_ten = senders / 6.0;
+  seen.clients_ten = state.windows.distinct_clients_ten_minutes(minute);
+  seen.top_client_share =
+      state.windows.top_client_share(minute, limits.single_client_min_messages,
+                                     seen.top_client_sample);
+
+  const std::uint32_t head = total_head_;
+  for (std::uint32_t k = 0; k < total_minutes_.size(); ++k) {
+    const std::uint32_t m = std::max(minute, head) - k;
+    if (m <= head && head - m < total_minutes_.size()) {
+      seen.total_ten += total_minutes_[m % total_minutes_.size()];
+    }
+  }
+
+  if (state.has(recipient_state::evidence)) {
+    const auto found = evidence_.find(key_hash);
+    if (found != evidence_.end() && now - found->second.at <= limits.evidence_max_age) {
+      seen.evidence_repeats = found->second.repeats;
+      seen.evidence_sha256 = found->second.sha256_prefix;
+    }
+  }
+  return seen;
+}
+
+verdict_level engine::judge(recipient_state& state, std::string_view recipient,
+                            const observation& seen, const assessment& judged, time_point now) {
+  const thresholds& limits = limits_of(state);
+  auto found = episodes_.find(state.key_hash);
+  verdict_level level = verdict_level::dunno;
+  if (found == episodes_.end()) {
+    level = level_for(judged.score, limits);
+    if (level == verdict_level::dunno) return level;
+    found = episodes_.emplace(state.key_hash, open_episode(recipient, level, now)).first;
+    state.set(recipient_state::flagged, true);
+  } else {
+    level = hold(found->second, judged.score, limits, now);
+    if (level == verdict_level::dunno) {
+      close_episode(state.key_hash, now);
+      return level;
+    }
+  }
+  episode_state& episode = found->second;
+  const bool opened = episode.peak_score == 0.0;
+  if (opened || level > episode.peak_level ||
+      judged.score >= episode.peak_score * config_.episode_peak_step) {
+    episode.updated = now;
+    episode.peak_level = std::max(episode.peak_level, level);
+    episode.peak_score = std::max(episode.peak_score, judged.score);
+    episode.peak_window = judged.strongest;
+    episode.peak_observed = seen.volume[index(judged.strongest)];
+    episode.peak_baseline = seen.expected[index(judged.strongest)];
+    episode.summary.clear();
+    summarise(recipient, seen, judged, episode.summary);
+    outbox_.episodes.push_back(to_record(episode, false));
+  }
+  return level;
+}
+
+void engine::close_episode(std::uint64_t key_hash, time_point now) {
+  const auto found = episodes_.find(key_hash);
+  if (found == episodes_.end()) return;
+  found->second.updated = now;
+  outbox_.episodes.push_back(to_record(found->second, true));
+  episodes_.erase(found);
+  const std::uint32_t slot = recipients_.find(key_hash);
+  if (slot != recipient_table::npos) recipients_.at(slot).set(recipient_state::flagged, false);
+}
+
+bool engine::is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender_hash,
+                              time_point episode_start) const {
+  if (sender_hash == 0) return false;
+  const std::uint32_t first =
+      correspondents_.first_seen(pair_fingerprint(recipient_hash, sender_hash));
+  return first != 0 && from_minute(first) + config_.correspondent_min_age <= episode_start;
+}
+
+bool engine::allowlisted(const protocol::policy_request& request) const {
+  return (!allow_senders_.empty() && allow_senders_.matches(sender_buf_)) ||
+         allow_clients_.contains(request.client_address);
+}
+
+verdict engine::respond(verdict_level level, bool monitor_only, const observation& seen,
+                        const assessment& judged, time_point now) {
+  text_buf_.clear();
+  summarise(recipient_buf_, seen, judged, text_buf_);
+  verdict answer;
+  if (level == verdict_level::defer && !monitor_only) {
+    answer.level = verdict_level::defer;
+    answer.action = config_.defer_action;
+    if (!answer.action.text.empty()) answer.action.text.push_back(' ');
+    answer.action.text.append(text_buf_);
+    ++stats_.verdicts_defer;
+  } else {
+    answer.level = verdict_level::warn;
+    answer.action.verb = protocol::action_verb::warn;
+    answer.action.text = text_buf_;
+    if (monitor_only) {
+      answer.action.text.append(" (monitor: would defer)");
+      ++stats_.monitor_would_defer;
+    }
+    ++stats_.verdicts_warn;
+  }
+  explain(seen, judged, answer.reasons);
+
+  verdict_record record;
+  record.at = now;
+  record.recipient = recipient_buf_;
+  record.sender = sender_buf_;
+  record.client = client_buf_;
+  record.level = level;
+  record.score = judged.score;
+  record.action_text = rendered_action(answer.action);
+  record.reasons = answer.reasons;
+  record.monitor_only = monitor_only;
+  outbox_.verdicts.push_back(std::move(record));
+  return answer;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Housekeeping, learning and restore
+
+void engine::tick(time_point now) {
+  expired_buf_.clear();
+  transactions_.expired(now, config_.transaction_timeout, config_.detached_transaction_grace,
+                        expired_buf_);
+  for (const std::uint32_t slot : expired_buf_) {
+    if (transactions_.at(slot).attached) ++stats_.transaction_timeouts;
+    roll_back(slot, now);
+  }
+
+  // Episodes cool down even when no more mail arrives for their recipient.
+  std::vector<std::uint64_t> over;
+  for (auto& [key_hash, episode] : episodes_) {
+    const std::uint32_t slot = recipients_.find(key_hash);
+    if (slot == recipient_table::npos) {
+      over.push_back(key_hash);
+      continue;
+    }
+    const recipient_state& state = recipients_.at(slot);
+    const assessment judged = assess(observe(state, key_hash, now), limits_of(state));
+    if (hold(episode, judged.score, limits_of(state), now) == verdict_level::dunno) {
+      over.push_back(key_hash);
+    }
+  }
+  for (const std::uint64_t key_hash : over) close_episode(key_hash, now);
+
+  const std::uint32_t minute = unix_minute(now);
+  const auto idle_minutes =
+      static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::minutes>(
+                                     config_.idle_expiry).count());
+  for (std::uint32_t n = 0; n < expiry_budget && recipients_.slot_limit() > 0; ++n) {
+    if (expiry_cursor_ >= recipients_.slot_limit()) expiry_cursor_ = 0;
+    const std::uint32_t slot = expiry_cursor_++;
+    const recipient_state& state = recipients_.at(slot);
+    if (state.serial == 0 || state.has(recipient_state::flagged) ||
+        state.has(recipient_state::learned) || state.has(recipient_state::evidence)) {
+      continue;
+    }
+    if (state.windows.newest_minute() + idle_minutes <= minute) {
+      forget(slot, now);
+      ++stats_.recipients_expired;
+    }
+  }
+
+  for (auto it = evidence_.begin(); it != evidence_.end();) {
+    const std::uint32_t slot = recipients_.find(it->first);
+    const thresholds& limits =
+        slot == recipient_table::npos ? limits_[0] : limits_of(recipients_.at(slot));
+    if (now - it->second.at > limits.evidence_max_age) {
+      if (slot != recipient_table::npos) recipients_.at(slot).set(recipient_state::evidence, false);
+      it = evidence_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void engine::update_histories(std::span<const recipient_history> histories, time_point now) {
+  prior_ = compute_prior(histories, to_unix_seconds(now), config_.baseline, prior_);
+  const std::int64_t now_hour = to_unix_seconds(now) / 3600;
+  std::vector<hourly_count> merged;
+  std::string key;
+  for (const recipient_history& history : histories) {
+    normalise_address(history.recipient, config_.recipient_delimiters, key);
+    if (key.empty()) continue;
+    recipient_state& state = recipients_.at(track(key, hash_(key), now));
+    // Our own counts of the hours the store has not reported yet.
+    merged.assign(history.hours.begin(), history.hours.end());
+    const std::int64_t last = merged.empty() ? 0 : merged.back().hour_start;
+    for (std::int64_t hour = now_hour - 23; hour < now_hour; ++hour) {
+      if (hour * 3600 <= last || hour < 0) continue;
+      const auto h = static_cast<std::uint32_t>(hour);
+      hourly_count live;
+      live.hour_start = hour * 3600;
+      live.attempted = state.windows.attempted_in_hour(h);
+      live.accepted = state.windows.accepted_in_hour(h);
+      if (live.attempted != 0 || live.accepted != 0) merged.push_back(live);
+    }
+    const baseline b = compute_baseline(merged, to_unix_seconds(now), prior_, config_.baseline,
+                                        limits_of(state).baseline_ceiling_per_hour);
+    state.baseline = compact_baseline{static_cast<float>(b.hourly), static_cast<float>(b.spread),
+                                      static_cast<float>(b.senders_hourly),
+                                      static_cast<float>(b.daily)};
+    state.history_hours = static_cast<std::uint16_t>(std::min<std::uint32_t>(b.history_hours, 0xffff));
+    state.set(recipient_state::learned, true);
+  }
+}
+
+void engine::restore(const restore_snapshot& snapshot, time_point now) {
+  const std::uint32_t minute = unix_minute(now);
+  for (const minute_count& row : snapshot.recent_minutes) {
+    const auto row_minute = static_cast<std::uint32_t>(std::max<std::int64_t>(0, row.minute_start) / 60);
+    if (row_minute > minute || row.recipient.empty()) continue;
+    recipient_state& state = recipients_.at(track(row.recipient, hash_(row.recipient), now));
+    state.windows.advance(minute);
+    state.windows.restore_minute(row_minute, row.accepted, row.attempted);
+    if (minute - row_minute < total_minutes_.size()) {
+      total_head_ = std::max(total_head_, minute);
+      std::uint32_t& total = total_minutes_[row_minute % total_minutes_.size()];
+      total = static_cast<std::uint32_t>(std::min<std::uint64_t>(0xffffffffU, std::uint64_t{total} + row.attempted));
+    }
+  }
+
+  update_histories(snapshot.histories, now);
+
+  for (const correspondent_pair& pair : snapshot.correspondents) {
+    if (pair.sender.empty() || pair.recipient.empty()) continue;
+    const auto first = static_cast<std::uint32_t>(std::max<std::int64_t>(60, pair.first_seen) / 60);
+    const auto last = static_cast<std::uint32_t>(std::max<std::int64_t>(60, pair.last_seen) / 60);
+    correspondents_.observe(pair_fingerprint(hash_(pair.recipient), hash_(pair.sender)), first,
+                            std::max(first, last));
+  }
+
+  for (const episode_record& record : snapshot.open_episodes) {
+    if (record.ended || record.recipient.empty()) continue;
+    if (now - record.updated >= restored_episode_horizon) {
+      episode_record closed = record;
+      closed.ended = true;
+      closed.updated = now;
+      outbox_.episodes.push_back(std::move(closed));
+      continue;
+    }
+    const std::uint64_t key_hash = hash_(record.recipient);
+    recipients_.at(track(record.recipient, key_hash, now)).set(recipient_state::flagged, true);
+    episode_state episode = open_episode(record.recipient, record.peak_level, now);
+    episode.started = record.started;
+    episode.updated = record.updated;
+    episode.peak_score = record.peak_score;
+    episode.peak_window = window_from_name(record.peak_window);
+    episode.peak_observed = record.peak_observed;
+    episode.peak_baseline = record.peak_baseline;
+    episode.summary = record.summary;
+    episode.source = record.source;
+    episodes_.insert_or_assign(key_hash, std::move(episode));
+  }
+}
+
+void engine::update_spool_evidence(std::string_view recipient, const spool_evidence& evidence,
+                                   time_point now) {
+  std::string key;
+  normalise_address(recipient, config_.recipient_delimiters, key);
+  if (key.empty()) return;
+  const std::uint64_t key_hash = hash_(key);
+  recipients_.at(track(key, key_hash, now)).set(recipient_state::evidence, true);
+  evidence_.insert_or_assign(key_hash, evidence);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Introspection
+
+engine_stats engine::stats() const {
+  engine_stats out = stats_;
+  out.tracked_recipients = recipients_.size();
+  out.max_tracked_recipients = config_.max_tracked_recipients;
+  out.recipient_evictions = recipients_.evictions();
+  out.open_transactions = transactions_.open_count();
+  out.two_phase = two_phase();
+  out.open_episodes = episodes_.size();
+  out.correspondents = correspondents_.size();
+  out.correspondent_overwrites = correspondents_.overwrites();
+  out.pair_overwrites = pairs_.overwrites();
+  out.prior = prior_;
+  return out;
+}
+
+recipient_view engine::inspect(std::string_view recipient, time_point now) const {
+  recipient_view view;
+  std::string key;
+  normalise_address(recipient, config_.recipient_delimiters, key);
+  const std::uint64_t key_hash = hash_(key);
+  const std::uint32_t slot = recipients_.find(key_hash);
+  if (slot == recipient_table::npos) return view;
+  const recipient_state& state = recipients_.at(slot);
+  const std::uint32_t minute = unix_minute(now);
+  const unsigned second = second_in_minute(now);
+  const observation seen = observe(state, key_hash, now);
+  view.tracked = true;
+  for (const window w : all_windows) {
+    view.attempted[index(w)] = seen.volume[index(w)];
+    view.accepted[index(w)] = state.windows.accepted(w, minute, second);
+    view.expected[index(w)] = seen.expected[index(w)];
+  }
+  view.senders_ten = seen.senders_ten;
+  view.senders_hour = seen.senders_hour;
+  view.clients_ten = seen.clients_ten;
+  view.top_client_share = seen.top_client_share;
+  view.learned = state.has(recipient_state::learned);
+  view.baseline_hourly = view.learned ? double{state.baseline.hourly} : prior_.hourly;
+  view.score = assess(seen, limits_of(state)).score;
+  const auto found = episodes_.find(key_hash);
+  if (found != episodes_.end()) {
+    view.in_episode = true;
+    view.held = found->second.held;
+    view.episode_started = found->second.started;
+  }
+  return view;
+}
 
 }  // namespace rcptguard::decision

@@ -1,40 +1,208 @@
-// The decision seam: a parsed request and its time in, a verdict out. Pure: no clock, no I/O,
-// no locks; one owner thread. Persistence happens elsewhere from the records in outbox().
+// The decision engine: a parsed request and its time in, a verdict out, records to the outbox.
+// Pure: no clock, no I/O, no threads, no locks, no exceptions on bad input; one owner thread.
+// Persistence happens elsewhere from the records in pending(); learned state comes back in
+// through restore() and update_histories().
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/time.hpp"
+#include "decision/baseline.hpp"
+#include "decision/episodes.hpp"
 #include "decision/events.hpp"
+#include "decision/hash.hpp"
+#include "decision/matchers.hpp"
+#include "decision/pairs.hpp"
+#include "decision/recipients.hpp"
+#include "decision/settings.hpp"
+#include "decision/signals.hpp"
+#include "decision/transactions.hpp"
 #include "protocol/reply.hpp"
 #include "protocol/request.hpp"
 
 namespace rcptguard::decision {
 
 struct verdict {
-  verdict_level level = verdict_level::dunno;
+  verdict_level level = verdict_level::dunno;  ///< what was answered (WARN in monitor mode)
   protocol::policy_action action;
   std::vector<reason> reasons;
 };
 
+/// Attachment duplication found in a recipient's mailbox by the spool scanner.
+struct spool_evidence {
+  std::uint32_t repeats = 0;    ///< copies of the same attachment
+  std::string sha256_prefix;    ///< of that attachment, for the reason text
+  std::chrono::seconds window{0};  ///< over which the copies arrived
+  time_point at;                ///< when the scanner found them
+};
+
+struct engine_stats {
+  std::uint64_t requests = 0;
+  std::uint64_t rcpt_requests = 0;
+  std::uint64_t end_of_message_requests = 0;
+  std::uint64_t duplicate_rcpts = 0;   ///< same instance + recipient again (Postfix retry)
+  std::uint64_t untracked_rcpts = 0;   ///< beyond max_recipients_per_transaction
+  std::size_t tracked_recipients = 0;
+  std::size_t max_tracked_recipients = 0;
+  std::uint64_t recipient_evictions = 0;  ///< at the key cap
+  std::uint64_t recipients_expired = 0;   ///< idle past idle_expiry
+  std::size_t open_transactions = 0;
+  std::uint64_t transactions_committed = 0;
+  std::uint64_t transactions_rolled_back = 0;  ///< all causes, including the two below
+  std::uint64_t transaction_timeouts = 0;
+  std::uint64_t transaction_evictions = 0;     ///< at max_open_transactions
+  std::uint64_t end_of_message_mismatches = 0;  ///< recipient_count != our pending recipients
+  bool two_phase = false;  ///< RCPTs wait for END-OF-MESSAGE (hook configured or seen)
+  std::uint64_t verdicts_warn = 0;
+  std::uint64_t verdicts_defer = 0;
+  std::uint64_t monitor_would_defer = 0;  ///< WARNs that enforce mode would have deferred
+  std::uint64_t correspondent_passes = 0;  ///< DUNNO for a known correspondent under DEFER
+  std::uint64_t allowlisted_passes = 0;    ///< DUNNO for an allow-listed recipient/sender/client
+  std::size_t open_episodes = 0;
+  std::size_t correspondents = 0;
+  std::uint64_t correspondent_overwrites = 0;
+  std::uint64_t pair_overwrites = 0;
+  baseline_prior prior;
+};
+
+/// What the engine knows about one recipient now (for tests and an operator's "explain").
+struct recipient_view {
+  bool tracked = false;
+  std::array<double, 4> attempted{};  ///< all_windows order
+  std::array<double, 4> accepted{};
+  std::array<double, 4> expected{};
+  double senders_ten = 0.0;
+  double senders_hour = 0.0;
+  double clients_ten = 0.0;
+  double top_client_share = 0.0;
+  bool learned = false;  ///< baseline from own history (else the server-wide prior)
+  double baseline_hourly = 0.0;
+  double score = 0.0;
+  bool in_episode = false;
+  verdict_level held = verdict_level::dunno;
+  time_point episode_started;
+};
+
 class engine {
  public:
-  engine() = default;
+  /// `seed` keys every hash of attacker-chosen data; pass a random value per process.
+  engine(settings config, std::uint64_t seed);
+  /// Defaults with a fixed seed, for the DUNNO-era daemon wiring until it passes both.
+  engine() : engine(settings{}, 0x72637074677561ULL) {}
 
   /// Judges one request. `connection_id` identifies the policy connection it came on, so a
   /// transaction abandoned on that connection can be rolled back.
   verdict decide(const protocol::policy_request& request, std::uint64_t connection_id,
                  time_point now);
 
-  /// The policy connection closed: any transaction still open on it never completed.
+  /// The policy connection closed: its open transaction is rolled back unless Postfix retries
+  /// it on another connection within detached_transaction_grace (see tick()).
   void connection_closed(std::uint64_t connection_id, time_point now);
+
+  /// Housekeeping, about once a second: transaction time-outs, episode cool-down and close,
+  /// idle-key expiry (bounded work per call), stale spool evidence.
+  void tick(time_point now);
+
+  /// Loads what the store kept, once, before serving: windows, baselines, correspondents and
+  /// open episodes, so a restart does not reset detection.
+  void restore(const restore_snapshot& snapshot, time_point now);
+
+  /// New hourly histories (the store's, merged with our own live hours): recomputes those
+  /// recipients' baselines and, from all of them, the cold-start prior. Call hourly.
+  void update_histories(std::span<const recipient_history> histories, time_point now);
+
+  /// Spool-scanner evidence for a recipient (any spelling; it is normalised).
+  void update_spool_evidence(std::string_view recipient, const spool_evidence& evidence,
+                             time_point now);
 
   /// Records produced since the caller last cleared it.
   outbox& pending() { return outbox_; }
 
+  engine_stats stats() const;
+  recipient_view inspect(std::string_view recipient, time_point now) const;
+  const settings& config() const { return config_; }
+
  private:
+  struct keys {
+    std::uint64_t recipient_hash = 0;
+    std::uint64_t sender_hash = 0;
+    std::uint64_t client_hash = 0;
+  };
+
+  verdict on_rcpt(const protocol::policy_request& request, std::uint64_t connection_id,
+                  time_point now);
+  void on_end_of_message(const protocol::policy_request& request, time_point now);
+  void on_other(const protocol::policy_request& request, std::uint64_t connection_id,
+                time_point now);
+
+  bool two_phase() const;
+  std::uint32_t track(std::string_view recipient, std::uint64_t recipient_hash,
+                      time_point now);
+  void forget(std::uint32_t slot, time_point now);
+  std::uint8_t class_of(std::string_view recipient) const;
+  const thresholds& limits_of(const recipient_state& state) const;
+
+  std::uint32_t transaction_for(std::string_view instance, std::uint64_t connection_id,
+                                time_point now);
+  void roll_back(std::uint32_t slot, time_point now);
+  void commit(std::uint32_t slot, const protocol::policy_request& request, time_point now);
+  void record_delivery(std::string_view recipient, std::string_view sender,
+                       std::string_view client, std::uint64_t size, bool accepted,
+                       bool authenticated, time_point at);
+  void count_accepted(std::string_view recipient, std::uint64_t recipient_hash,
+                      std::uint64_t sender_hash, bool authenticated, time_point now);
+
+  void count_attempt(recipient_state& state, const keys& k, std::uint32_t minute);
+  observation observe(const recipient_state& state, std::uint64_t key_hash, time_point now) const;
+  verdict_level judge(recipient_state& state, std::string_view recipient,
+                      const observation& seen, const assessment& judged, time_point now);
+  void close_episode(std::uint64_t key_hash, time_point now);
+  bool is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender_hash,
+                        time_point episode_start) const;
+  /// The sender or the client is allow-listed (the recipient is a flag on its state).
+  bool allowlisted(const protocol::policy_request& request) const;
+  verdict respond(verdict_level level, bool monitor_only, const observation& seen,
+                  const assessment& judged, time_point now);
+
+  std::uint64_t pair_fingerprint(std::uint64_t a, std::uint64_t b) const { return mix(a, b); }
+
+  settings config_;
+  keyed_hash hash_;
+  std::vector<thresholds> limits_;  ///< 0 = defaults, then overrides, then classes
+  std::vector<std::pair<address_patterns, std::uint8_t>> class_patterns_;
+  address_patterns allow_recipients_;
+  address_patterns allow_senders_;
+  network_set allow_clients_;
+
+  recipient_table recipients_;
+  transaction_table transactions_;
+  pair_tracker pairs_;
+  correspondent_set correspondents_;
+  std::unordered_map<std::uint64_t, episode_state> episodes_;  ///< by recipient key hash
+  std::unordered_map<std::uint64_t, spool_evidence> evidence_;
+  baseline_prior prior_;
+  bool end_of_message_seen_ = false;
+
+  /// All inbound RCPTs of the server per minute, for the concentration signal.
+  std::array<std::uint32_t, 10> total_minutes_{};
+  std::uint32_t total_head_ = 0;
+
   outbox outbox_;
+  engine_stats stats_;
+  std::uint32_t expiry_cursor_ = 0;
+
+  // Reused per request so the steady state does not allocate.
+  std::string recipient_buf_;
+  std::string sender_buf_;
+  std::string client_buf_;
+  std::string text_buf_;
+  std::vector<std::uint32_t> expired_buf_;
 };
 
 }  // namespace rcptguard::decision

@@ -28,6 +28,9 @@ struct delivery_record {
   std::uint64_t size = 0;
   bool accepted = false;
   event_source source = event_source::policy;
+  /// Sent by a SASL-authenticated client, i.e. by one of our users: the recipient may then
+  /// answer back, so the pair also counts the other way round (sender <- recipient).
+  bool authenticated = false;
 };
 
 /// One named, weighted reason behind a verdict, with the numbers it judged.
@@ -50,6 +53,9 @@ struct verdict_record {
   std::string action_text;  ///< exactly what was sent to Postfix after "action="
   std::vector<reason> reasons;
   event_source source = event_source::policy;
+  /// Monitor mode: `level` is defer (what enforce mode would have answered) while
+  /// `action_text` is the WARN that was actually sent.
+  bool monitor_only = false;
 };
 
 /// An alert episode per recipient: opened at the first WARN/DEFER, updated at each new peak,

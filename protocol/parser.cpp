@@ -98,7 +98,9 @@ constexpr std::array known_attributes{
 static_assert(known_attributes.size() <= 64, "seen_mask_ has one bit per known attribute");
 static_assert(known_attributes[0].name == "request", "finish_request checks bit 0");
 
-constexpr std::uint64_t bit(std::size_t index) { return std::uint64_t{1} << index; }
+constexpr std::uint64_t bit(std::size_t index) {
+  return std::uint64_t{1} << index;
+}
 
 struct violation {
   std::size_t offset = 0;  ///< of the offending byte within the segment
@@ -107,9 +109,9 @@ struct violation {
 
 // The first byte of a segment (`content` line bytes, then the LF if `taken` includes one) that
 // breaks a limit or the syntax. Where one byte breaks several rules, the earlier check names it.
-violation first_violation(const limits& bounds, std::string_view carried,
-                          std::size_t request_bytes, std::size_t attribute_count,
-                          std::string_view content, std::size_t taken) {
+violation first_violation(const limits& bounds, std::string_view carried, std::size_t request_bytes,
+                          std::size_t attribute_count, std::string_view content,
+                          std::size_t taken) {
   violation found{taken, parse_error::none};
   const auto note = [&found](std::size_t offset, parse_error error) {
     if (offset < found.offset) found = {offset, error};
@@ -135,15 +137,24 @@ violation first_violation(const limits& bounds, std::string_view carried,
 
 std::string_view to_string(parse_error error) {
   switch (error) {
-    case parse_error::none: return "none";
-    case parse_error::line_too_long: return "line_too_long";
-    case parse_error::too_many_attributes: return "too_many_attributes";
-    case parse_error::request_too_large: return "request_too_large";
-    case parse_error::missing_equals: return "missing_equals";
-    case parse_error::empty_name: return "empty_name";
-    case parse_error::nul_byte: return "nul_byte";
-    case parse_error::bad_number: return "bad_number";
-    case parse_error::wrong_request_type: return "wrong_request_type";
+    case parse_error::none:
+      return "none";
+    case parse_error::line_too_long:
+      return "line_too_long";
+    case parse_error::too_many_attributes:
+      return "too_many_attributes";
+    case parse_error::request_too_large:
+      return "request_too_large";
+    case parse_error::missing_equals:
+      return "missing_equals";
+    case parse_error::empty_name:
+      return "empty_name";
+    case parse_error::nul_byte:
+      return "nul_byte";
+    case parse_error::bad_number:
+      return "bad_number";
+    case parse_error::wrong_request_type:
+      return "wrong_request_type";
   }
   return "unknown_error";
 }

@@ -19,7 +19,9 @@ constexpr std::string_view default_warn_text = "rcptguard";
 // Replaces a malformed smtp_code so a caller's bug can neither bounce mail nor inject bytes.
 constexpr std::string_view fallback_code = "450";
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool is_temporary_code(std::string_view code) {
   return code.size() == 3 && code[0] == '4' && is_digit(code[1]) && is_digit(code[2]);
@@ -57,10 +59,14 @@ struct verb_spelling {
 
 verb_spelling spell(const policy_action& action) {
   switch (action.verb) {
-    case action_verb::dunno: return {"DUNNO", {}};
-    case action_verb::warn: return {"WARN", default_warn_text};
-    case action_verb::defer_if_permit: return {"DEFER_IF_PERMIT", default_defer_text};
-    case action_verb::defer: return {"DEFER", default_defer_text};
+    case action_verb::dunno:
+      return {"DUNNO", {}};
+    case action_verb::warn:
+      return {"WARN", default_warn_text};
+    case action_verb::defer_if_permit:
+      return {"DEFER_IF_PERMIT", default_defer_text};
+    case action_verb::defer:
+      return {"DEFER", default_defer_text};
     case action_verb::smtp_code:
       return {is_temporary_code(action.code) ? std::string_view(action.code) : fallback_code,
               default_defer_text};

@@ -220,7 +220,7 @@ send_mail() { # id to[,to...]
     --helo "$HELO" --from "$SENDER" --to "$to" \
     --header "Subject: rcptguard e2e $id" --header "X-E2E-Id: $id" \
     --body "rcptguard end-to-end test message $id" \
-    >"$TMP/swaks/$id.txt" 2>&1
+    >"$TMP/swaks/$id.txt" 2>&1 </dev/null
 }
 
 queued() { # id: the message was accepted ("250 2.0.0 Ok: queued as ...")
@@ -256,8 +256,8 @@ count_requests() {
 start_rcptguard() { # store-file [-o key=value ...]
   local store=$1 i
   shift
-  say "starting rcptguard $* (log $RG_LOG)"
-  printf '=== start %s\n' "$*" >>"$RG_LOG"
+  say "starting rcptguard${*:+ $*} (log $RG_LOG)"
+  printf '=== e2e: starting rcptguard %s\n' "$*" >>"$RG_LOG"
   "$RCPTGUARD" serve --config "$CONFIG" \
     -o "server.listen=[\"inet:127.0.0.1:$POLICY_PORT\",\"unix:$SOCK\"]" \
     -o server.unix_socket_group=postfix -o server.unix_socket_mode=0660 -o server.user= \
@@ -348,6 +348,7 @@ make_private_postfix() {
     "inet_protocols = ipv4" \
     "mynetworks = 127.0.0.0/8" \
     "smtpd_banner = \$myhostname ESMTP rcptguard-e2e" \
+    "smtpd_peername_lookup = no" \
     "biff = no" \
     "virtual_mailbox_domains = example.test" \
     "virtual_mailbox_base = $TMP/mail" \

@@ -280,9 +280,9 @@ struct malformed_case {
   parse_error error;
 };
 
-class MalformedRequest : public testing::TestWithParam<malformed_case> {};
+class malformed_request : public testing::TestWithParam<malformed_case> {};
 
-TEST_P(MalformedRequest, FailsWithTheExactErrorWhateverTheSplit) {
+TEST_P(malformed_request, FailsWithTheExactErrorWhateverTheSplit) {
   const malformed_case& c = GetParam();
   const outcome whole = feed_whole(c.input);
   EXPECT_EQ(whole.status, parse_status::error);
@@ -293,9 +293,10 @@ TEST_P(MalformedRequest, FailsWithTheExactErrorWhateverTheSplit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Table, MalformedRequest,
+    Table, malformed_request,
     testing::Values(
-        malformed_case{"no_equals", with_request_line("recipient\n\n"), parse_error::missing_equals},
+        malformed_case{"no_equals", with_request_line("recipient\n\n"),
+                       parse_error::missing_equals},
         malformed_case{"no_equals_first", "garbage\n", parse_error::missing_equals},
         malformed_case{"space_line", with_request_line(" \n\n"), parse_error::missing_equals},
         malformed_case{"double_cr", "\r\r\n", parse_error::missing_equals},
@@ -371,7 +372,8 @@ TEST(RequestParserLimits, LineAtTheLimitPasses) {
 
 TEST(RequestParserLimits, LineOverTheLimitFailsAtItsExtraByte) {
   const limits bounds;
-  const std::string input = with_request_line("p=" + std::string(bounds.max_line - 1, 'a') + "\n\n");
+  const std::string input =
+      with_request_line("p=" + std::string(bounds.max_line - 1, 'a') + "\n\n");
   const outcome whole = feed_whole(input, bounds);
   EXPECT_EQ(whole.status, parse_status::error);
   EXPECT_EQ(whole.error, parse_error::line_too_long);
@@ -462,17 +464,17 @@ TEST(RequestParserLimits, SmallCustomLimitsAtTheEdge) {
   const std::string thirty = "request=smtpd_access_policy\nsender=" + std::string(23, 's') + "\n\n";
   ASSERT_EQ(thirty.size(), 60U);
   EXPECT_EQ(feed_whole(thirty, bounds).status, parse_status::complete);
-  EXPECT_EQ(feed_whole("request=smtpd_access_policy\nsender=" + std::string(24, 's') + "\n\n",
-                       bounds)
-                .error,
-            parse_error::line_too_long);
+  EXPECT_EQ(
+      feed_whole("request=smtpd_access_policy\nsender=" + std::string(24, 's') + "\n\n", bounds)
+          .error,
+      parse_error::line_too_long);
   const limits tight_request{.max_line = 30, .max_attributes = 2, .max_request = 59};
   EXPECT_EQ(feed_whole(thirty, tight_request).error, parse_error::request_too_large);
 }
 
 // --- feeding and reuse -----------------------------------------------------------------
 
-const std::string typical_request =
+constexpr std::string_view typical_request =
     "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
     "client_address=127.0.0.1\nclient_name=localhost\nclient_port=58280\n"
     "helo_name=client.example.test\nsender=sender@remote.example\n"
@@ -487,13 +489,12 @@ TEST(RequestParserFeeding, ByteByByteEqualsOneFeed) {
 
 TEST(RequestParserFeeding, RandomSplitsEqualOneFeed) {
   const std::vector<std::string> inputs{
-      typical_request,
-      "request=smtpd_access_policy\r\nrecipient=a\r\n\r\n",
-      with_request_line("size=12x\n\n"),
-      with_request_line("line-without-equals\n\n"),
+      std::string(typical_request),          "request=smtpd_access_policy\r\nrecipient=a\r\n\r\n",
+      with_request_line("size=12x\n\n"),     with_request_line("line-without-equals\n\n"),
       with_request_line("sender=a\0b\n\n"s),
   };
-  std::mt19937 random(20240601);
+  // A fixed seed, so a failing split can be reproduced.
+  std::mt19937 random(20240601);  // NOLINT(cert-msc32-c,cert-msc51-cpp)
   for (const std::string& input : inputs) {
     const outcome whole = feed_whole(input);
     for (int round = 0; round < 200; ++round) {

@@ -65,8 +65,7 @@ TEST(FormatReply, SmtpCode) {
 
 TEST(FormatReply, AMalformedCodeBecomes450) {
   for (const std::string code : {"", "550", "250", "OK", "45", "4500", "4a0", "45\n", "4 0"}) {
-    EXPECT_EQ(reply_for(make_action(action_verb::smtp_code, "text", code)),
-              "action=450 text\n\n")
+    EXPECT_EQ(reply_for(make_action(action_verb::smtp_code, "text", code)), "action=450 text\n\n")
         << '"' << code << '"';
   }
 }
@@ -93,9 +92,9 @@ TEST(FormatReply, AppendsToWhatIsAlreadyThere) {
 
 TEST(FormatReply, ControlBytesCannotSplitTheReply) {
   const std::string hostile = "bob@x\r\naction=OK\n\nmore\0text\x7f\t"s;
-  for (const action_verb verb : {action_verb::dunno, action_verb::warn,
-                                 action_verb::defer_if_permit, action_verb::defer,
-                                 action_verb::smtp_code}) {
+  for (const action_verb verb :
+       {action_verb::dunno, action_verb::warn, action_verb::defer_if_permit, action_verb::defer,
+        action_verb::smtp_code}) {
     const std::string reply = reply_for(make_action(verb, hostile, "450"));
     ASSERT_TRUE(reply.ends_with("\n\n")) << reply;
     const std::string_view body = std::string_view(reply).substr(0, reply.size() - 2);
@@ -135,9 +134,9 @@ struct configured_case {
   const char* text;
 };
 
-class ConfiguredActionGood : public testing::TestWithParam<configured_case> {};
+class configured_action_good : public testing::TestWithParam<configured_case> {};
 
-TEST_P(ConfiguredActionGood, Parses) {
+TEST_P(configured_action_good, Parses) {
   const configured_case& c = GetParam();
   policy_action action;
   ASSERT_EQ(parse_configured_action(c.configured, action), action_error::none) << c.configured;
@@ -147,7 +146,7 @@ TEST_P(ConfiguredActionGood, Parses) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Table, ConfiguredActionGood,
+    Table, configured_action_good,
     testing::Values(
         configured_case{"DEFER_IF_PERMIT", action_verb::defer_if_permit, "", ""},
         configured_case{"DEFER_IF_PERMIT 4.2.1", action_verb::defer_if_permit, "", "4.2.1"},
@@ -160,9 +159,9 @@ INSTANTIATE_TEST_SUITE_P(
         configured_case{"499 4.999.999", action_verb::smtp_code, "499", "4.999.999"},
         configured_case{"400 4.0.0", action_verb::smtp_code, "400", "4.0.0"}));
 
-class ConfiguredActionBad : public testing::TestWithParam<const char*> {};
+class configured_action_bad : public testing::TestWithParam<const char*> {};
 
-TEST_P(ConfiguredActionBad, IsBadCodeAndLeavesTheActionAlone) {
+TEST_P(configured_action_bad, IsBadCodeAndLeavesTheActionAlone) {
   policy_action action = make_action(action_verb::warn, "kept", "450");
   EXPECT_EQ(parse_configured_action(GetParam(), action), action_error::bad_code) << GetParam();
   EXPECT_EQ(action.verb, action_verb::warn);
@@ -171,14 +170,14 @@ TEST_P(ConfiguredActionBad, IsBadCodeAndLeavesTheActionAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Table, ConfiguredActionBad,
+    Table, configured_action_bad,
     testing::Values("", " ", "REJECT", "REJECT 5.7.1", "550", "550 5.7.1", "250", "OK", "DUNNO",
                     "WARN", "WARN 4.2.1", "DEFER_IF_REJECT", "HOLD", "DEFERRED", "DEFER_IF",
                     "DEFER ", " DEFER", "DEFER  4.2.1", "DEFER\t4.2.1", "DEFER 4.2.1 ",
                     "DEFER 4.2.1 over limit", "DEFER 5.7.1", "DEFER 4.2", "DEFER 4..1",
-                    "DEFER 4.2.", "DEFER 4.1234.1", "DEFER 4.1.1234", "DEFER 4.a.1",
-                    "DEFER 450", "DEFER_IF_PERMIT 450 4.2.1", "45", "4500", "4a0", "450 text",
-                    "450 5.7.1", "450 4.2.1 text", "450\n", "4.2.1"));
+                    "DEFER 4.2.", "DEFER 4.1234.1", "DEFER 4.1.1234", "DEFER 4.a.1", "DEFER 450",
+                    "DEFER_IF_PERMIT 450 4.2.1", "45", "4500", "4a0", "450 text", "450 5.7.1",
+                    "450 4.2.1 text", "450\n", "4.2.1"));
 
 TEST(ConfiguredAction, RoundTripsThroughFormatReply) {
   policy_action action;

@@ -10,8 +10,8 @@ namespace rcptguard::protocol {
 namespace {
 
 constexpr std::array all_states{
-    protocol_state::unknown, protocol_state::connect, protocol_state::ehlo,
-    protocol_state::helo,    protocol_state::mail,    protocol_state::rcpt,
+    protocol_state::unknown, protocol_state::connect,        protocol_state::ehlo,
+    protocol_state::helo,    protocol_state::mail,           protocol_state::rcpt,
     protocol_state::data,    protocol_state::end_of_message, protocol_state::vrfy,
     protocol_state::etrn,
 };

@@ -1,0 +1,347 @@
+// listener_set over real sockets: the connection cap, the TCP client allowlist, how a unix
+// socket path is claimed (mode, group, stale and foreign files), and shutdown, which must close
+// idle sessions at once yet let a request in flight get its reply.
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <spdlog/sinks/null_sink.h>
+#include <stdexcept>
+#include <string>
+
+#include "config/address.hpp"
+#include "tests/server/server_harness.hpp"
+
+namespace rcptguard::server_test {
+namespace {
+
+using server::drop_reason;
+
+std::uint64_t drops(const server::server_stats& stats, drop_reason reason) {
+  return stats.drops.at(static_cast<std::size_t>(reason));
+}
+
+// A listener_set that is never run: enough to test what binding does to the file system.
+struct bare_listener {
+  boost::asio::io_context io;
+  scripted_handler handler;
+  server::server_stats stats;
+  server::session_context context{{}, &handler, &stats,
+                                  std::make_shared<spdlog::logger>(
+                                      "bare", std::make_shared<spdlog::sinks::null_sink_mt>())};
+  server::listener_set listeners{io, context, [](const boost::asio::ip::address&) { return true; }};
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "<no exception>";
+}
+
+// Leaves a socket file nobody listens on, as a crashed daemon would.
+void make_stale_socket(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  ::close(fd);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// ---- connection cap and allowlist ---------------------------------------------------------
+
+TEST(ConnectionCap, RefusesTheConnectionOverTheCapAndAdmitsOneAfterAClose) {
+  harness_options options;
+  options.max_connections = 2;
+  server_harness server(options);
+  // The cap counts sessions over all listeners, TCP and unix together.
+  test_client first = server.connect_tcp();
+  test_client second = server.connect_unix();
+  ASSERT_EQ(first.ask(rcpt_request()), dunno_reply);
+  ASSERT_EQ(second.ask(rcpt_request()), dunno_reply);
+
+  test_client third = server.connect_tcp();
+  ASSERT_TRUE(third.connected());  // the kernel accepts; the server closes it at once
+  const read_result refused = third.read_until_closed();
+  EXPECT_EQ(refused.status, read_status::closed) << describe(refused);
+  EXPECT_EQ(refused.bytes, "");
+  auto stats = server.stats();
+  EXPECT_EQ(drops(stats, drop_reason::connection_limit), 1U);
+  EXPECT_EQ(stats.connections_accepted, 2U);
+  EXPECT_TRUE(server.logged("CONNECTION LIMIT open=2 max_connections=2"));
+  EXPECT_EQ(server.handler().closed_calls(), 0U) << "a refused connection never was a session";
+
+  second.close();
+  ASSERT_TRUE(eventually([&] { return server.open_sessions() == 1; }));
+  test_client fourth = server.connect_unix();
+  EXPECT_EQ(fourth.ask(rcpt_request()), dunno_reply);
+  EXPECT_EQ(first.ask(rcpt_request()), dunno_reply) << "the sessions under the cap are untouched";
+  stats = server.stats();
+  EXPECT_EQ(stats.connections_accepted, 3U);
+  EXPECT_EQ(stats.peak_connections, 2U);
+}
+
+TEST(ClientAllowlist, ClosesTcpClientsOutsideItButNotUnixClients) {
+  harness_options options;
+  std::string error;
+  const auto allowed = parse_cidr("10.0.0.0/8", error);
+  ASSERT_TRUE(allowed) << error;
+  options.allow_client = [net = *allowed](const boost::asio::ip::address& address) {
+    return net.contains(address.to_string());
+  };
+  server_harness server(options);
+  test_client outsider = server.connect_tcp();
+  ASSERT_TRUE(outsider.connected());
+  outsider.send(rcpt_request());
+  const read_result result = outsider.read_until_closed();
+  EXPECT_EQ(result.status, read_status::closed) << describe(result);
+  EXPECT_EQ(result.bytes, "");
+  EXPECT_EQ(drops(server.stats(), drop_reason::client_not_allowed), 1U);
+  EXPECT_TRUE(server.logged("CLIENT NOT ALLOWED peer=127.0.0.1:"));
+  EXPECT_EQ(server.handler().handled(), 0U);
+
+  // Unix sockets are guarded by their mode and group, not by client addresses.
+  test_client local = server.connect_unix();
+  EXPECT_EQ(local.ask(rcpt_request()), dunno_reply);
+}
+
+TEST(ClientAllowlist, ServesTcpClientsInsideIt) {
+  harness_options options;
+  std::string error;
+  const auto allowed = parse_cidr("127.0.0.0/8", error);
+  ASSERT_TRUE(allowed) << error;
+  options.allow_client = [net = *allowed](const boost::asio::ip::address& address) {
+    return net.contains(address.to_string());
+  };
+  server_harness server(options);
+  test_client client = server.connect_tcp();
+  EXPECT_EQ(client.ask(rcpt_request()), dunno_reply);
+}
+
+// ---- binding -------------------------------------------------------------------------------
+
+TEST(BindTcp, RefusesAPortInUseNamingTheEndpoint) {
+  server_harness server;
+  bare_listener other;
+  const std::string port = std::to_string(server.tcp_port());
+  EXPECT_NE(error_of([&] { other.listeners.bind_tcp("127.0.0.1", server.tcp_port()); })
+                .find("127.0.0.1:" + port),
+            std::string::npos);
+}
+
+TEST(BindTcp, RefusesAHostName) {
+  bare_listener bare;
+  EXPECT_THROW(bare.listeners.bind_tcp("localhost", 0), std::runtime_error);
+}
+
+TEST(BindUnix, SetsTheConfiguredModeWhateverTheUmask) {
+  for (const unsigned mode : {0600U, 0660U, 0666U}) {
+    SCOPED_TRACE(mode);
+    temp_dir dir;
+    const std::string path = dir.file("policy.sock");
+    // The mode is access control; it must not depend on the umask the daemon started with.
+    const mode_t saved = ::umask(077);
+    bare_listener bare;
+    bare.listeners.bind_unix(path, {mode, ""});
+    ::umask(saved);
+    struct stat st {};
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, mode);
+  }
+}
+
+TEST(BindUnix, SetsTheConfiguredGroup) {
+  // Root may pick any group; anyone else only one of their own.
+  const group* gr = ::geteuid() == 0 ? ::getgrnam("nogroup") : nullptr;
+  if (gr == nullptr) gr = ::getgrgid(::getegid());
+  if (gr == nullptr) GTEST_SKIP() << "no group name for gid " << ::getegid();
+  const std::string name = gr->gr_name;
+  const gid_t gid = gr->gr_gid;
+  temp_dir dir;
+  const std::string path = dir.file("policy.sock");
+  bare_listener bare;
+  bare.listeners.bind_unix(path, {0660, name});
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, gid) << name;
+}
+
+TEST(BindUnix, RefusesAnUnknownGroup) {
+  temp_dir dir;
+  bare_listener bare;
+  EXPECT_NE(error_of([&] {
+              bare.listeners.bind_unix(dir.file("policy.sock"), {0660, "rcptguard-no-such-group"});
+            }).find("rcptguard-no-such-group"),
+            std::string::npos);
+}
+
+TEST(BindUnix, ReplacesAStaleSocketFile) {
+  temp_dir dir;
+  const std::string path = dir.file("policy.sock");
+  make_stale_socket(path);
+  ASSERT_FALSE(test_client::unix_socket(path).connected()) << "the socket should be stale";
+  harness_options options;
+  options.unix_path = path;
+  server_harness server(options);
+  test_client client = server.connect_unix();
+  EXPECT_EQ(client.ask(rcpt_request()), dunno_reply);
+}
+
+TEST(BindUnix, RefusesToReplaceAnythingButASocket) {
+  temp_dir dir;
+  const std::string file = dir.file("regular");
+  std::ofstream(file) << "precious";
+  const std::string directory = dir.file("directory");
+  std::filesystem::create_directory(directory);
+  // Even a symlink to a stale socket: following it would unlink a file somewhere else.
+  const std::string stale = dir.file("stale.sock");
+  make_stale_socket(stale);
+  const std::string link = dir.file("link.sock");
+  std::filesystem::create_symlink(stale, link);
+
+  for (const std::string& path : {file, directory, link}) {
+    SCOPED_TRACE(path);
+    bare_listener bare;
+    EXPECT_NE(error_of([&] { bare.listeners.bind_unix(path, {}); }).find("not a socket"),
+              std::string::npos);
+  }
+  EXPECT_EQ(read_file(file), "precious");
+  EXPECT_TRUE(std::filesystem::is_directory(directory));
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_TRUE(std::filesystem::is_socket(stale));
+}
+
+TEST(BindUnix, RefusesASocketAnotherListenerServes) {
+  server_harness server;
+  {
+    bare_listener second;
+    EXPECT_NE(error_of([&] { second.listeners.bind_unix(server.unix_path(), {}); })
+                  .find("another process is listening"),
+              std::string::npos);
+  }
+  test_client client = server.connect_unix();
+  EXPECT_EQ(client.ask(rcpt_request()), dunno_reply) << "the first listener keeps its socket";
+}
+
+TEST(BindUnix, RefusesAPathTooLongForSockaddrUn) {
+  temp_dir dir;
+  bare_listener bare;
+  EXPECT_THROW(bare.listeners.bind_unix(dir.file(std::string(120, 's')), {}), std::runtime_error);
+}
+
+TEST(BindUnix, RemovesItsSocketOnDestructionButNotAReplacement) {
+  temp_dir dir;
+  const std::string path = dir.file("policy.sock");
+  {
+    bare_listener bare;
+    bare.listeners.bind_unix(path, {});
+    EXPECT_TRUE(std::filesystem::is_socket(path));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+
+  {
+    bare_listener bare;
+    bare.listeners.bind_unix(path, {});
+    std::filesystem::remove(path);
+    std::ofstream(path) << "someone else's";
+  }
+  EXPECT_EQ(read_file(path), "someone else's");
+}
+
+// ---- shutdown ------------------------------------------------------------------------------
+
+TEST(Shutdown, ClosesIdleSessionsStopsAcceptingAndDrains) {
+  server_harness server;
+  test_client used = server.connect_tcp();
+  ASSERT_EQ(used.ask(rcpt_request()), dunno_reply);
+  test_client fresh = server.connect_unix();
+  ASSERT_TRUE(eventually([&] { return server.open_sessions() == 2; }));
+
+  server.shutdown();
+  for (test_client* client : {&used, &fresh}) {
+    const read_result result = client->read_until_closed();
+    EXPECT_EQ(result.status, read_status::closed) << describe(result);
+    EXPECT_EQ(result.bytes, "");
+  }
+  EXPECT_FALSE(server.connect_tcp().connected());
+  EXPECT_FALSE(server.connect_unix().connected());
+  EXPECT_TRUE(server.wait_until_drained(2s)) << "io_context::run() should run out of work";
+  EXPECT_EQ(server.handler().closed_calls(), 2U);
+}
+
+TEST(Shutdown, AnswersTheRequestInFlightThenCloses) {
+  server_harness server;
+  test_client client = server.connect_tcp();
+  ASSERT_EQ(client.ask(rcpt_request()), dunno_reply);
+  const std::string request = rcpt_request();
+  const std::string first_half = request.substr(0, request.size() / 2);
+  ASSERT_TRUE(client.send(first_half));
+  // Nothing shows that the server has read the half; on loopback it does so within microseconds.
+  std::this_thread::sleep_for(50ms);
+
+  server.shutdown();
+  EXPECT_FALSE(client.readable_within(100ms)) << "closed although a request was in flight";
+  ASSERT_TRUE(client.send(request.substr(first_half.size())));
+  EXPECT_EQ(describe(client.read_reply()), dunno_reply);
+  const read_result after = client.read_until_closed();
+  EXPECT_EQ(after.status, read_status::closed) << describe(after);
+  EXPECT_EQ(after.bytes, "");
+  EXPECT_TRUE(server.wait_until_drained(2s));
+  EXPECT_EQ(server.handler().handled(), 2U);
+}
+
+TEST(Shutdown, ARequestNeverFinishedIsBoundedByItsDeadline) {
+  harness_options options;
+  options.settings.request_timeout = 300ms;
+  server_harness server(options);
+  test_client client = server.connect_unix();
+  ASSERT_TRUE(client.send("request=smtpd_access_policy\nprotocol_state=RCPT\n"));
+  std::this_thread::sleep_for(50ms);  // as above: let the server read the partial request
+  const auto start = steady::now();
+  server.shutdown();
+  const read_result result = client.read_until_closed(3s);
+  EXPECT_EQ(result.status, read_status::closed) << describe(result);
+  EXPECT_EQ(result.bytes, "");
+  EXPECT_LT(steady::now() - start, 1500ms);
+  EXPECT_TRUE(server.wait_until_drained(2s));
+}
+
+TEST(Shutdown, DrainsEvenWhenAClientStopsReadingItsReplies) {
+  // SIGTERM waits for replies in flight; one that can never be written must not make it wait
+  // forever.
+  harness_options options;
+  options.settings.request_timeout = 300ms;
+  options.settings.idle_timeout = 500ms;
+  server_harness server(options);
+  test_client client = server.connect_unix();
+  std::string burst;
+  for (int i = 0; i < 200; ++i) burst += minimal_request();
+  std::size_t sent = 0;
+  while (sent < (256U << 20) && client.send(burst, 200ms)) sent += burst.size();
+  ASSERT_LT(sent, 256U << 20) << "the server never stopped reading";
+  server.shutdown();
+  EXPECT_TRUE(server.wait_until_drained(3s))
+      << "shutdown still waiting after 3 s for a reply the client will never read";
+}
+
+}  // namespace
+}  // namespace rcptguard::server_test
