@@ -33,9 +33,10 @@ double mad(const std::vector<double>& sample, double centre, std::vector<double>
 // One recipient's history as dense hourly series over [start, start + size) hours.
 struct series {
   std::int64_t start_hour = 0;  ///< Unix hours
-  std::vector<double> volume;   ///< max(attempted, accepted): a log-replay history only knows accepted
+  std::vector<double>
+      volume;  ///< max(attempted, accepted): a log-replay history only knows accepted
   std::vector<double> senders;
-  std::vector<double> prefix;   ///< prefix sums of volume, for daily totals
+  std::vector<double> prefix;  ///< prefix sums of volume, for daily totals
 
   std::int64_t size() const { return static_cast<std::int64_t>(volume.size()); }
 };
@@ -85,10 +86,9 @@ class estimator {
     const double w = config_.min_history_hours == 0
                          ? 1.0
                          : std::min(1.0, static_cast<double>(known) / config_.min_history_hours);
-    return estimate{w * own.hourly + (1 - w) * prior_.hourly,
-                    w * own.spread + (1 - w) * prior_.spread,
-                    w * own.senders + (1 - w) * prior_.senders_hourly,
-                    w * own.daily + (1 - w) * prior_.daily};
+    return estimate{
+        w * own.hourly + (1 - w) * prior_.hourly, w * own.spread + (1 - w) * prior_.spread,
+        w * own.senders + (1 - w) * prior_.senders_hourly, w * own.daily + (1 - w) * prior_.daily};
   }
 
  private:

@@ -27,10 +27,10 @@
 namespace rcptguard::decision {
 
 struct baseline {
-  double hourly = 0.0;          ///< expected RCPTs in one hour
-  double spread = 0.0;          ///< their median absolute deviation
-  double senders_hourly = 0.0;  ///< expected distinct senders in one hour
-  double daily = 0.0;           ///< expected RCPTs in 24 hours
+  double hourly = 0.0;              ///< expected RCPTs in one hour
+  double spread = 0.0;              ///< their median absolute deviation
+  double senders_hourly = 0.0;      ///< expected distinct senders in one hour
+  double daily = 0.0;               ///< expected RCPTs in 24 hours
   std::uint32_t history_hours = 0;  ///< own history behind the estimate (0 = prior only)
 };
 

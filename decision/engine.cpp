@@ -28,9 +28,13 @@ unsigned second_in_minute(time_point t) {
   return static_cast<unsigned>(std::max<std::int64_t>(0, to_unix_seconds(t)) % 60);
 }
 
-time_point from_minute(std::uint32_t minute) { return from_unix_seconds(std::int64_t{minute} * 60); }
+time_point from_minute(std::uint32_t minute) {
+  return from_unix_seconds(std::int64_t{minute} * 60);
+}
 
-std::size_t index(window w) { return static_cast<std::size_t>(w); }
+std::size_t index(window w) {
+  return static_cast<std::size_t>(w);
+}
 
 window window_from_name(std::string_view name) {
   for (const window w : all_windows) {
@@ -217,8 +221,7 @@ void engine::on_end_of_message(const protocol::policy_request& request, time_poi
   count_attempt(state, k, unix_minute(now));
   count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                  authenticated, now);
-  record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, true, authenticated,
-                  now);
+  record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, true, authenticated, now);
 }
 
 void engine::connection_closed(std::uint64_t connection_id, time_point now) {
@@ -227,9 +230,12 @@ void engine::connection_closed(std::uint64_t connection_id, time_point now) {
 
 bool engine::two_phase() const {
   switch (config_.end_of_message_hook) {
-    case eom_hook::present: return true;
-    case eom_hook::absent: return false;
-    case eom_hook::auto_detect: return end_of_message_seen_;
+    case eom_hook::present:
+      return true;
+    case eom_hook::absent:
+      return false;
+    case eom_hook::auto_detect:
+      return end_of_message_seen_;
   }
   return end_of_message_seen_;
 }
@@ -271,7 +277,8 @@ void engine::commit(std::uint32_t slot, const protocol::policy_request& request,
   // Postfix names the recipient only when exactly one was accepted; then the others were not.
   normalise_address(request.recipient, config_.recipient_delimiters, recipient_buf_);
   std::size_t pending = 0;
-  for (std::size_t i = 0; i < txn.recipient_count; ++i) pending += txn.recipients[i].settled ? 0 : 1;
+  for (std::size_t i = 0; i < txn.recipient_count; ++i)
+    pending += txn.recipients[i].settled ? 0 : 1;
   if (recipient_buf_.empty() && request.recipient_count != pending) {
     // Some RCPTs we passed were refused later (or Postfix counted ones we had settled); we
     // cannot tell which, so all pending ones count: an over- rather than an under-count.
@@ -404,9 +411,8 @@ observation engine::observe(const recipient_state& state, std::uint64_t key_hash
   seen.expected_senders_hour = senders;
   seen.expected_senders_ten = senders / 6.0;
   seen.clients_ten = state.windows.distinct_clients_ten_minutes(minute);
-  seen.top_client_share =
-      state.windows.top_client_share(minute, limits.single_client_min_messages,
-                                     seen.top_client_sample);
+  seen.top_client_share = state.windows.top_client_share(minute, limits.single_client_min_messages,
+                                                         seen.top_client_sample);
 
   const std::uint32_t head = total_head_;
   for (std::uint32_t k = 0; k < total_minutes_.size(); ++k) {
@@ -533,25 +539,24 @@ void engine::tick(time_point now) {
   }
 
   // Episodes cool down even when no more mail arrives for their recipient.
-  std::vector<std::uint64_t> over;
+  closing_buf_.clear();
   for (auto& [key_hash, episode] : episodes_) {
     const std::uint32_t slot = recipients_.find(key_hash);
     if (slot == recipient_table::npos) {
-      over.push_back(key_hash);
+      closing_buf_.push_back(key_hash);
       continue;
     }
     const recipient_state& state = recipients_.at(slot);
     const assessment judged = assess(observe(state, key_hash, now), limits_of(state));
     if (hold(episode, judged.score, limits_of(state), now) == verdict_level::dunno) {
-      over.push_back(key_hash);
+      closing_buf_.push_back(key_hash);
     }
   }
-  for (const std::uint64_t key_hash : over) close_episode(key_hash, now);
+  for (const std::uint64_t key_hash : closing_buf_) close_episode(key_hash, now);
 
   const std::uint32_t minute = unix_minute(now);
-  const auto idle_minutes =
-      static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::minutes>(
-                                     config_.idle_expiry).count());
+  const auto idle_minutes = static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::minutes>(config_.idle_expiry).count());
   for (std::uint32_t n = 0; n < expiry_budget && recipients_.slot_limit() > 0; ++n) {
     if (expiry_cursor_ >= recipients_.slot_limit()) expiry_cursor_ = 0;
     const std::uint32_t slot = expiry_cursor_++;
@@ -602,10 +607,11 @@ void engine::update_histories(std::span<const recipient_history> histories, time
     }
     const baseline b = compute_baseline(merged, to_unix_seconds(now), prior_, config_.baseline,
                                         limits_of(state).baseline_ceiling_per_hour);
-    state.baseline = compact_baseline{static_cast<float>(b.hourly), static_cast<float>(b.spread),
-                                      static_cast<float>(b.senders_hourly),
-                                      static_cast<float>(b.daily)};
-    state.history_hours = static_cast<std::uint16_t>(std::min<std::uint32_t>(b.history_hours, 0xffff));
+    state.baseline =
+        compact_baseline{static_cast<float>(b.hourly), static_cast<float>(b.spread),
+                         static_cast<float>(b.senders_hourly), static_cast<float>(b.daily)};
+    state.history_hours =
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(b.history_hours, 0xffff));
     state.set(recipient_state::learned, true);
   }
 }
@@ -613,7 +619,8 @@ void engine::update_histories(std::span<const recipient_history> histories, time
 void engine::restore(const restore_snapshot& snapshot, time_point now) {
   const std::uint32_t minute = unix_minute(now);
   for (const minute_count& row : snapshot.recent_minutes) {
-    const auto row_minute = static_cast<std::uint32_t>(std::max<std::int64_t>(0, row.minute_start) / 60);
+    const auto row_minute =
+        static_cast<std::uint32_t>(std::max<std::int64_t>(0, row.minute_start) / 60);
     if (row_minute > minute || row.recipient.empty()) continue;
     recipient_state& state = recipients_.at(track(row.recipient, hash_(row.recipient), now));
     state.windows.advance(minute);
@@ -621,7 +628,8 @@ void engine::restore(const restore_snapshot& snapshot, time_point now) {
     if (minute - row_minute < total_minutes_.size()) {
       total_head_ = std::max(total_head_, minute);
       std::uint32_t& total = total_minutes_[row_minute % total_minutes_.size()];
-      total = static_cast<std::uint32_t>(std::min<std::uint64_t>(0xffffffffU, std::uint64_t{total} + row.attempted));
+      total = static_cast<std::uint32_t>(
+          std::min<std::uint64_t>(0xffffffffU, std::uint64_t{total} + row.attempted));
     }
   }
 

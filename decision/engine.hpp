@@ -36,18 +36,18 @@ struct verdict {
 
 /// Attachment duplication found in a recipient's mailbox by the spool scanner.
 struct spool_evidence {
-  std::uint32_t repeats = 0;    ///< copies of the same attachment
-  std::string sha256_prefix;    ///< of that attachment, for the reason text
+  std::uint32_t repeats = 0;       ///< copies of the same attachment
+  std::string sha256_prefix;       ///< of that attachment, for the reason text
   std::chrono::seconds window{0};  ///< over which the copies arrived
-  time_point at;                ///< when the scanner found them
+  time_point at;                   ///< when the scanner found them
 };
 
 struct engine_stats {
   std::uint64_t requests = 0;
   std::uint64_t rcpt_requests = 0;
   std::uint64_t end_of_message_requests = 0;
-  std::uint64_t duplicate_rcpts = 0;   ///< same instance + recipient again (Postfix retry)
-  std::uint64_t untracked_rcpts = 0;   ///< beyond max_recipients_per_transaction
+  std::uint64_t duplicate_rcpts = 0;  ///< same instance + recipient again (Postfix retry)
+  std::uint64_t untracked_rcpts = 0;  ///< beyond max_recipients_per_transaction
   std::size_t tracked_recipients = 0;
   std::size_t max_tracked_recipients = 0;
   std::uint64_t recipient_evictions = 0;  ///< at the key cap
@@ -56,12 +56,12 @@ struct engine_stats {
   std::uint64_t transactions_committed = 0;
   std::uint64_t transactions_rolled_back = 0;  ///< all causes, including the two below
   std::uint64_t transaction_timeouts = 0;
-  std::uint64_t transaction_evictions = 0;     ///< at max_open_transactions
+  std::uint64_t transaction_evictions = 0;      ///< at max_open_transactions
   std::uint64_t end_of_message_mismatches = 0;  ///< recipient_count != our pending recipients
   bool two_phase = false;  ///< RCPTs wait for END-OF-MESSAGE (hook configured or seen)
   std::uint64_t verdicts_warn = 0;
   std::uint64_t verdicts_defer = 0;
-  std::uint64_t monitor_would_defer = 0;  ///< WARNs that enforce mode would have deferred
+  std::uint64_t monitor_would_defer = 0;   ///< WARNs that enforce mode would have deferred
   std::uint64_t correspondent_passes = 0;  ///< DUNNO for a known correspondent under DEFER
   std::uint64_t allowlisted_passes = 0;    ///< DUNNO for an allow-listed recipient/sender/client
   std::size_t open_episodes = 0;
@@ -142,8 +142,7 @@ class engine {
                 time_point now);
 
   bool two_phase() const;
-  std::uint32_t track(std::string_view recipient, std::uint64_t recipient_hash,
-                      time_point now);
+  std::uint32_t track(std::string_view recipient, std::uint64_t recipient_hash, time_point now);
   void forget(std::uint32_t slot, time_point now);
   std::uint8_t class_of(std::string_view recipient) const;
   const thresholds& limits_of(const recipient_state& state) const;
@@ -152,16 +151,15 @@ class engine {
                                 time_point now);
   void roll_back(std::uint32_t slot, time_point now);
   void commit(std::uint32_t slot, const protocol::policy_request& request, time_point now);
-  void record_delivery(std::string_view recipient, std::string_view sender,
-                       std::string_view client, std::uint64_t size, bool accepted,
-                       bool authenticated, time_point at);
+  void record_delivery(std::string_view recipient, std::string_view sender, std::string_view client,
+                       std::uint64_t size, bool accepted, bool authenticated, time_point at);
   void count_accepted(std::string_view recipient, std::uint64_t recipient_hash,
                       std::uint64_t sender_hash, bool authenticated, time_point now);
 
   void count_attempt(recipient_state& state, const keys& k, std::uint32_t minute);
   observation observe(const recipient_state& state, std::uint64_t key_hash, time_point now) const;
-  verdict_level judge(recipient_state& state, std::string_view recipient,
-                      const observation& seen, const assessment& judged, time_point now);
+  verdict_level judge(recipient_state& state, std::string_view recipient, const observation& seen,
+                      const assessment& judged, time_point now);
   void close_episode(std::uint64_t key_hash, time_point now);
   bool is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender_hash,
                         time_point episode_start) const;
@@ -203,6 +201,7 @@ class engine {
   std::string client_buf_;
   std::string text_buf_;
   std::vector<std::uint32_t> expired_buf_;
+  std::vector<std::uint64_t> closing_buf_;
 };
 
 }  // namespace rcptguard::decision

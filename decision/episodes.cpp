@@ -19,8 +19,7 @@ episode_state open_episode(std::string_view recipient, verdict_level level, time
   return episode;
 }
 
-verdict_level hold(episode_state& episode, double score, const thresholds& limits,
-                   time_point now) {
+verdict_level hold(episode_state& episode, double score, const thresholds& limits, time_point now) {
   const verdict_level raw = level_for(score, limits);
   if (score >= limits.warn_exit_score) episode.warn_seen = std::max(episode.warn_seen, now);
   if (score >= limits.defer_exit_score) episode.defer_seen = std::max(episode.defer_seen, now);

@@ -35,8 +35,7 @@ episode_state open_episode(std::string_view recipient, verdict_level level, time
 /// The level to answer with `score` now; verdict_level::dunno means the episode is over.
 /// A score above the entry points raises the held level at once; falling takes a cool-down per
 /// level (defer -> warn -> over).
-verdict_level hold(episode_state& episode, double score, const thresholds& limits,
-                   time_point now);
+verdict_level hold(episode_state& episode, double score, const thresholds& limits, time_point now);
 
 /// The record the store keeps for the episode as it stands.
 episode_record to_record(const episode_state& episode, bool ended);

@@ -1,7 +1,6 @@
 // Linear probing with backward-shift deletion (no tombstones, so lookups never slow down).
 #include "decision/flat_index.hpp"
 
-
 namespace rcptguard::decision {
 
 std::size_t flat_index::capacity_for(std::size_t expected) {
@@ -42,8 +41,8 @@ void flat_index::erase(std::uint64_t hash, std::uint32_t slot) {
   for (std::size_t next = (hole + 1) & mask(); entries_[next].value != npos;
        next = (next + 1) & mask()) {
     const std::size_t home = entries_[next].tag & mask();
-    const bool home_between = hole <= next ? (hole < home && home <= next)
-                                           : (hole < home || home <= next);
+    const bool home_between =
+        hole <= next ? (hole < home && home <= next) : (hole < home || home <= next);
     if (!home_between) {
       entries_[hole] = entries_[next];
       hole = next;

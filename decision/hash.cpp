@@ -51,8 +51,8 @@ keyed_hash::keyed_hash(std::uint64_t seed) {
 }
 
 std::uint64_t keyed_hash::operator()(std::string_view bytes) const {
-  sip_state s{k0_ ^ 0x736f6d6570736575ULL, k1_ ^ 0x646f72616e646f6dULL,
-              k0_ ^ 0x6c7967656e657261ULL, k1_ ^ 0x7465646279746573ULL};
+  sip_state s{k0_ ^ 0x736f6d6570736575ULL, k1_ ^ 0x646f72616e646f6dULL, k0_ ^ 0x6c7967656e657261ULL,
+              k1_ ^ 0x7465646279746573ULL};
   const std::size_t full = bytes.size() / 8 * 8;
   for (std::size_t i = 0; i < full; i += 8) s.absorb(load_le(bytes.data() + i, 8));
   const std::uint64_t last =

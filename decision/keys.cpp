@@ -12,7 +12,9 @@ namespace rcptguard::decision {
 
 namespace {
 
-char fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char fold(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool starts_with_folded(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -23,7 +25,8 @@ bool starts_with_folded(std::string_view s, std::string_view prefix) {
 }
 
 bool ends_with_folded(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && starts_with_folded(s.substr(s.size() - suffix.size()), suffix);
+  return s.size() >= suffix.size() &&
+         starts_with_folded(s.substr(s.size() - suffix.size()), suffix);
 }
 
 // Where the extension starts in `local`, or npos. Postfix never splits "owner-foo" or
@@ -49,8 +52,8 @@ void normalise_address(std::string_view address, std::string_view delimiters, st
   if (address == "<>") return;
   const std::size_t at = address.rfind('@');
   const std::string_view local = at == std::string_view::npos ? address : address.substr(0, at);
-  const std::size_t cut = delimiters.empty() ? std::string_view::npos
-                                             : extension_start(local, delimiters);
+  const std::size_t cut =
+      delimiters.empty() ? std::string_view::npos : extension_start(local, delimiters);
   append_folded(local.substr(0, cut), out);
   if (at != std::string_view::npos) append_folded(address.substr(at), out);
 }

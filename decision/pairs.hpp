@@ -31,8 +31,8 @@ class pair_tracker {
   explicit pair_tracker(std::size_t slots);
 
   struct sighting {
-    bool new_ten = false;   ///< not counted in the last 10 minutes
-    bool new_hour = false;  ///< not counted in this clock hour
+    bool new_ten = false;           ///< not counted in the last 10 minutes
+    bool new_hour = false;          ///< not counted in this clock hour
     std::uint32_t epoch_count = 0;  ///< RCPTs of this pair in the current 10-minute epoch
   };
 
@@ -45,10 +45,10 @@ class pair_tracker {
  private:
   static constexpr std::size_t ways = 4;
   struct entry {
-    std::uint32_t tag;          ///< 0 = empty
-    std::uint32_t ten_minute;   ///< minute the pair was last counted for the 10-minute window
-    std::uint32_t hour;         ///< clock hour it was last counted in
-    std::uint16_t epoch;        ///< low bits of the 10-minute epoch of `count`
+    std::uint32_t tag;         ///< 0 = empty
+    std::uint32_t ten_minute;  ///< minute the pair was last counted for the 10-minute window
+    std::uint32_t hour;        ///< clock hour it was last counted in
+    std::uint16_t epoch;       ///< low bits of the 10-minute epoch of `count`
     std::uint16_t count;
   };
 

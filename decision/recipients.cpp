@@ -23,8 +23,10 @@ std::uint32_t recipient_table::pick_victim() {
       continue;
     }
     const recipient_state& current = at(best);
-    const bool calmer = !candidate.has(recipient_state::flagged) && current.has(recipient_state::flagged);
-    const bool same_class = candidate.has(recipient_state::flagged) == current.has(recipient_state::flagged);
+    const bool calmer =
+        !candidate.has(recipient_state::flagged) && current.has(recipient_state::flagged);
+    const bool same_class =
+        candidate.has(recipient_state::flagged) == current.has(recipient_state::flagged);
     if (calmer ||
         (same_class && candidate.windows.newest_minute() < current.windows.newest_minute())) {
       best = slot;

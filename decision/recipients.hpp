@@ -35,7 +35,7 @@ struct recipient_state {
   };
 
   std::uint64_t key_hash = 0;
-  std::uint32_t serial = 0;  ///< 0 = free slot; new for every key, so stale pairs never match
+  std::uint32_t serial = 0;   ///< 0 = free slot; new for every key, so stale pairs never match
   std::uint8_t class_id = 0;  ///< index into the engine's threshold sets (0 = defaults)
   std::uint8_t flags = 0;
   std::uint16_t history_hours = 0;  ///< saturating, for explanations
@@ -43,9 +43,7 @@ struct recipient_state {
   recipient_windows windows;
 
   bool has(flag f) const { return (flags & f) != 0; }
-  void set(flag f, bool on) {
-    flags = static_cast<std::uint8_t>(on ? (flags | f) : (flags & ~f));
-  }
+  void set(flag f, bool on) { flags = static_cast<std::uint8_t>(on ? (flags | f) : (flags & ~f)); }
 };
 
 class recipient_table {

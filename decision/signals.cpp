@@ -14,16 +14,24 @@ constexpr double max_volume_score = 4.0;
 
 const window_thresholds& thresholds_of(const thresholds& limits, window w) {
   switch (w) {
-    case window::minute: return limits.minute;
-    case window::ten_minutes: return limits.ten_minutes;
-    case window::hour: return limits.hour;
-    case window::day: return limits.day;
+    case window::minute:
+      return limits.minute;
+    case window::ten_minutes:
+      return limits.ten_minutes;
+    case window::hour:
+      return limits.hour;
+    case window::day:
+      return limits.day;
   }
   return limits.ten_minutes;
 }
 
-std::size_t index(window w) { return static_cast<std::size_t>(w); }
-std::size_t index(amplifier a) { return static_cast<std::size_t>(a); }
+std::size_t index(window w) {
+  return static_cast<std::size_t>(w);
+}
+std::size_t index(amplifier a) {
+  return static_cast<std::size_t>(a);
+}
 
 double volume_score(double observed, double warn_point, double defer_point) {
   if (observed < warn_point) return observed / warn_point;
@@ -32,11 +40,16 @@ double volume_score(double observed, double warn_point, double defer_point) {
 
 std::string_view amplifier_name(amplifier a) {
   switch (a) {
-    case amplifier::sender_diversity: return "sender_diversity";
-    case amplifier::client_diversity: return "client_diversity";
-    case amplifier::single_client: return "single_client";
-    case amplifier::concentration: return "concentration";
-    case amplifier::spool_evidence: return "spool_evidence";
+    case amplifier::sender_diversity:
+      return "sender_diversity";
+    case amplifier::client_diversity:
+      return "client_diversity";
+    case amplifier::single_client:
+      return "single_client";
+    case amplifier::concentration:
+      return "concentration";
+    case amplifier::spool_evidence:
+      return "spool_evidence";
   }
   return "?";
 }
@@ -58,9 +71,10 @@ bool sender_diverse(const observation& seen, const thresholds& limits) {
 void append_number(std::string& out, double value) {
   char buf[32];
   const double shown = value < 10.0 ? std::round(value * 10.0) / 10.0 : std::round(value);
-  const auto result = (shown == std::floor(shown))
-                          ? std::to_chars(buf, buf + sizeof buf, static_cast<long long>(shown))
-                          : std::to_chars(buf, buf + sizeof buf, shown, std::chars_format::fixed, 1);
+  const auto result =
+      (shown == std::floor(shown))
+          ? std::to_chars(buf, buf + sizeof buf, static_cast<long long>(shown))
+          : std::to_chars(buf, buf + sizeof buf, shown, std::chars_format::fixed, 1);
   out.append(buf, result.ptr);
 }
 
@@ -69,9 +83,10 @@ assessment assess(const observation& seen, const thresholds& limits) {
   for (const window w : all_windows) {
     const window_thresholds& t = thresholds_of(limits, w);
     const std::size_t i = index(w);
-    const double warn = std::max({1.0, static_cast<double>(t.warn_floor), t.warn_factor * seen.expected[i]});
-    const double defer =
-        std::max({warn + 1.0, static_cast<double>(t.defer_floor), t.defer_factor * seen.expected[i]});
+    const double warn =
+        std::max({1.0, static_cast<double>(t.warn_floor), t.warn_factor * seen.expected[i]});
+    const double defer = std::max(
+        {warn + 1.0, static_cast<double>(t.defer_floor), t.defer_factor * seen.expected[i]});
     judged.warn_point[i] = warn;
     judged.defer_point[i] = defer;
     const double s = volume_score(seen.volume[i], warn, defer);
@@ -92,8 +107,8 @@ assessment assess(const observation& seen, const thresholds& limits) {
   fire(amplifier::client_diversity, seen.clients_ten >= limits.client_diversity_floor,
        limits.client_diversity_weight);
   fire(amplifier::single_client,
-       seen.top_client_sample >= limits.single_client_min_messages &&
-           seen.top_client_sample > 0 && seen.top_client_share >= limits.single_client_share,
+       seen.top_client_sample >= limits.single_client_min_messages && seen.top_client_sample > 0 &&
+           seen.top_client_share >= limits.single_client_share,
        limits.single_client_weight);
   fire(amplifier::concentration,
        seen.total_ten >= limits.concentration_min_total && seen.total_ten > 0 &&

@@ -31,8 +31,8 @@ struct observation {
   double expected_senders_hour = 0.0;
   double clients_ten = 0.0;
   double top_client_share = 0.0;
-  double top_client_sample = 0.0;  ///< RCPTs behind that share
-  double total_ten = 0.0;          ///< all inbound RCPTs of the server in 10 minutes
+  double top_client_sample = 0.0;      ///< RCPTs behind that share
+  double total_ten = 0.0;              ///< all inbound RCPTs of the server in 10 minutes
   std::uint32_t evidence_repeats = 0;  ///< 0 when there is no fresh spool evidence
   std::string_view evidence_sha256;
 };

@@ -35,7 +35,7 @@ struct transaction {
   std::string sender;  ///< normalised, from the first RCPT
   std::string client;  ///< aggregated client network
   std::uint64_t sender_hash = 0;
-  bool authenticated = false;  ///< SASL login: the sender is one of ours
+  bool authenticated = false;         ///< SASL login: the sender is one of ours
   std::vector<tentative> recipients;  ///< [0, recipient_count) are live; the rest is spare capacity
   std::size_t recipient_count = 0;
   bool in_use = false;

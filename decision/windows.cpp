@@ -11,7 +11,8 @@ namespace {
 template <class T>
 void bump(T& counter, std::uint32_t by = 1) {
   constexpr std::uint32_t top = std::numeric_limits<T>::max();
-  counter = static_cast<T>(std::min<std::uint32_t>(top, std::uint32_t{counter} + std::min(by, top)));
+  counter =
+      static_cast<T>(std::min<std::uint32_t>(top, std::uint32_t{counter} + std::min(by, top)));
 }
 
 // Clears the ring entries for the `gap` periods after `from` (all of them when gap >= size).
@@ -28,20 +29,28 @@ void clear_after(std::array<T, N>& ring, std::uint32_t from, std::uint32_t gap) 
 
 std::string_view window_name(window w) {
   switch (w) {
-    case window::minute: return "1m";
-    case window::ten_minutes: return "10m";
-    case window::hour: return "1h";
-    case window::day: return "24h";
+    case window::minute:
+      return "1m";
+    case window::ten_minutes:
+      return "10m";
+    case window::hour:
+      return "1h";
+    case window::day:
+      return "24h";
   }
   return "?";
 }
 
 std::uint32_t window_minutes(window w) {
   switch (w) {
-    case window::minute: return 1;
-    case window::ten_minutes: return 10;
-    case window::hour: return 60;
-    case window::day: return 1440;
+    case window::minute:
+      return 1;
+    case window::ten_minutes:
+      return 10;
+    case window::hour:
+      return 60;
+    case window::day:
+      return 1440;
   }
   return 1;
 }
@@ -87,7 +96,8 @@ void recipient_windows::add_client(bool new_ten) {
 
 void recipient_windows::note_client_count(std::uint32_t count) {
   std::uint16_t& top = epoch_top_[head_ / 10 % 2];
-  top = static_cast<std::uint16_t>(std::max<std::uint32_t>(top, std::min<std::uint32_t>(count, 0xffff)));
+  top = static_cast<std::uint16_t>(
+      std::max<std::uint32_t>(top, std::min<std::uint32_t>(count, 0xffff)));
 }
 
 void recipient_windows::restore_minute(std::uint32_t minute, std::uint32_t accepted,

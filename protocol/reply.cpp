@@ -23,8 +23,11 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
+// 421 is excluded: Postfix would also hang up on the SMTP client, refusing every other
+// recipient of the session, while a flood verdict concerns one recipient.
 bool is_temporary_code(std::string_view code) {
-  return code.size() == 3 && code[0] == '4' && is_digit(code[1]) && is_digit(code[2]);
+  return code.size() == 3 && code[0] == '4' && is_digit(code[1]) && is_digit(code[2]) &&
+         code != "421";
 }
 
 // Consumes 1 to 3 digits from the front of `text`; false when there are none.

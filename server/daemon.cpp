@@ -126,31 +126,20 @@ class daemon {
   }
 
   void reload() {
-    const load_result loaded = load_config(options_.config_file, options_.overrides);
+    const load_result loaded = load_settings(options_);
     if (!loaded.ok()) {
       for (const auto& error : loaded.errors) log_->error("RELOAD REJECTED {}", error);
       log_->error("RELOAD REJECTED: keeping the running configuration");
       return;
     }
-    const config& next = *loaded.settings;
     std::size_t applied = 0;
-    for (const auto& change : changed_settings(config_, next)) {
+    for (const auto& change : apply_reloadable(config_, *loaded.settings)) {
       if (change.reloadable) {
         ++applied;
       } else {
         log_->warn("RELOAD {} changed: takes effect after a restart", change.key);
       }
     }
-    // Only reloadable parts move; startup-only ones (sockets, user, store path) stay as bound.
-    config_.limits = next.limits;
-    config_.server.idle_timeout = next.server.idle_timeout;
-    config_.server.request_timeout = next.server.request_timeout;
-    config_.server.on_internal_error = next.server.on_internal_error;
-    config_.server.max_connections = next.server.max_connections;
-    config_.server.allow_clients = next.server.allow_clients;
-    config_.log.level = next.log.level;
-    config_.log.summary_interval = next.log.summary_interval;
-    config_.detection = next.detection;
     context_.settings = session_settings_from(config_);
     allowlist_ = parse_allowlist(config_.server.allow_clients);
     if (listeners_ != nullptr) listeners_->set_max_connections(config_.server.max_connections);
@@ -200,6 +189,11 @@ class daemon {
 };
 
 }  // namespace
+
+load_result load_settings(const daemon_options& options) {
+  if (options.config_file.empty()) return load_config_string("", options.overrides, "defaults");
+  return load_config(options.config_file, options.overrides);
+}
 
 int run_daemon(const daemon_options& options, config initial) {
   std::shared_ptr<spdlog::logger> log;

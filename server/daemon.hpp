@@ -12,9 +12,13 @@
 namespace rcptguard::server {
 
 struct daemon_options {
-  std::filesystem::path config_file;
+  std::filesystem::path config_file;  ///< empty: built-in defaults
   std::vector<std::string> overrides;  ///< re-applied on every reload, like the file itself
 };
+
+/// Loads the settings file (built-in defaults when `config_file` is empty) plus overrides, the
+/// same way at start-up, for check-config and at every reload.
+load_result load_settings(const daemon_options& options);
 
 /// Runs the daemon in the foreground with an already validated configuration. Returns the
 /// process exit code: 0 after a clean shutdown, 1 when start-up failed.

@@ -35,10 +35,7 @@ constexpr const char* usage_text =
     "Run 'rcptguard COMMAND --help' for the options of a command.\n"
     "Exit codes: 0 success, 1 failure (invalid configuration, start-up error), 2 usage error.\n";
 
-struct config_choice {
-  std::filesystem::path file;  ///< empty: built-in defaults
-  std::vector<std::string> overrides;
-};
+using config_choice = rcptguard::server::daemon_options;
 
 void add_config_options(cxxopts::Options& options) {
   options.add_options()("c,config", "settings file (default " + std::string(default_config_path) +
@@ -51,25 +48,20 @@ void add_config_options(cxxopts::Options& options) {
 config_choice config_from(const cxxopts::ParseResult& args) {
   config_choice choice;
   if (args.count("config") != 0) {
-    choice.file = args["config"].as<std::string>();
+    choice.config_file = args["config"].as<std::string>();
   } else if (std::filesystem::exists(default_config_path)) {
-    choice.file = default_config_path;
+    choice.config_file = default_config_path;
   }
   if (args.count("option") != 0) choice.overrides = args["option"].as<std::vector<std::string>>();
   return choice;
 }
 
-load_result load(const config_choice& choice) {
-  if (choice.file.empty()) return rcptguard::load_config_string("", choice.overrides, "defaults");
-  return rcptguard::load_config(choice.file, choice.overrides);
-}
-
 std::optional<config> load_or_report(const config_choice& choice) {
-  load_result loaded = load(choice);
+  load_result loaded = rcptguard::server::load_settings(choice);
   for (const auto& error : loaded.errors) fmt::print(stderr, "rcptguard: {}\n", error);
   if (!loaded.ok()) {
     fmt::print(stderr, "rcptguard: configuration {} is invalid\n",
-               choice.file.empty() ? std::string("defaults") : choice.file.string());
+               choice.config_file.empty() ? std::string("defaults") : choice.config_file.string());
     return std::nullopt;
   }
   return std::move(loaded.settings);
@@ -87,11 +79,11 @@ int command_serve(int argc, char** argv) {
   const config_choice choice = config_from(args);
   auto settings = load_or_report(choice);
   if (!settings) return exit_failure;
-  if (choice.file.empty()) {
+  if (choice.config_file.empty()) {
     fmt::print(stderr, "rcptguard: no settings file given and {} absent: using built-in defaults\n",
                default_config_path);
   }
-  return rcptguard::server::run_daemon({choice.file, choice.overrides}, std::move(*settings));
+  return rcptguard::server::run_daemon(choice, std::move(*settings));
 }
 
 int command_check_config(int argc, char** argv) {
@@ -111,7 +103,7 @@ int command_check_config(int argc, char** argv) {
   const config_choice choice = config_from(args);
   if (!load_or_report(choice)) return exit_failure;
   fmt::print("rcptguard: configuration {} is valid\n",
-             choice.file.empty() ? std::string("defaults") : choice.file.string());
+             choice.config_file.empty() ? std::string("defaults") : choice.config_file.string());
   return exit_ok;
 }
 

@@ -139,6 +139,10 @@ class session : public session_base, public std::enable_shared_from_this<session
     }
     request_.clear();
     busy_ = true;
+    // A client that stops reading its replies would hold the write forever; the reply gets the
+    // same allowance as a request.
+    write_deadline_ = clock::now() + context_.settings.request_timeout;
+    if (write_deadline_ < timer_expiry_) arm_timer(write_deadline_);
     boost::asio::async_write(
         socket_, boost::asio::buffer(reply_),
         [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
@@ -211,6 +215,13 @@ class session : public session_base, public std::enable_shared_from_this<session
       close();
       return;
     }
+    if (busy_ && now >= write_deadline_) {
+      context_.stats->count_drop(drop_reason::reply_timeout);
+      context_.log->warn("REPLY TIMEOUT conn={} peer={}: client did not read its reply within {} ms",
+                         id_, peer_, context_.settings.request_timeout.count());
+      close();
+      return;
+    }
     if (!request_deadline_ && !busy_ && now >= idle_deadline_) {
       ++context_.stats->idle_timeouts;
       context_.log->debug("IDLE TIMEOUT conn={} peer={} after {} ms", id_, peer_,
@@ -218,8 +229,10 @@ class session : public session_base, public std::enable_shared_from_this<session
       close();
       return;
     }
-    arm_timer(request_deadline_ ? *request_deadline_
-                                : std::max(idle_deadline_, now + std::chrono::milliseconds(1)));
+    clock::time_point next = idle_deadline_;
+    if (request_deadline_) next = std::min(next, *request_deadline_);
+    if (busy_) next = std::min(next, write_deadline_);
+    arm_timer(std::max(next, now + std::chrono::milliseconds(1)));
   }
 
   void close() {
@@ -246,6 +259,7 @@ class session : public session_base, public std::enable_shared_from_this<session
   on_close_fn on_close_;
   clock::time_point idle_deadline_{};
   std::optional<clock::time_point> request_deadline_;
+  clock::time_point write_deadline_{};
   clock::time_point timer_expiry_{};
   bool busy_ = false;     ///< a reply is being written
   bool closing_ = false;  ///< shutting down: close after the current reply

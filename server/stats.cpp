@@ -8,6 +8,8 @@ std::string_view to_string(drop_reason reason) {
       return "parse_error";
     case drop_reason::request_timeout:
       return "request_timeout";
+    case drop_reason::reply_timeout:
+      return "reply_timeout";
     case drop_reason::internal_error:
       return "internal_error";
     case drop_reason::connection_limit:

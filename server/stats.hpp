@@ -14,11 +14,12 @@ namespace rcptguard::server {
 enum class drop_reason : std::uint8_t {
   parse_error,
   request_timeout,
+  reply_timeout,
   internal_error,
   connection_limit,
   client_not_allowed,
 };
-inline constexpr std::size_t drop_reason_count = 5;
+inline constexpr std::size_t drop_reason_count = 6;
 
 std::string_view to_string(drop_reason reason);
 

@@ -4,6 +4,7 @@
 #include <SQLiteCpp/Statement.h>
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 #include <limits>
 
@@ -141,12 +142,12 @@ std::vector<top_recipient_row> top_recipients(SQLite::Database& db, time_point s
 }
 
 std::string format_utc(std::int64_t unix_seconds) {
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  const auto t = static_cast<std::time_t>(unix_seconds);
   std::tm tm{};
   if (::gmtime_r(&t, &tm) == nullptr) return "?";
-  char buf[32];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::string(buf, n);
+  std::array<char, 32> buf{};
+  const std::size_t n = std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return {buf.data(), n};
 }
 
 }  // namespace rcptguard::store

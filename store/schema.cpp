@@ -7,9 +7,9 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
-#include <cstring>
-#include <iterator>
+#include <system_error>
 
 namespace rcptguard::store {
 namespace {
@@ -80,7 +80,7 @@ CREATE TABLE verdict (
   recipient   TEXT    NOT NULL,
   sender      TEXT    NOT NULL,
   client      TEXT    NOT NULL,
-  level       TEXT    NOT NULL,                 -- 'warn' or 'defer'
+  level       TEXT    NOT NULL,                 -- 'warn' or 'defer' (DUNNO is not recorded)
   score       REAL    NOT NULL,
   action_text TEXT    NOT NULL,                 -- exactly what followed "action="
   source      TEXT    NOT NULL,                 -- 'policy' or 'log'
@@ -200,12 +200,14 @@ SELECT recipient,
 
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
-constexpr migration migrations[] = {
-    {1, schema_v1},
+constexpr std::array migrations{
+    migration{1, schema_v1},
 };
-static_assert(std::size(migrations) == schema_version, "one migration step per schema version");
+static_assert(migrations.size() == schema_version, "one migration step per schema version");
 
-int pragma_int(SQLite::Database& db, const char* pragma) { return db.execAndGet(pragma).getInt(); }
+int pragma_int(SQLite::Database& db, const char* pragma) {
+  return db.execAndGet(pragma).getInt();
+}
 
 // Refuses a file that another program created, before anything is written to it.
 void check_ownership(SQLite::Database& db) {
@@ -238,12 +240,15 @@ void create_private_file(const std::string& path, unsigned mode) {
     return;
   }
   if (errno == EEXIST) return;  // opened below, and refused there if it is a symlink
-  throw schema_error("cannot create database " + path + ": " + std::strerror(errno));
+  throw schema_error("cannot create database " + path + ": " +
+                     std::generic_category().message(errno));
 }
 
 }  // namespace
 
-int user_version(SQLite::Database& db) { return pragma_int(db, "PRAGMA user_version"); }
+int user_version(SQLite::Database& db) {
+  return pragma_int(db, "PRAGMA user_version");
+}
 
 void migrate(SQLite::Database& db) {
   // The common case, an up-to-date file, needs no write lock.

@@ -60,7 +60,9 @@ std::int64_t clamp_i64(std::uint64_t v) {
       std::min<std::uint64_t>(v, std::numeric_limits<std::int64_t>::max()));
 }
 
-std::int64_t to_i64(std::size_t v) { return clamp_i64(v); }
+std::int64_t to_i64(std::size_t v) {
+  return clamp_i64(v);
+}
 
 // A statement whose last step failed stays in that error until reset; tryReset clears it
 // without rethrowing the old error, so every use starts from a clean state.
@@ -160,7 +162,11 @@ store::store(store_options options)
       // An episode still open but not updated for the whole retention lost its closing record
       // (e.g. dropped in an outage); it goes too, or it would be restored forever.
       prune_episode_(db_, R"sql(
-        DELETE FROM episode WHERE id IN (SELECT id FROM episode WHERE updated < ?1 LIMIT ?2))sql") {}
+        DELETE FROM episode WHERE id IN (SELECT id FROM episode WHERE updated < ?1 LIMIT ?2))sql") {
+  // A zero budget would make prune() report "more to do" forever.
+  options_.prune_chunk_rows = std::max<std::size_t>(1, options_.prune_chunk_rows);
+  options_.prune_max_chunks = std::max<std::size_t>(1, options_.prune_max_chunks);
+}
 
 void store::apply(const decision::outbox& batch) {
   if (batch.empty()) return;
@@ -296,10 +302,9 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
      WHERE minute_start >= ?1 ORDER BY minute_start, recipient)sql");
   minutes.bind(1, floor_to(t, 60) - std::chrono::seconds{recent_minutes_loaded}.count() + 60);
   while (minutes.executeStep()) {
-    snapshot.recent_minutes.push_back({minutes.getColumn(0).getString(),
-                                       minutes.getColumn(1).getInt64(),
-                                       clamp_u32(minutes.getColumn(2).getInt64()),
-                                       clamp_u32(minutes.getColumn(3).getInt64())});
+    snapshot.recent_minutes.push_back(
+        {minutes.getColumn(0).getString(), minutes.getColumn(1).getInt64(),
+         clamp_u32(minutes.getColumn(2).getInt64()), clamp_u32(minutes.getColumn(3).getInt64())});
   }
 
   SQLite::Statement hours(db_, R"sql(
@@ -312,10 +317,9 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
     if (snapshot.histories.empty() || snapshot.histories.back().recipient != recipient) {
       snapshot.histories.push_back({std::move(recipient), {}});
     }
-    snapshot.histories.back().hours.push_back({hours.getColumn(1).getInt64(),
-                                               clamp_u32(hours.getColumn(2).getInt64()),
-                                               clamp_u32(hours.getColumn(3).getInt64()),
-                                               clamp_u32(hours.getColumn(4).getInt64())});
+    snapshot.histories.back().hours.push_back(
+        {hours.getColumn(1).getInt64(), clamp_u32(hours.getColumn(2).getInt64()),
+         clamp_u32(hours.getColumn(3).getInt64()), clamp_u32(hours.getColumn(4).getInt64())});
   }
 
   SQLite::Statement pairs(db_, R"sql(
@@ -323,10 +327,10 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
      ORDER BY last_seen DESC LIMIT ?1)sql");
   pairs.bind(1, to_i64(options_.correspondent_limit));
   while (pairs.executeStep()) {
-    snapshot.correspondents.push_back(
-        {pairs.getColumn(0).getString(), pairs.getColumn(1).getString(),
-         pairs.getColumn(2).getInt64(), pairs.getColumn(3).getInt64(),
-         clamp_u32(pairs.getColumn(4).getInt64())});
+    snapshot.correspondents.push_back({pairs.getColumn(0).getString(),
+                                       pairs.getColumn(1).getString(),
+                                       pairs.getColumn(2).getInt64(), pairs.getColumn(3).getInt64(),
+                                       clamp_u32(pairs.getColumn(4).getInt64())});
   }
 
   SQLite::Statement episodes(db_, R"sql(
@@ -353,39 +357,44 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
 }
 
 std::uint64_t store::prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,
-                                 std::size_t& chunks_left, bool& complete) {
+                                 std::size_t& rows_left, bool& complete) {
   std::uint64_t deleted = 0;
-  while (chunks_left > 0) {
-    --chunks_left;
+  for (;;) {
+    if (rows_left == 0) {
+      complete = false;
+      return deleted;
+    }
+    const std::size_t limit = std::min(options_.prune_chunk_rows, rows_left);
     SQLite::Statement& st = fresh(chunk_delete);
     st.bind(1, cutoff);
-    st.bind(2, to_i64(options_.prune_chunk_rows));
+    st.bind(2, to_i64(limit));
     // Autocommit: each chunk is its own short write transaction, so a pending batch waits for
     // at most one chunk.
-    const int n = st.exec();
-    deleted += static_cast<std::uint64_t>(n);
-    if (static_cast<std::size_t>(n) < options_.prune_chunk_rows) return deleted;
+    const auto n = static_cast<std::size_t>(st.exec());
+    deleted += n;
+    rows_left -= n;
+    if (n < limit) return deleted;
   }
-  complete = false;
-  return deleted;
 }
 
 prune_result store::prune(time_point now, std::chrono::seconds retention) {
   const std::int64_t t = to_unix_seconds(now);
   const std::int64_t horizon = t - retention.count();
   prune_result result;
-  std::size_t chunks_left = options_.prune_max_chunks;
+  // The budget is in rows, so a table with nothing due costs nothing and later tables are
+  // always reached.
+  std::size_t rows_left = options_.prune_chunk_rows * options_.prune_max_chunks;
   // Cheapest and most time-critical first: minute rows and sender keys grow fastest.
   result.rows_deleted +=
-      prune_table(prune_minute_, t - std::chrono::seconds{minute_rows_kept}.count(), chunks_left,
+      prune_table(prune_minute_, t - std::chrono::seconds{minute_rows_kept}.count(), rows_left,
                   result.complete);
-  result.rows_deleted += prune_table(prune_hour_sender_,
-                                     floor_to(t, seconds_per_hour) - seconds_per_hour,
-                                     chunks_left, result.complete);
-  result.rows_deleted += prune_table(prune_hourly_, horizon, chunks_left, result.complete);
-  result.rows_deleted += prune_table(prune_verdict_, horizon, chunks_left, result.complete);
-  result.rows_deleted += prune_table(prune_episode_, horizon, chunks_left, result.complete);
-  result.rows_deleted += prune_table(prune_correspondent_, horizon, chunks_left, result.complete);
+  result.rows_deleted +=
+      prune_table(prune_hour_sender_, floor_to(t, seconds_per_hour) - seconds_per_hour, rows_left,
+                  result.complete);
+  result.rows_deleted += prune_table(prune_hourly_, horizon, rows_left, result.complete);
+  result.rows_deleted += prune_table(prune_verdict_, horizon, rows_left, result.complete);
+  result.rows_deleted += prune_table(prune_episode_, horizon, rows_left, result.complete);
+  result.rows_deleted += prune_table(prune_correspondent_, horizon, rows_left, result.complete);
   return result;
 }
 

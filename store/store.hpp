@@ -25,7 +25,7 @@ struct store_options {
   std::size_t correspondent_limit = 200'000;
   /// Rows deleted per prune statement; each chunk is its own short write transaction.
   std::size_t prune_chunk_rows = 1000;
-  /// Chunks per prune() call over all tables, so one call's work is bounded.
+  /// One prune() call deletes at most prune_chunk_rows * prune_max_chunks rows in all.
   std::size_t prune_max_chunks = 50;
 };
 
@@ -49,8 +49,9 @@ class store {
   /// Writes one batch in one transaction, all or nothing. Deliveries become hourly and
   /// per-minute upserts (attempted counts every record, accepted and bytes only accepted ones),
   /// exact distinct senders per recipient-hour, and correspondents from accepted mail with a
-  /// non-null sender (a bounce is not correspondence). Throws SQLite::Exception; on throw
-  /// nothing of the batch is stored and the batch can be applied again.
+  /// non-null sender (a bounce is not correspondence). Times are stored in whole seconds, so an
+  /// episode's key is (recipient, started truncated to the second). Throws SQLite::Exception;
+  /// on throw nothing of the batch is stored and the batch can be applied again.
   void apply(const decision::outbox& batch);
 
   /// What the engine needs to resume: minute rows of the last 24 h, hourly histories of the
@@ -64,12 +65,11 @@ class store {
 
  private:
   void write_deliveries(const std::vector<decision::delivery_record>& deliveries);
-  bool first_sender_of_hour(std::string_view recipient, std::int64_t hour,
-                            std::string_view sender);
+  bool first_sender_of_hour(std::string_view recipient, std::int64_t hour, std::string_view sender);
   void write_verdict(const decision::verdict_record& verdict);
   void write_episode(const decision::episode_record& episode);
   std::uint64_t prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,
-                            std::size_t& chunks_left, bool& complete);
+                            std::size_t& rows_left, bool& complete);
 
   store_options options_;
   SQLite::Database db_;

@@ -52,7 +52,7 @@ bool caused_by_data(const SQLite::Exception& e) {
 
 writer::writer(std::unique_ptr<store> db, writer_options options, log_function log,
                clock_function clock)
-    : options_(std::move(options)),
+    : options_(options),
       wake_records_(std::max<std::size_t>(1, options_.queue_capacity / 2)),
       log_(std::move(log)),
       clock_(std::move(clock)),
@@ -60,29 +60,26 @@ writer::writer(std::unique_ptr<store> db, writer_options options, log_function l
       next_prune_(clock_()),  // prune once at start: the daemon may have been down for long
       thread_([this] { run(); }) {}
 
-writer::~writer() { stop(); }
+writer::~writer() {
+  stop();
+}
 
 bool writer::submit(decision::outbox&& batch) {
   const std::size_t n = record_count(batch);
   if (n == 0) return true;
-  bool accepted = false;
-  bool wake = false;
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_ && pending_records_ + held_records_ + n <= options_.queue_capacity) {
-      pending_.push_back(std::move(batch));
-      pending_records_ += n;
-      queue_depth_.store(pending_records_ + held_records_, std::memory_order_relaxed);
-      // Only the submit that crosses the mark wakes the thread; the rest ride along.
-      wake = pending_records_ >= wake_records_ && pending_records_ - n < wake_records_;
-      accepted = true;
-    }
-  }
-  if (!accepted) {
+  std::unique_lock lock(mu_);
+  if (stopping_ || pending_records_ + held_records_ + n > options_.queue_capacity) {
+    lock.unlock();
     records_dropped_.fetch_add(n, std::memory_order_relaxed);
     batch.clear();
     return false;
   }
+  pending_.push_back(std::move(batch));
+  pending_records_ += n;
+  queue_depth_.store(pending_records_ + held_records_, std::memory_order_relaxed);
+  // Only the submit that crosses the mark wakes the thread; the rest ride along.
+  const bool wake = pending_records_ >= wake_records_ && pending_records_ - n < wake_records_;
+  lock.unlock();
   records_queued_.fetch_add(n, std::memory_order_relaxed);
   if (wake) wake_.notify_one();
   return true;
@@ -125,7 +122,8 @@ void writer::run() {
       if (prune_more && backoff.count() == 0) wait = std::chrono::milliseconds{0};
       // During a backoff a full queue must not cut the pause short; a stop request always does.
       wake_.wait_for(lock, wait, [&] {
-        return stopping_ != stop_seen || (backoff.count() == 0 && pending_records_ >= wake_records_);
+        return stopping_ != stop_seen ||
+               (backoff.count() == 0 && pending_records_ >= wake_records_);
       });
       if (stopping_ && !stop_seen) {
         stop_seen = true;
@@ -150,8 +148,8 @@ void writer::run() {
         drop_held("stop_timeout reached while the database kept failing");
         return;
       }
-      backoff = std::min(
-          backoff, std::chrono::ceil<std::chrono::milliseconds>(stop_deadline - now));
+      backoff =
+          std::min(backoff, std::chrono::ceil<std::chrono::milliseconds>(stop_deadline - now));
     }
   }
 }
@@ -167,11 +165,11 @@ bool writer::write_held() {
     }
     write_failures_.fetch_add(1, std::memory_order_relaxed);
     ++consecutive_failures_;
-    record_error(log_level::error,
-                 "STORE WRITE FAILED: " + std::string{e.what()} + " (sqlite code " +
-                     std::to_string(e.getExtendedErrorCode()) + "); " +
-                     std::to_string(held_records_) + " records held for retry, failure " +
-                     std::to_string(consecutive_failures_) + " in a row");
+    record_error(log_level::error, "STORE WRITE FAILED: " + std::string{e.what()} +
+                                       " (sqlite code " + std::to_string(e.getExtendedErrorCode()) +
+                                       "); " + std::to_string(held_records_) +
+                                       " records held for retry, failure " +
+                                       std::to_string(consecutive_failures_) + " in a row");
     return false;
   } catch (const std::exception& e) {
     drop_held(std::string{"the data cannot be stored: "} + e.what());

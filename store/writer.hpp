@@ -67,8 +67,7 @@ struct writer_stats {
 /// so that batch is logged and dropped. stop() retries for at most stop_timeout.
 class writer {
  public:
-  writer(std::unique_ptr<store> db, writer_options options, log_function log,
-         clock_function clock);
+  writer(std::unique_ptr<store> db, writer_options options, log_function log, clock_function clock);
   writer(const writer&) = delete;
   writer& operator=(const writer&) = delete;
   ~writer();

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -431,6 +433,41 @@ TEST(LoadFile, DirectoryIsRefused) {
   EXPECT_EQ(r.errors.front(), "/: cannot read: Is a directory");
 }
 
+// A file under the test temp directory holding `text`; removed when the test's fixture ends.
+class LoadFileFrom : public ::testing::Test {
+ protected:
+  void TearDown() override { std::filesystem::remove(path_); }
+
+  const std::filesystem::path& write(std::string_view text) {
+    std::ofstream out{path_, std::ios::binary | std::ios::trunc};
+    out << text;
+    return path_;
+  }
+
+ private:
+  std::filesystem::path path_ =
+      std::filesystem::path{::testing::TempDir()} /
+      (std::string{::testing::UnitTest::GetInstance()->current_test_info()->name()} + ".toml");
+};
+
+TEST_F(LoadFileFrom, ErrorsNameThePath) {
+  const auto& path = write("[server]\nmax_connections = 10\nbogus = 1\n");
+  EXPECT_EQ(only_error(load_config(path, {})), path.string() + ":3:1: unknown key 'server.bogus'");
+}
+
+TEST_F(LoadFileFrom, AGoodFileLoads) {
+  const load_result r = load_config(write("[log]\nlevel = \"warn\"\n"), {"log.target=syslog"});
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  EXPECT_EQ(r.settings->log.level, log_level::warn);
+  EXPECT_EQ(r.settings->log.target, log_target::syslog);
+}
+
+TEST_F(LoadFileFrom, OversizedFileIsRefused) {
+  const auto& path = write(std::string(1024 * 1024 + 1, '\n'));
+  EXPECT_EQ(only_error(load_config(path, {})),
+            path.string() + ": cannot read: larger than 1048576 bytes");
+}
+
 TEST(LoadFile, OverrideErrorsAreReportedEvenWhenTheFileIsMissing) {
   const load_result r = load_config("/nonexistent/rcptguard.toml", {"nope.nope=1"});
   EXPECT_EQ(r.errors.size(), 2U);
@@ -447,6 +484,37 @@ TEST(ChangedSettings, SaysWhichNeedARestart) {
   EXPECT_FALSE(changes[0].reloadable);
   EXPECT_EQ(changes[1].key, "log.level");
   EXPECT_TRUE(changes[1].reloadable);
+}
+
+TEST(ApplyReloadable, CopiesOnlyWhatAReloadMayChange) {
+  config running = default_config();
+  config loaded = running;
+  loaded.server.listen = {"unix:/run/p.sock"};
+  loaded.store.path = "/elsewhere.db";
+  loaded.log.level = log_level::debug;
+  loaded.limits.max_attributes = 64;
+  loaded.detection.mode = detection_mode::enforce;
+  const auto changes = apply_reloadable(running, loaded);
+  EXPECT_EQ(changes.size(), 5U);
+  EXPECT_EQ(running.server.listen, default_config().server.listen);
+  EXPECT_EQ(running.store.path, default_config().store.path);
+  EXPECT_EQ(running.log.level, log_level::debug);
+  EXPECT_EQ(running.limits.max_attributes, 64U);
+  EXPECT_EQ(running.detection.mode, detection_mode::enforce);
+}
+
+TEST(ApplyReloadable, EveryReloadableKeyIsCopiedAndNoOther) {
+  const config defaults = default_config();
+  for (const auto& [key, value] : non_default_values) {
+    const load_result r = load(document(key, value));
+    ASSERT_TRUE(r.ok()) << key;
+    config running = defaults;
+    const auto changes = apply_reloadable(running, *r.settings);
+    ASSERT_EQ(changes.size(), 1U) << key;
+    const bool copied = changed_settings(defaults, running).size() == 1;
+    EXPECT_EQ(copied, changes.front().reloadable) << key;
+    EXPECT_EQ(copied, settings::find(key)->when == settings::applies::on_reload) << key;
+  }
 }
 
 TEST(Enums, ToStringIsTheConfigSpelling) {

@@ -1,11 +1,11 @@
 // The learned baseline: seasonality, robustness to past floods, cold start, rise cap, ceiling.
+#include "decision/baseline.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <functional>
 #include <vector>
-
-#include "decision/baseline.hpp"
 
 namespace rcptguard::decision {
 namespace {

@@ -125,8 +125,7 @@ TEST(Bombs, ConcentrationNeedsMeaningfulTotals) {
   driver d(s);
   // 300 other recipients get one message each in the same 10 minutes...
   for (int i = 0; i < 300; ++i) {
-    d.message("user" + std::to_string(i) + "@example.test", "a@ex.org", "192.0.2.9",
-              at_seconds(i));
+    d.message("user" + std::to_string(i) + "@example.test", "a@ex.org", "192.0.2.9", at_seconds(i));
   }
   // ... and bob gets 150 of all 450: a third of the inbound mail.
   const verdict v = d.flood(victim, 150, 300, 2, 5, 5);
@@ -212,9 +211,11 @@ TEST(Hysteresis, StaysFlaggedWhileHighAndReleasesAfterCoolDown) {
   // 30 minutes of 6 a minute: deferred from the 40th message on, every message after that too.
   int deferred = 0;
   for (int i = 0; i < 180; ++i) {
-    const verdict v = d.message(victim, driver::sender(i % 5), driver::client(i % 5),
-                                at_seconds(i * 10));
-    if (i >= 45) EXPECT_EQ(v.level, verdict_level::defer) << i;
+    const verdict v =
+        d.message(victim, driver::sender(i % 5), driver::client(i % 5), at_seconds(i * 10));
+    if (i >= 45) {
+      EXPECT_EQ(v.level, verdict_level::defer) << i;
+    }
     deferred += v.level == verdict_level::defer ? 1 : 0;
   }
   EXPECT_GT(deferred, 130);
@@ -406,12 +407,14 @@ TEST(Records, DeliveriesVerdictsAndEpisodesCarryTheRightFields) {
   const verdict_record& warn = box.verdicts.front();
   EXPECT_EQ(warn.level, verdict_level::warn);
   EXPECT_EQ(warn.recipient, "bob@example.test");
-  EXPECT_EQ(warn.action_text, "WARN rcptguard: bob@example.test 20 msgs/10m, baseline 0.1, 5 senders");
+  EXPECT_EQ(warn.action_text,
+            "WARN rcptguard: bob@example.test 20 msgs/10m, baseline 0.1, 5 senders");
   const verdict_record& defer = box.verdicts.back();
   EXPECT_EQ(defer.level, verdict_level::defer);
   EXPECT_FALSE(defer.monitor_only);
-  EXPECT_EQ(defer.action_text,
-            "DEFER_IF_PERMIT 4.2.1 rcptguard: bob@example.test 40 msgs/10m, baseline 0.1, 5 senders");
+  EXPECT_EQ(
+      defer.action_text,
+      "DEFER_IF_PERMIT 4.2.1 rcptguard: bob@example.test 40 msgs/10m, baseline 0.1, 5 senders");
   ASSERT_FALSE(defer.reasons.empty());
   EXPECT_EQ(defer.reasons.front().name, "volume_10m");
   EXPECT_DOUBLE_EQ(defer.reasons.front().observed, 40.0);

@@ -13,15 +13,16 @@ namespace rcptguard::decision::testing {
 /// A Monday 00:00 UTC (2023-11-13), so hour-of-week arithmetic in tests is easy to follow.
 inline constexpr std::int64_t origin = 1699833600;
 
-inline time_point at_seconds(std::int64_t seconds) { return from_unix_seconds(origin + seconds); }
+inline time_point at_seconds(std::int64_t seconds) {
+  return from_unix_seconds(origin + seconds);
+}
 inline time_point at_minutes(double minutes) {
-  return time_point{std::chrono::microseconds{
-      (origin * 1'000'000) + static_cast<std::int64_t>(minutes * 60'000'000.0)}};
+  return time_point{std::chrono::microseconds{(origin * 1'000'000) +
+                                              static_cast<std::int64_t>(minutes * 60'000'000.0)}};
 }
 
 inline protocol::policy_request rcpt_request(std::string_view recipient, std::string_view sender,
-                                             std::string_view client,
-                                             std::string_view instance) {
+                                             std::string_view client, std::string_view instance) {
   protocol::policy_request r;
   r.request = "smtpd_access_policy";
   r.state = protocol::protocol_state::rcpt;

@@ -1,10 +1,11 @@
 // Key normalisation, address patterns, CIDR sets and the keyed hash.
+#include "decision/keys.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "decision/hash.hpp"
-#include "decision/keys.hpp"
 #include "decision/matchers.hpp"
 
 namespace rcptguard::decision {
@@ -81,9 +82,9 @@ TEST(Glob, Matches) {
 }
 
 TEST(AddressPatterns, ExactDomainAndGlob) {
-  const address_patterns p({"Bob+x@Example.test", "*@lists.example.test", "@tickets.test",
-                            "archive-*@example.test"},
-                           "+");
+  const address_patterns p(
+      {"Bob+x@Example.test", "*@lists.example.test", "@tickets.test", "archive-*@example.test"},
+      "+");
   EXPECT_TRUE(p.matches("bob@example.test"));
   EXPECT_TRUE(p.matches("anything@lists.example.test"));
   EXPECT_TRUE(p.matches("help@tickets.test"));

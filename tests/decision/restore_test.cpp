@@ -58,10 +58,10 @@ TEST(Restore, FloodInProgressIsStillFlaggedAfterRestart) {
   EXPECT_EQ(after.message("bob@example.test", "new@attacker.example", "198.18.0.1", at_minutes(9.6))
                 .level,
             verdict_level::defer);
-  EXPECT_EQ(after.message("bob@example.test", "alice@friends.example", "203.0.113.5",
-                          at_minutes(9.6))
-                .level,
-            verdict_level::dunno);
+  EXPECT_EQ(
+      after.message("bob@example.test", "alice@friends.example", "203.0.113.5", at_minutes(9.6))
+          .level,
+      verdict_level::dunno);
 }
 
 TEST(Restore, WindowsAloneReflagAfterRestart) {

@@ -179,7 +179,7 @@ TEST(NoHook, AbsentHookStillDrivesDetection) {
                     1, at_seconds(i * 15));
   }
   EXPECT_EQ(last.level, verdict_level::defer);
-  const counts c = of(e, "bob@example.test", at_seconds(600));
+  const counts c = of(e, "bob@example.test", at_seconds(585));
   EXPECT_EQ(c.attempted, 40.0);
   EXPECT_EQ(c.accepted, 39.0);  // the deferred 40th was not accepted
 }
@@ -189,9 +189,9 @@ TEST(Robustness, EmptyAndOddRequestsAreDunno) {
   protocol::policy_request empty;
   EXPECT_EQ(e.decide(empty, 1, at_seconds(0)).level, verdict_level::dunno);
   EXPECT_EQ(e.decide(rcpt_request("", "", "", ""), 1, at_seconds(0)).level, verdict_level::dunno);
-  EXPECT_EQ(e.decide(rcpt_request("x", std::string(5000, 'a'), "not an ip", ""), 1, at_seconds(0))
-                .level,
-            verdict_level::dunno);
+  EXPECT_EQ(
+      e.decide(rcpt_request("x", std::string(5000, 'a'), "not an ip", ""), 1, at_seconds(0)).level,
+      verdict_level::dunno);
   EXPECT_EQ(e.decide(eom_request("", "", 0, 0), 1, at_seconds(0)).level, verdict_level::dunno);
   e.connection_closed(12345, at_seconds(0));
   e.tick(at_seconds(0));

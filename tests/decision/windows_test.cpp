@@ -1,10 +1,11 @@
 // Sliding windows, saturation, the pair tables and the per-key memory budget.
+#include "decision/windows.hpp"
+
 #include <gtest/gtest.h>
 
 #include "decision/flat_index.hpp"
 #include "decision/pairs.hpp"
 #include "decision/recipients.hpp"
-#include "decision/windows.hpp"
 
 namespace rcptguard::decision {
 namespace {
@@ -120,11 +121,13 @@ TEST(CorrespondentSet, KeepsEarliestSighting) {
 
 TEST(FlatIndex, InsertFindEraseThroughGrowth) {
   flat_index index;
-  for (std::uint32_t i = 0; i < 5000; ++i) index.insert(std::uint64_t{i} * 0x9e3779b97f4a7c15ULL, i);
-  for (std::uint32_t i = 0; i < 5000; i += 2) index.erase(std::uint64_t{i} * 0x9e3779b97f4a7c15ULL, i);
+  for (std::uint32_t i = 0; i < 5000; ++i)
+    index.insert(std::uint64_t{i} * 0x9e3779b97f4a7c15ULL, i);
+  for (std::uint32_t i = 0; i < 5000; i += 2)
+    index.erase(std::uint64_t{i} * 0x9e3779b97f4a7c15ULL, i);
   for (std::uint32_t i = 0; i < 5000; ++i) {
-    const std::uint32_t found =
-        index.find(std::uint64_t{i} * 0x9e3779b97f4a7c15ULL, [&](std::uint32_t v) { return v == i; });
+    const std::uint32_t found = index.find(std::uint64_t{i} * 0x9e3779b97f4a7c15ULL,
+                                           [&](std::uint32_t v) { return v == i; });
     EXPECT_EQ(found, i % 2 == 0 ? flat_index::npos : i) << i;
   }
   EXPECT_EQ(index.size(), 2500U);

@@ -177,7 +177,7 @@ INSTANTIATE_TEST_SUITE_P(
                     "DEFER 4.2.1 over limit", "DEFER 5.7.1", "DEFER 4.2", "DEFER 4..1",
                     "DEFER 4.2.", "DEFER 4.1234.1", "DEFER 4.1.1234", "DEFER 4.a.1", "DEFER 450",
                     "DEFER_IF_PERMIT 450 4.2.1", "45", "4500", "4a0", "450 text", "450 5.7.1",
-                    "450 4.2.1 text", "450\n", "4.2.1"));
+                    "450 4.2.1 text", "450\n", "4.2.1", "421", "421 4.7.0"));
 
 TEST(ConfiguredAction, RoundTripsThroughFormatReply) {
   policy_action action;

@@ -341,11 +341,11 @@ TEST_F(RcptguardBinary, SighupWithAValidChangedFileAppliesIt) {
 
 class SignalTest : public RcptguardBinary, public ::testing::WithParamInterface<int> {};
 
-INSTANTIATE_TEST_SUITE_P(StopSignals, SignalTest, ::testing::Values(SIGTERM, SIGINT),
-                         [](const ::testing::TestParamInfo<int>& info) {
-                           return info.param == SIGTERM ? std::string("Sigterm")
-                                                        : std::string("Sigint");
-                         });
+std::string signal_name(const ::testing::TestParamInfo<int>& param) {
+  return param.param == SIGTERM ? "Sigterm" : "Sigint";
+}
+
+INSTANTIATE_TEST_SUITE_P(StopSignals, SignalTest, ::testing::Values(SIGTERM, SIGINT), signal_name);
 
 TEST_P(SignalTest, ClosesIdleConnectionsAndExitsZero) {
   auto daemon = start_daemon_with_overrides();

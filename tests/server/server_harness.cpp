@@ -24,8 +24,14 @@ void scripted_handler::handle(const protocol::policy_request& request, std::uint
 }
 
 void scripted_handler::connection_closed(std::uint64_t connection_id) {
-  const std::lock_guard lock(mutex_);
-  ++closed_[connection_id];
+  {
+    const std::lock_guard lock(mutex_);
+    ++closed_[connection_id];
+  }
+  if (close_faults_to_inject.load() > 0) {
+    --close_faults_to_inject;
+    throw std::runtime_error("scripted fault at connection close");
+  }
 }
 
 std::size_t scripted_handler::closed_calls() const {
@@ -71,7 +77,18 @@ server_harness::server_harness(harness_options options)
 
   drained_future_ = drained_.get_future();
   io_thread_ = std::thread([this] {
-    io_.run();
+    // In the daemon an exception here ends run_daemon() and the process; a test reports it and
+    // carries on, as Asio allows, so the remaining checks still run.
+    for (;;) {
+      try {
+        io_.run();
+        break;
+      } catch (const std::exception& e) {
+        ++escaped_exceptions_;
+        ADD_FAILURE() << "exception escaped to io_context::run(), which would stop the daemon: "
+                      << e.what();
+      }
+    }
     drained_.set_value();
   });
   watchdog_ = std::make_unique<watchdog>(options_.watchdog_timeout, [this] {
@@ -127,12 +144,20 @@ void server_harness::shutdown() {
   run_on_io([this] { listeners_->shutdown(); });
 }
 
+void server_harness::update_settings(const server::session_settings& settings) {
+  run_on_io([this, settings] { context_.settings = settings; });
+}
+
 bool server_harness::wait_until_drained(std::chrono::milliseconds timeout) {
   return drained_future_.wait_for(timeout) == std::future_status::ready && !watchdog_fired_;
 }
 
 std::vector<std::string> server_harness::log_lines() const {
-  return log_sink_->last_formatted();
+  std::vector<std::string> lines = log_sink_->last_formatted();
+  for (auto& line : lines) {
+    if (!line.empty() && line.back() == '\n') line.pop_back();
+  }
+  return lines;
 }
 
 bool server_harness::logged(std::string_view needle) const {

@@ -41,6 +41,8 @@ class scripted_handler final : public server::request_handler {
   std::atomic<behaviour> answer{behaviour::dunno};
   /// The next this-many requests throw instead of answering (an internal fault).
   std::atomic<int> faults_to_inject{0};
+  /// The next this-many connection_closed calls throw after being counted.
+  std::atomic<int> close_faults_to_inject{0};
 
   void handle(const protocol::policy_request& request, std::uint64_t connection_id,
               std::string& reply) override;
@@ -93,6 +95,10 @@ class server_harness {
   std::size_t open_sessions();
   /// listener_set::shutdown(), as the daemon calls it on SIGTERM.
   void shutdown();
+  /// Replaces the settings every session reads, as the daemon does on SIGHUP.
+  void update_settings(const server::session_settings& settings);
+  /// Exceptions that escaped io_context::run(); the daemon would have exited on the first.
+  int escaped_exceptions() const { return escaped_exceptions_.load(); }
   /// True once io_context::run() has returned because no work was left (a drained shutdown).
   bool wait_until_drained(std::chrono::milliseconds timeout);
 
@@ -112,6 +118,7 @@ class server_harness {
   std::uint16_t tcp_port_ = 0;
   std::string unix_path_;
   std::atomic<bool> watchdog_fired_{false};
+  std::atomic<int> escaped_exceptions_{0};
   std::promise<void> drained_;
   std::future<void> drained_future_;
   std::thread io_thread_;

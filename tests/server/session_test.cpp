@@ -131,6 +131,18 @@ TEST_P(SessionTest, ReassemblesARequestWrittenOneByteAtATime) {
   EXPECT_EQ(client.ask(rcpt_request()), dunno_reply) << "the connection stays usable";
 }
 
+TEST_P(SessionTest, AnswersARequestFollowedByHalfClose) {
+  // What an operator's `printf 'request=...\n\n' | nc` does: the reply must still come.
+  server_harness server;
+  test_client client = connect(server);
+  ASSERT_TRUE(client.send(rcpt_request()));
+  client.shutdown_write();
+  EXPECT_EQ(describe(client.read_reply()), dunno_reply);
+  const read_result after = client.read_until_closed();
+  EXPECT_EQ(after.status, read_status::closed) << describe(after);
+  EXPECT_EQ(after.bytes, "");
+}
+
 TEST_P(SessionTest, AnswersPipelinedRequestsInOrder) {
   // Postfix never pipelines; a client that does still gets one reply per request, in order.
   server_harness server;
@@ -304,10 +316,15 @@ TEST_P(SessionTest, SurvivesAClientThatClosesBeforeReadingItsReply) {
       client.close();
     }
   }
-  EXPECT_TRUE(eventually([&] { return server.handler().closed_calls() == 20; }));
-  EXPECT_TRUE(eventually([&] { return server.open_sessions() == 0; }));
+  // Connections are accepted in order, so once this one is served the 20 are accepted too.
   test_client next = connect(server);
   EXPECT_EQ(next.ask(rcpt_request()), dunno_reply);
+  EXPECT_TRUE(eventually([&] { return server.open_sessions() == 1; }));
+  // A connection reset while still in the accept queue never becomes a session, so count
+  // sessions rather than assume 20.
+  const auto stats = server.stats();
+  EXPECT_EQ(server.handler().closed_calls() + 1, stats.connections_accepted);
+  EXPECT_EQ(server.handler().handled(), stats.requests);
 }
 
 TEST_P(SessionTest, IdleTimeoutClosesAnIdleConnection) {
@@ -375,6 +392,46 @@ TEST_P(SessionTest, InternalErrorWithDisconnectPolicyClosesWithoutReply) {
   EXPECT_EQ(stats.internal_errors_answered, 0U);
   test_client next = connect(server);
   EXPECT_EQ(next.ask(rcpt_request()), dunno_reply);
+}
+
+TEST_P(SessionTest, ReloadedLimitsReachLiveConnections) {
+  // limits.* are reloadable and session_settings promises a reload reaches live connections;
+  // Postfix keeps a connection for up to max_ttl (1000 s), so a lowered limit must not wait
+  // for reconnects.
+  server_harness server;
+  test_client live = connect(server);
+  ASSERT_EQ(live.ask(rcpt_request()), dunno_reply);
+  server::session_settings lowered;
+  lowered.limits.max_line = 256;
+  server.update_settings(lowered);
+  const std::string long_line = minimal_request("x-long=" + std::string(300, 'a') + "\n");
+
+  test_client fresh = connect(server);
+  fresh.send(long_line);
+  EXPECT_EQ(describe(fresh.read_until_closed(2s)), describe({read_status::closed, ""}))
+      << "a new connection gets the new limit";
+
+  live.send(long_line);
+  EXPECT_EQ(describe(live.read_until_closed(2s)), describe({read_status::closed, ""}))
+      << "a connection opened before the reload still accepts lines the new limit refuses";
+}
+
+TEST_P(SessionTest, AFaultInConnectionClosedStaysInsideTheSession) {
+  // connection_closed is the handler's other entry point; a fault there must not escape to
+  // io_context::run(), which would end the daemon and drop every other connection.
+  server_harness server;
+  server.handler().close_faults_to_inject = 1;
+  test_client other = connect(server);
+  ASSERT_EQ(other.ask(rcpt_request()), dunno_reply);
+  {
+    test_client closing = connect(server);
+    ASSERT_EQ(closing.ask(rcpt_request()), dunno_reply);
+  }
+  ASSERT_TRUE(eventually([&] { return server.handler().closed_calls() == 1; }));
+  EXPECT_EQ(other.ask(rcpt_request()), dunno_reply);
+  EXPECT_EQ(server.escaped_exceptions(), 0);
+  EXPECT_TRUE(eventually([&] { return server.open_sessions() == 1; }, 2s))
+      << "the faulted session is still counted as open";
 }
 
 TEST_P(SessionTest, ClosesAClientThatStopsReadingItsReplies) {

@@ -261,6 +261,10 @@ bool test_client::peer_closed_within(std::chrono::milliseconds wait) {
   }
 }
 
+void test_client::shutdown_write() {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
 void test_client::close() {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
 }

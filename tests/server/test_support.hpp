@@ -75,6 +75,9 @@ class test_client {
   /// replies the server wrote stay unread.
   bool peer_closed_within(std::chrono::milliseconds wait);
 
+  /// Half-closes: no more requests, replies still readable (what `printf ... | nc` does).
+  void shutdown_write();
+
   /// Closes with FIN.
   void close();
   /// Closes with RST (SO_LINGER 0), as a crashing client would.

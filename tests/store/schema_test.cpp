@@ -50,8 +50,8 @@ TEST(Schema, FreshFileMigratesToLatestWithEveryTableAndView) {
 
 TEST(Schema, ConnectionSettingsAreApplied) {
   temp_dir dir;
-  SQLite::Database db = open_read_write({.path = dir.file("a.db"),
-                                         .busy_timeout = std::chrono::milliseconds{1234}});
+  SQLite::Database db =
+      open_read_write({.path = dir.file("a.db"), .busy_timeout = std::chrono::milliseconds{1234}});
   EXPECT_EQ(db.execAndGet("PRAGMA foreign_keys").getInt(), 1);
   EXPECT_EQ(db.execAndGet("PRAGMA synchronous").getInt(), 1);  // NORMAL
   EXPECT_EQ(db.execAndGet("PRAGMA busy_timeout").getInt(), 1234);

@@ -42,7 +42,9 @@ class temp_dir {
 /// 2024-03-04T10:00:00Z, a Monday: a fixed origin so expected rows are easy to write down.
 inline constexpr std::int64_t t0 = 1709546400;
 
-inline time_point at(std::int64_t unix_seconds) { return from_unix_seconds(unix_seconds); }
+inline time_point at(std::int64_t unix_seconds) {
+  return from_unix_seconds(unix_seconds);
+}
 
 inline decision::delivery_record delivery(std::int64_t when, std::string recipient,
                                           std::string sender, bool accepted,

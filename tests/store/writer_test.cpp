@@ -21,8 +21,7 @@ namespace {
 using namespace testing;  // NOLINT(google-build-using-namespace): the test helpers
 using namespace std::chrono_literals;
 
-bool eventually(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = 10s) {
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (condition()) return true;
@@ -56,7 +55,8 @@ class log_sink {
 decision::outbox deliveries(int n, std::int64_t start, const std::string& recipient) {
   decision::outbox b;
   for (int i = 0; i < n; ++i) {
-    b.deliveries.push_back(delivery(start + i, recipient, "s" + std::to_string(i) + "@x.test", true));
+    b.deliveries.push_back(
+        delivery(start + i, recipient, "s" + std::to_string(i) + "@x.test", true));
   }
   return b;
 }
@@ -84,7 +84,8 @@ TEST_F(WriterTest, StopFlushesEverythingSubmitted) {
   writer_options o;
   o.flush_interval = 1h;  // only stop() can have written it
   auto w = make_writer(o);
-  for (int i = 0; i < 20; ++i) EXPECT_TRUE(w->submit(deliveries(3, t0 + i * 10, "bob@example.test")));
+  for (int i = 0; i < 20; ++i)
+    EXPECT_TRUE(w->submit(deliveries(3, t0 + i * 10, "bob@example.test")));
   decision::outbox v;
   v.verdicts = {verdict(t0, "bob@example.test")};
   v.episodes = {episode("bob@example.test", t0, t0, false, 2.0)};
@@ -218,9 +219,8 @@ TEST_F(WriterTest, PrunesOnTheInjectedClock) {
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hourly"), 2);
 
   clock_ = t0 + 30 * 86400;  // old is now 40 days old, new 5 days
-  EXPECT_TRUE(eventually([&] {
-    return query_int(path_, "SELECT count(*) FROM recipient_hourly") == 1;
-  }));
+  EXPECT_TRUE(
+      eventually([&] { return query_int(path_, "SELECT count(*) FROM recipient_hourly") == 1; }));
   EXPECT_EQ(query_text(path_, "SELECT recipient FROM recipient_hourly"), "new@example.test");
   EXPECT_GT(w->stats().rows_pruned, 0u);
   EXPECT_TRUE(log_.contains("STORE PRUNED"));
