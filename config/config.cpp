@@ -34,6 +34,8 @@ using settings::value_type;
 constexpr std::size_t max_file_size = std::size_t{1024} * 1024;
 constexpr std::size_t max_shown = 200;  // of a value echoed in an error
 constexpr std::size_t comment_width = 100;
+// The engine keeps 256 threshold sets, one of them the defaults (decision/engine.cpp).
+constexpr std::size_t max_threshold_entries = 255;
 
 std::string in_quotes(std::string_view s) {
   return "\"" + sanitize_for_log(s, max_shown) + "\"";
@@ -75,6 +77,8 @@ std::string_view expected_type(value_type type) {
   switch (type) {
     case value_type::integer:
       return "an integer";
+    case value_type::real:
+      return "a number";
     case value_type::duration:
       return "a duration such as \"10s\" or an integer number of seconds";
     case value_type::text:
@@ -103,6 +107,9 @@ std::string bound_text(const setting& s, std::int64_t bound) {
 }
 
 std::string range_text(const setting& s) {
+  if (s.type == value_type::real) {
+    return settings::format_real(s.real_min) + ".." + settings::format_real(s.real_max);
+  }
   return bound_text(s, s.min) + ".." + bound_text(s, s.max);
 }
 
@@ -132,7 +139,8 @@ std::optional<toml::table> parse_value(std::string_view text) {
 toml::table override_value(const setting& s, std::string_view raw) {
   toml::table holder = parse_value(raw).value_or(toml::table{});
   const toml::node* parsed = holder.get("v");
-  const bool wants_text = s.type != value_type::integer && s.type != value_type::duration;
+  const bool wants_text =
+      s.type != value_type::integer && s.type != value_type::real && s.type != value_type::duration;
   if (parsed == nullptr || (wants_text && !parsed->is_string() && !parsed->is_array())) {
     holder.insert_or_assign("v", std::string{raw});
   }
@@ -173,12 +181,8 @@ class loader {
     }
     for (auto&& [name, node] : root) {
       const std::string section{name.str()};
-      const auto known = settings::sections();
-      const bool is_section =
-          std::any_of(known.begin(), known.end(),
-                      [&](const settings::section& k) { return k.name == section; });
       const auto* table = node.as_table();
-      if (!is_section) {
+      if (!settings::is_section(section) || section.find('.') != std::string::npos) {
         add_at(name.source(),
                table != nullptr
                    ? "unknown section [" + sanitize_for_log(section) + "]"
@@ -189,16 +193,10 @@ class loader {
         add_at(name.source(), "'" + section + "' must be a table: [" + section + "]");
         continue;
       }
-      for (auto&& [key, value_node] : *table) {
-        const std::string full = section + "." + std::string{key.str()};
-        const setting* s = settings::find(full);
-        if (s == nullptr) {
-          add_at(key.source(), "unknown key '" + sanitize_for_log(full) + "'");
-          continue;
-        }
-        apply(*s, value_node, {});
-      }
+      apply_section(section, *table);
     }
+    check_unique(classes_, "name");
+    check_unique(overrides_, "recipient");
   }
 
   void apply_override(std::string_view text) {
@@ -211,6 +209,10 @@ class loader {
     }
     const std::string_view key = trim(text.substr(0, equals));
     const setting* s = settings::find(key);
+    if (s == nullptr && settings::find_array(key) != nullptr) {
+      add(label + ": [[" + std::string{key} + "]] can only be written in the settings file");
+      return;
+    }
     if (s == nullptr) {
       add(label + ": unknown key '" + sanitize_for_log(key) + "'");
       return;
@@ -219,9 +221,46 @@ class loader {
     apply(*s, *holder.get("v"), label);
   }
 
-  // Relations between settings, checked once every value is in.
+  // Relations between settings, checked once every value is in. Classes and overrides are
+  // built here, so that keys they leave out take [detection.thresholds] after the overrides.
   void check_relations() {
     stage_ = stage::relations;
+    check_thresholds(
+        config_.detection.defaults,
+        [this](std::string_view a, std::string_view b) {
+          const std::string prefix = "detection.thresholds.";
+          return origin_of(prefix + std::string{a}, prefix + std::string{b});
+        },
+        "detection.thresholds.");
+    config_.detection.classes.clear();
+    for (const written_entry& e : classes_) {
+      decision::recipient_class built{e.id, e.recipients, resolve(e)};
+      config_.detection.classes.push_back(std::move(built));
+    }
+    config_.detection.overrides.clear();
+    for (const written_entry& e : overrides_) {
+      config_.detection.overrides.push_back({e.id, resolve(e)});
+    }
+    const std::size_t entries = classes_.size() + overrides_.size();
+    if (entries > max_threshold_entries) {
+      add(source_ + ": detection.class and detection.override: " + std::to_string(entries) +
+          " entries, at most " + std::to_string(max_threshold_entries) + " together");
+    }
+    const store_settings& store = config_.store;
+    const decision::baseline_settings& baseline = config_.detection.baseline;
+    if (baseline.weeks > store.history_weeks) {
+      add(origin("detection.baseline.weeks", "store.history_weeks") +
+          ": detection.baseline.weeks (" + std::to_string(baseline.weeks) +
+          ") must not exceed store.history_weeks (" + std::to_string(store.history_weeks) +
+          "): the weeks sampled must be loaded");
+    }
+    if (baseline.recent_days > std::uint64_t{7} * store.history_weeks) {
+      add(origin("detection.baseline.recent_days", "store.history_weeks") +
+          ": detection.baseline.recent_days (" + std::to_string(baseline.recent_days) +
+          ") must not exceed 7 x store.history_weeks (" +
+          std::to_string(std::uint64_t{7} * store.history_weeks) +
+          "): the days sampled must be loaded");
+    }
     const server_settings& server = config_.server;
     if (server.listen.empty()) {
       add(origin("server.listen") + ": server.listen: must name at least one socket");
@@ -310,15 +349,16 @@ class loader {
   }
 
   void apply(const setting& s, const toml::node& node, const std::string& label) {
-    auto converted = convert(s, node, label);
+    auto converted = convert(s, node, label, s.key);
     if (!converted) return;
     s.field.store(config_, std::move(*converted));
     origins_.insert_or_assign(s.key, where(node, label));
   }
 
+  // `shown_key` names the value in errors: the row's key, or e.g. "detection.class[1].x".
   std::optional<settings::value> convert(const setting& s, const toml::node& node,
-                                         const std::string& label) {
-    const std::string key{s.key};
+                                         const std::string& label, std::string_view shown_key) {
+    const std::string key{shown_key};
     const auto fail = [&](const std::string& message) {
       add_for(node, label, message);
       return std::nullopt;
@@ -338,6 +378,19 @@ class loader {
         if (number == nullptr) return wrong_type();
         const std::int64_t v = number->get();
         if (v < s.min || v > s.max) return out_of_range(std::to_string(v));
+        return settings::value{v};
+      }
+      case value_type::real: {
+        double v = 0;
+        if (const auto* number = node.as_integer()) {
+          v = static_cast<double>(number->get());
+        } else if (const auto* real = node.as_floating_point()) {
+          v = real->get();
+        } else {
+          return wrong_type();
+        }
+        // NaN fails both comparisons, so it is refused here too.
+        if (!(v >= s.real_min && v <= s.real_max)) return out_of_range(settings::format_real(v));
         return settings::value{v};
       }
       case value_type::duration: {
@@ -360,6 +413,10 @@ class loader {
           return wrong_type();
         }
         if (d->count() < s.min || d->count() > s.max) return out_of_range(shown);
+        if (d->count() % s.field.duration_step_ms != 0) {
+          return fail(key + " = " + shown + ": must be a multiple of " +
+                      format_duration(std::chrono::milliseconds{s.field.duration_step_ms}));
+        }
         return settings::value{*d};
       }
       case value_type::text: {
@@ -422,8 +479,204 @@ class loader {
     return wrong_type();
   }
 
+  // One [[detection.class]] or [[detection.override]] element as written: its own threshold
+  // keys only, so the keys it leaves out can take [detection.thresholds] once overrides are in.
+  struct written_limit {
+    const setting* row;
+    settings::value value;
+    std::string where;  // "file:line:column" of the value
+  };
+
+  struct written_entry {
+    std::string label;  // "detection.class[1]"
+    std::string where;  // "file:line:column" of the element
+    toml::source_position at{};
+    std::string id;        // a class's name, an override's recipient
+    std::string id_where;  // where the id was written
+    toml::source_position id_at{};
+    std::vector<std::string> recipients;  // classes only
+    std::vector<written_limit> limits;
+  };
+
+  void apply_section(const std::string& section, const toml::table& table) {
+    for (auto&& [key, value_node] : table) {
+      const std::string full = section + "." + std::string{key.str()};
+      if (const setting* s = settings::find(full)) {
+        apply(*s, value_node, {});
+      } else if (settings::is_section(full)) {
+        if (const auto* sub = value_node.as_table()) {
+          apply_section(full, *sub);
+        } else {
+          add_at(key.source(), "'" + full + "' must be a table: [" + full + "]");
+        }
+      } else if (settings::find_array(full) != nullptr) {
+        apply_entries(full, key.source(), value_node);
+      } else {
+        add_at(key.source(), "unknown key '" + sanitize_for_log(full) + "'");
+      }
+    }
+  }
+
+  void apply_entries(const std::string& key, const toml::source_region& key_at,
+                     const toml::node& node) {
+    const auto* array = node.as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+      add_at(key_at, key + ": expected an array of tables, written [[" + key + "]]");
+      return;
+    }
+    const bool is_class = key == "detection.class";
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const toml::table& element = *array->get(i)->as_table();
+      written_entry e;
+      e.label = key + "[" + std::to_string(i) + "]";
+      e.where = position(element.source());
+      e.at = element.source().begin;
+      bool has_id = false;
+      bool has_recipients = false;
+      for (auto&& [name_key, value_node] : element) {
+        const std::string name{name_key.str()};
+        const std::string item_key = e.label + "." + sanitize_for_log(name);
+        if (name == (is_class ? "name" : "recipient")) {
+          has_id = read_id(e, item_key, value_node, is_class);
+        } else if (is_class && name == "recipients") {
+          has_recipients = true;
+          read_recipients(e, item_key, value_node);
+        } else if (const setting* row = settings::find("detection.thresholds." + name);
+                   row != nullptr && row->limits.store != nullptr) {
+          if (auto converted = convert(*row, value_node, {}, item_key)) {
+            e.limits.push_back({row, std::move(*converted), position(value_node.source())});
+          }
+        } else {
+          add_at(name_key.source(), "unknown key '" + item_key + "'");
+        }
+      }
+      if (!has_id) {
+        add(e.where + ": " + e.label + ": " + (is_class ? "name" : "recipient") + " is required",
+            e.at);
+      }
+      if (is_class && !has_recipients) {
+        add(e.where + ": " + e.label + ": recipients is required", e.at);
+      }
+      (is_class ? classes_ : overrides_).push_back(std::move(e));
+    }
+  }
+
+  // A class name (any non-empty text) or an override's recipient (an address pattern).
+  bool read_id(written_entry& e, const std::string& key, const toml::node& node, bool is_class) {
+    const auto* text = node.as_string();
+    if (text == nullptr) {
+      add_at(node.source(),
+             key + ": expected a string, got " + std::string{type_name(node.type())});
+      return true;  // present, if wrong
+    }
+    std::string why;
+    if (text->get().empty()) {
+      why = is_class ? "must not be empty" : "empty pattern";
+    } else if (!is_class) {
+      why = settings::find("detection.allow_recipients")->check(text->get());
+    }
+    if (!why.empty()) {
+      add_at(node.source(), key + " = " + in_quotes(text->get()) + ": " + why);
+      return true;
+    }
+    e.id = text->get();
+    e.id_where = position(node.source());
+    e.id_at = node.source().begin;
+    return true;
+  }
+
+  void read_recipients(written_entry& e, const std::string& key, const toml::node& node) {
+    // The same patterns, with the same check, as detection.allow_recipients.
+    auto converted = convert(*settings::find("detection.allow_recipients"), node, {}, key);
+    if (!converted) return;
+    e.recipients = std::get<std::vector<std::string>>(std::move(*converted));
+    if (e.recipients.empty()) add_at(node.source(), key + ": must name at least one pattern");
+  }
+
+  // Names and recipients compare as the engine matches them: case-insensitively.
+  void check_unique(const std::vector<written_entry>& entries, std::string_view id_name) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (entries[i].id.empty() || ascii_lower(entries[i].id) != ascii_lower(entries[j].id)) {
+          continue;
+        }
+        add(entries[i].id_where + ": " + entries[i].label + "." + std::string{id_name} + " = " +
+                in_quotes(entries[i].id) + ": already used by " + entries[j].label,
+            entries[i].id_at);
+        break;
+      }
+    }
+  }
+
+  decision::thresholds resolve(const written_entry& e) {
+    decision::thresholds limits = config_.detection.defaults;
+    for (const written_limit& l : e.limits) {
+      settings::value copy = l.value;
+      l.row->limits.store(limits, std::move(copy));
+    }
+    // A pair is checked here only when the element sets one of its keys; otherwise both come
+    // from [detection.thresholds], which was checked above.
+    check_thresholds(
+        limits,
+        [&e](std::string_view a, std::string_view b) -> std::string {
+          for (const std::string_view name : {a, b}) {
+            for (const written_limit& l : e.limits) {
+              if (l.row->name() == name) return l.where;
+            }
+          }
+          return {};
+        },
+        e.label + ".");
+    return limits;
+  }
+
+  static double number(const settings::value& v) {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+    return std::get<double>(v);
+  }
+
+  // warn points at or below defer points, exit scores below entry scores. `where(a, b)` names
+  // the position to report, or "" to skip the pair.
+  template <typename Where>
+  void check_thresholds(const decision::thresholds& limits, Where where,
+                        const std::string& prefix) {
+    struct pair_rule {
+      std::string lower;
+      std::string upper;
+      bool strict;
+    };
+    std::vector<pair_rule> rules;
+    for (const std::string_view w : {"minute", "ten_minutes", "hour", "day"}) {
+      const std::string window{w};
+      rules.push_back({window + "_warn_floor", window + "_defer_floor", false});
+      rules.push_back({window + "_warn_factor", window + "_defer_factor", false});
+    }
+    rules.push_back({"warn_score", "defer_score", false});
+    rules.push_back({"warn_exit_score", "warn_score", true});
+    rules.push_back({"defer_exit_score", "defer_score", true});
+    for (const pair_rule& rule : rules) {
+      const setting& lower = *settings::find("detection.thresholds." + rule.lower);
+      const setting& upper = *settings::find("detection.thresholds." + rule.upper);
+      const settings::value low = lower.limits.read(limits);
+      const settings::value high = upper.limits.read(limits);
+      const bool fine = rule.strict ? number(low) < number(high) : number(low) <= number(high);
+      if (fine) continue;
+      const std::string at = where(rule.lower, rule.upper);
+      if (at.empty()) continue;
+      add(at + ": " + prefix + rule.lower + " (" + settings::format_value(lower, low) + ") " +
+          (rule.strict ? "must be below " : "must not exceed ") + prefix + rule.upper + " (" +
+          settings::format_value(upper, high) + ")");
+    }
+  }
+
+  std::string origin_of(const std::string& key, const std::string& other) const {
+    return origin(settings::find(key)->key, settings::find(other)->key);
+  }
+
   std::string source_;
   config config_;
+  std::vector<written_entry> classes_;
+  std::vector<written_entry> overrides_;
   stage stage_ = stage::defaults;
   std::vector<pending_error> errors_;
   std::map<std::string_view, std::string, std::less<>> origins_;  // key -> where it was set
@@ -496,6 +749,7 @@ std::string facts(const setting& s) {
   std::string out = "default " + std::string{s.default_value};
   switch (s.type) {
     case value_type::integer:
+    case value_type::real:
     case value_type::duration:
     case value_type::file_mode:
       out += ", range " + range_text(s);
@@ -519,9 +773,29 @@ constexpr std::string_view reference_header =
 # file can be cut down to the lines you change. Unknown keys are errors, never ignored.
 #
 # Durations are strings with a unit: "500ms", "10s", "5m", "2h" or "60d"; a bare integer means
-# seconds. Check a file with `rcptguard -t -c FILE`; `-o section.key=value` on the command line
-# overrides one setting.
+# seconds. Check a file with `rcptguard check-config -c FILE`; `-o section.key=value` on the
+# command line overrides one setting.
 )";
+
+// Commented out, so the sample file still loads as the defaults; uncommented, each loads.
+std::string array_example(std::string_view key) {
+  if (key == "detection.class") {
+    return R"(# [[detection.class]]
+# name = "lists"
+# recipients = ["*-list@example.test", "tickets@example.test"]
+# baseline_ceiling_per_hour = 5000.0
+# ten_minutes_warn_floor = 200
+# ten_minutes_defer_floor = 500
+# hour_warn_factor = 10.0
+# hour_defer_factor = 20.0
+)";
+  }
+  return R"(# [[detection.override]]
+# recipient = "ceo@example.test"
+# ten_minutes_warn_floor = 10
+# ten_minutes_defer_floor = 20
+)";
+}
 
 }  // namespace
 
@@ -566,8 +840,16 @@ std::string render_reference() {
       out += "\n";
       append_comment(out, s.doc);
       append_comment(out, facts(s));
-      out += std::string{s.name()} + " = " + std::string{s.default_value} + "\n";
+      out += std::string{s.name()} + " = " + s.default_value + "\n";
     }
+  }
+  for (const settings::table_array& array : settings::arrays()) {
+    out += "\n";
+    append_comment(out, std::string{array.doc} + (array.when == settings::applies::on_reload
+                                                      ? " Applied on reload. For example:"
+                                                      : " Applied on restart. For example:"));
+    out += "#\n";
+    out += array_example(array.key);
   }
   return out;
 }
@@ -575,8 +857,26 @@ std::string render_reference() {
 std::vector<setting_change> changed_settings(const config& before, const config& after) {
   std::vector<setting_change> changes;
   for (const setting& s : settings::all()) {
-    if (!s.field.equal(before, after)) {
+    if (s.field.read(before) != s.field.read(after)) {
       changes.push_back({s.key, s.when == settings::applies::on_reload});
+    }
+  }
+  for (const settings::table_array& array : settings::arrays()) {
+    if (!array.equal(before, after)) {
+      changes.push_back({array.key, array.when == settings::applies::on_reload});
+    }
+  }
+  return changes;
+}
+
+std::vector<setting_change> apply_reloadable(config& running, const config& loaded) {
+  std::vector<setting_change> changes = changed_settings(running, loaded);
+  for (const setting_change& change : changes) {
+    if (!change.reloadable) continue;
+    if (const setting* s = settings::find(change.key)) {
+      s->field.copy(running, loaded);
+    } else {
+      settings::find_array(change.key)->copy(running, loaded);
     }
   }
   return changes;

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "decision/settings.hpp"
 #include "protocol/limits.hpp"
 
 namespace rcptguard {
@@ -32,9 +33,11 @@ enum class log_level : std::uint8_t { trace, debug, info, warn, error };
 inline constexpr std::array<std::string_view, 5> log_level_names{"trace", "debug", "info", "warn",
                                                                  "error"};
 
-/// monitor: verdicts are logged and stored, Postfix always gets DUNNO. enforce: defers are sent.
-enum class detection_mode : std::uint8_t { monitor, enforce };
+/// decision/settings.hpp's enums, spelled in the same enumerator order.
+using detection_mode = decision::detection_mode;
 inline constexpr std::array<std::string_view, 2> detection_mode_names{"monitor", "enforce"};
+inline constexpr std::array<std::string_view, 3> end_of_message_hook_names{"auto", "present",
+                                                                           "absent"};
 
 /// The configuration spelling of each value, e.g. "fail-open".
 inline std::string_view to_string(internal_error_policy v) {
@@ -46,12 +49,17 @@ inline std::string_view to_string(log_target v) {
 inline std::string_view to_string(log_level v) {
   return log_level_names.at(static_cast<std::size_t>(v));
 }
-inline std::string_view to_string(detection_mode v) {
+inline std::string_view to_string(decision::detection_mode v) {
   return detection_mode_names.at(static_cast<std::size_t>(v));
+}
+inline std::string_view to_string(decision::eom_hook v) {
+  return end_of_message_hook_names.at(static_cast<std::size_t>(v));
 }
 
 // The members below are zero-initialised placeholders, not defaults: a second set of defaults
 // here could drift from the table. Start from default_config() or a load_config() result.
+// config::detection is the exception: decision::settings{} holds the detection defaults, and
+// the table's detection rows take their defaults from it.
 
 struct server_settings {
   /// "inet:HOST:PORT", "inet:[IPV6]:PORT" or "unix:/abs/path"; see parse_endpoint().
@@ -80,12 +88,8 @@ struct store_settings {
   std::chrono::milliseconds flush_interval{};
   std::size_t queue_capacity{};
   std::chrono::milliseconds retention{};
-};
-
-struct detection_settings {
-  detection_mode mode{};
-  /// Accepted by protocol::parse_configured_action(), checked when loading.
-  std::string defer_action;
+  std::uint32_t history_weeks{};  ///< of hourly counts, loaded for the baselines
+  std::chrono::milliseconds prune_interval{};
 };
 
 struct config {
@@ -93,7 +97,9 @@ struct config {
   protocol::limits limits;
   log_settings log;
   store_settings store;
-  detection_settings detection;
+  /// Everything the decision engine reads, including [[detection.class]] and
+  /// [[detection.override]] with every unspecified key filled from [detection.thresholds].
+  decision::settings detection;
 };
 
 /// Either a complete, validated config or every problem found, never both.
@@ -123,11 +129,17 @@ config default_config();
 std::string render_reference();
 
 struct setting_change {
-  std::string_view key;  ///< "section.name"
+  std::string_view key;  ///< "section.name", or "detection.class" when any class differs
   bool reloadable;       ///< false: the running daemon keeps the old value until a restart
 };
 
-/// The settings whose values differ, in table order; what a reload reports and acts on.
+/// The settings whose values differ, in table order, then the arrays of tables
+/// (detection.class, detection.override); what a reload reports and acts on.
 std::vector<setting_change> changed_settings(const config& before, const config& after);
+
+/// A reload: copies every reloadable setting of `loaded` into `running` and leaves the others
+/// (sockets, user, paths) as they were bound. Returns what differed, as changed_settings() does,
+/// so the caller can say which changes wait for a restart.
+std::vector<setting_change> apply_reloadable(config& running, const config& loaded);
 
 }  // namespace rcptguard

@@ -1,12 +1,18 @@
-// The settings table (one row per key) and the checks its rows name. Defaults live only here.
+// The settings table (one row per key) and the checks its rows name. Defaults live only here,
+// except detection's: those rows read their default from decision/settings.hpp.
 #include "config/settings.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
 #include "config/address.hpp"
+#include "config/duration.hpp"
 #include "protocol/reply.hpp"
 
 namespace rcptguard::settings {
@@ -15,77 +21,227 @@ namespace {
 
 using namespace std::chrono_literals;
 
+template <typename T>
+struct is_duration : std::false_type {};
+template <typename Rep, typename Period>
+struct is_duration<std::chrono::duration<Rep, Period>> : std::true_type {};
+
 // A row's value type and its field's C++ type are checked against each other when the row's
 // default is stored: a mismatch throws, and the defaults test fails.
-template <auto Section, auto Field>
-void store_field(config& c, value&& v) {
-  auto& field = (c.*Section).*Field;
-  using field_type = std::remove_reference_t<decltype(field)>;
-  if constexpr (std::is_enum_v<field_type> || std::is_integral_v<field_type>) {
-    field = static_cast<field_type>(std::get<std::int64_t>(v));
-  } else if constexpr (std::is_same_v<field_type, std::chrono::milliseconds>) {
-    field = std::get<std::chrono::milliseconds>(v);
-  } else if constexpr (std::is_same_v<field_type, std::string>) {
+template <typename Field>
+void assign(Field& field, value&& v) {
+  if constexpr (std::is_enum_v<Field> || std::is_integral_v<Field>) {
+    field = static_cast<Field>(std::get<std::int64_t>(v));
+  } else if constexpr (std::is_floating_point_v<Field>) {
+    field = std::get<double>(v);
+  } else if constexpr (is_duration<Field>::value) {
+    // The loader refused values the field cannot hold (duration_step_ms), so this is exact.
+    field = std::chrono::duration_cast<Field>(std::get<std::chrono::milliseconds>(v));
+  } else if constexpr (std::is_same_v<Field, std::string>) {
     field = std::move(std::get<std::string>(v));
+  } else if constexpr (std::is_same_v<Field, protocol::policy_action>) {
+    // Checked by check_action() before it gets here.
+    static_cast<void>(protocol::parse_configured_action(std::get<std::string>(v), field));
   } else {
-    static_assert(std::is_same_v<field_type, std::vector<std::string>>, "no value for this type");
+    static_assert(std::is_same_v<Field, std::vector<std::string>>, "no value for this type");
     field = std::move(std::get<std::vector<std::string>>(v));
   }
 }
 
-template <auto Section, auto Field>
-bool equal_field(const config& a, const config& b) {
-  return (a.*Section).*Field == (b.*Section).*Field;
+template <typename Field>
+value to_value(const Field& field) {
+  if constexpr (std::is_enum_v<Field> || std::is_integral_v<Field>) {
+    return static_cast<std::int64_t>(field);
+  } else if constexpr (std::is_floating_point_v<Field>) {
+    return static_cast<double>(field);
+  } else if constexpr (is_duration<Field>::value) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(field);
+  } else if constexpr (std::is_same_v<Field, protocol::policy_action>) {
+    return configured_text(field);
+  } else {
+    return field;
+  }
+}
+
+template <typename Field>
+constexpr std::int64_t step_ms() {
+  if constexpr (is_duration<Field>::value) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Field{1}).count();
+  } else {
+    return 1;
+  }
+}
+
+// A field reached through a chain of member pointers, e.g. &config::detection,
+// &decision::settings::baseline, &decision::baseline_settings::weeks.
+template <auto... Path, typename Root>
+auto& at(Root& root) {
+  // clang-format off
+  return (root .* ... .* Path);
+  // clang-format on
+}
+
+template <auto... Path>
+void store_at(config& c, value&& v) {
+  assign(at<Path...>(c), std::move(v));
+}
+
+template <auto... Path>
+value read_at(const config& c) {
+  return to_value(at<Path...>(c));
+}
+
+template <auto... Path>
+void copy_at(config& to, const config& from) {
+  at<Path...>(to) = at<Path...>(from);
+}
+
+template <auto... Path>
+void store_limit(decision::thresholds& t, value&& v) {
+  assign(at<Path...>(t), std::move(v));
+}
+
+template <auto... Path>
+value read_limit(const decision::thresholds& t) {
+  return to_value(at<Path...>(t));
 }
 
 struct bound_field {
   std::string_view key;
   field_access field;
+  limits_access limits{};
 };
 
-template <auto Section, auto Field>
+template <auto... Path>
 constexpr bound_field bind(std::string_view key) {
-  return {key, {&store_field<Section, Field>, &equal_field<Section, Field>}};
+  using field_type = std::remove_reference_t<decltype(at<Path...>(std::declval<config&>()))>;
+  return {key, {&store_at<Path...>, &read_at<Path...>, &copy_at<Path...>, step_ms<field_type>()}};
 }
 
-// The key is spelled from the same tokens as the field, so "server.user" can only ever fill
+// A [detection.thresholds] key: the field of config.detection.defaults, and the same field of
+// any thresholds block (a class's, an override's).
+template <auto... Path>
+constexpr bound_field bind_limit(std::string_view key) {
+  bound_field f = bind<&config::detection, &decision::settings::defaults, Path...>(key);
+  f.limits = {&store_limit<Path...>, &read_limit<Path...>};
+  return f;
+}
+
+// Keys are spelled from the same tokens as the fields, so "server.user" can only ever fill
 // config.server.user; only the preprocessor can turn a member name into text.
-// NOLINTNEXTLINE(cppcoreguidelines-macro-usage)
+// NOLINTBEGIN(cppcoreguidelines-macro-usage)
 #define RG_FIELD(section, name) \
   bind<&config::section, &decltype(config::section)::name>(#section "." #name)
+#define RG_DETECTION(name) bind<&config::detection, &decision::settings::name>("detection." #name)
+#define RG_BASELINE(name)                                                                      \
+  bind<&config::detection, &decision::settings::baseline, &decision::baseline_settings::name>( \
+      "detection.baseline." #name)
+#define RG_LIMIT(name) bind_limit<&decision::thresholds::name>("detection.thresholds." #name)
+#define RG_WINDOW(window, part)                                                  \
+  bind_limit<&decision::thresholds::window, &decision::window_thresholds::part>( \
+      "detection.thresholds." #window "_" #part)
+// NOLINTEND(cppcoreguidelines-macro-usage)
 
-constexpr setting integer(bound_field f, std::string_view default_value, std::int64_t min,
-                          std::int64_t max, applies when, std::string_view doc) {
-  return {f.key, value_type::integer, default_value, min, max, {}, nullptr, when, doc, f.field};
+/// Row default text meaning "whatever a default-constructed config holds": for detection rows,
+/// decision::settings{}'s own default.
+constexpr std::string_view from_struct{};
+
+setting integer(bound_field f, std::string_view default_value, std::int64_t min, std::int64_t max,
+                applies when, std::string_view doc) {
+  return {f.key,
+          value_type::integer,
+          std::string{default_value},
+          min,
+          max,
+          0,
+          0,
+          {},
+          nullptr,
+          when,
+          doc,
+          f.field,
+          f.limits};
 }
 
-constexpr setting duration(bound_field f, std::string_view default_value,
-                           std::chrono::milliseconds min, std::chrono::milliseconds max,
-                           applies when, std::string_view doc) {
+setting real(bound_field f, std::string_view default_value, double min, double max, applies when,
+             std::string_view doc) {
   return {
-      f.key,  value_type::duration, default_value, min.count(), max.count(), {}, nullptr, when, doc,
-      f.field};
+      f.key,   value_type::real, std::string{default_value}, 0, 0, min, max, {}, nullptr, when, doc,
+      f.field, f.limits};
 }
 
-constexpr setting text(bound_field f, std::string_view default_value, check_fn check, applies when,
-                       std::string_view doc) {
-  return {f.key, value_type::text, default_value, 0, 0, {}, check, when, doc, f.field};
+setting duration(bound_field f, std::string_view default_value, std::chrono::milliseconds min,
+                 std::chrono::milliseconds max, applies when, std::string_view doc) {
+  return {f.key,
+          value_type::duration,
+          std::string{default_value},
+          min.count(),
+          max.count(),
+          0,
+          0,
+          {},
+          nullptr,
+          when,
+          doc,
+          f.field,
+          f.limits};
 }
 
-constexpr setting text_list(bound_field f, std::string_view default_value, check_fn check,
-                            applies when, std::string_view doc) {
-  return {f.key, value_type::text_list, default_value, 0, 0, {}, check, when, doc, f.field};
+setting text(bound_field f, std::string_view default_value, check_fn check, applies when,
+             std::string_view doc) {
+  return {f.key,   value_type::text, std::string{default_value}, 0, 0, 0, 0, {}, check, when, doc,
+          f.field, f.limits};
 }
 
-constexpr setting choice(bound_field f, std::string_view default_value,
-                         std::span<const std::string_view> choices, applies when,
-                         std::string_view doc) {
-  return {f.key, value_type::choice, default_value, 0, 0, choices, nullptr, when, doc, f.field};
+setting text_list(bound_field f, std::string_view default_value, check_fn check, applies when,
+                  std::string_view doc) {
+  return {f.key,
+          value_type::text_list,
+          std::string{default_value},
+          0,
+          0,
+          0,
+          0,
+          {},
+          check,
+          when,
+          doc,
+          f.field,
+          f.limits};
 }
 
-constexpr setting file_mode(bound_field f, std::string_view default_value, applies when,
-                            std::string_view doc) {
-  return {f.key, value_type::file_mode, default_value, 0, 0777, {}, nullptr, when, doc, f.field};
+setting choice(bound_field f, std::string_view default_value,
+               std::span<const std::string_view> choices, applies when, std::string_view doc) {
+  return {f.key,
+          value_type::choice,
+          std::string{default_value},
+          0,
+          0,
+          0,
+          0,
+          choices,
+          nullptr,
+          when,
+          doc,
+          f.field,
+          f.limits};
+}
+
+setting file_mode(bound_field f, std::string_view default_value, applies when,
+                  std::string_view doc) {
+  return {f.key,
+          value_type::file_mode,
+          std::string{default_value},
+          0,
+          0777,
+          0,
+          0,
+          {},
+          nullptr,
+          when,
+          doc,
+          f.field,
+          f.limits};
 }
 
 std::string check_endpoint(std::string_view text) {
@@ -107,104 +263,473 @@ std::string check_action(std::string_view text) {
          "enhanced status code";
 }
 
+bool is_control_or_space(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return u <= 0x20 || u == 0x7f;
+}
+
+std::string check_address_pattern(std::string_view text) {
+  if (text.empty()) return "empty pattern";
+  if (std::any_of(text.begin(), text.end(), is_control_or_space)) {
+    return "spaces and control characters never occur in an address";
+  }
+  if (text.find('@') == std::string_view::npos) {
+    return R"(expected an address pattern with '@': "bob@example.test", "*@example.test", )"
+           R"("@example.test" or a '*'/'?' glob)";
+  }
+  return {};
+}
+
+std::string check_delimiters(std::string_view text) {
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (is_control_or_space(c) || u >= 0x80 || c == '@' || std::isalnum(u) != 0) {
+      return "delimiters are punctuation characters other than '@', such as \"+\" or \"+-\"";
+    }
+  }
+  return {};
+}
+
 constexpr auto restart = applies::on_restart;
 constexpr auto reload = applies::on_reload;
 constexpr std::int64_t mebibyte = std::int64_t{1024} * 1024;
 constexpr std::chrono::milliseconds day = 24h;
+constexpr std::int64_t million = 1'000'000;
 
 constexpr std::array section_table{
     section{"server", "Sockets, who may connect, and how long a connection may last."},
     section{"limits", "Bounds on what one policy client may send, checked before buffering it."},
     section{"log", "Where log lines go and how much is written."},
     section{"store", "The SQLite database of counters and events, written on its own thread."},
-    section{"detection", "What is done with a verdict."},
+    section{"detection",
+            "How recipients are counted and what is done with a verdict. Every detection "
+            "setting is applied on reload."},
+    section{"detection.thresholds",
+            "When a recipient's inbound volume becomes a warning or a deferral. Each window "
+            "(minute, ten_minutes, hour, day) has a warn and a defer point, each the larger of "
+            "a floor (messages) and a factor times the learned expected count; [[detection.class]] "
+            "and [[detection.override]] entries start from these values."},
+    section{"detection.baseline", "How a recipient's hourly history becomes its expected count."},
 };
 
 // Grouped by section, in section_table order; the sample file follows this order.
-constexpr std::array table{
-    text_list(RG_FIELD(server, listen), R"(["inet:127.0.0.1:10041"])", check_endpoint, restart,
-              "Sockets to accept Postfix policy connections on: \"inet:HOST:PORT\", "
-              "\"inet:[IPV6]:PORT\" or \"unix:/absolute/path\". Port 0 picks a free port, "
-              "which only tests want."),
-    text_list(RG_FIELD(server, allow_clients), R"(["127.0.0.0/8", "::1/128"])", check_cidr, reload,
-              "Networks (CIDR; a bare address is one host) whose TCP connections are served; "
-              "others are closed at once. An empty list refuses every TCP client. Unix sockets "
-              "are guarded by unix_socket_mode and unix_socket_group instead."),
-    file_mode(RG_FIELD(server, unix_socket_mode), R"("0660")", restart,
-              "Permission bits of unix listen sockets, in octal; Postfix's user needs write "
-              "access."),
-    text(RG_FIELD(server, unix_socket_group), R"("")", nullptr, restart,
-         "Group that owns unix listen sockets; empty leaves the daemon's own group."),
-    text(RG_FIELD(server, user), R"("")", nullptr, restart,
-         "Account to switch to once sockets, database and log file are open; empty keeps the "
-         "starting user."),
-    integer(RG_FIELD(server, max_connections), "1024", 1, 100'000, reload,
-            "Policy connections served at once; more are closed when accepted. Postfix opens one "
-            "per smtpd process that asks."),
-    duration(RG_FIELD(server, idle_timeout), R"("600s")", 1s, day, reload,
-             "Close a connection after this long without a request. Keep it at or above "
-             "Postfix's smtpd_policy_service_max_idle (300s) so that Postfix normally closes "
-             "first; shorter only costs reconnects."),
-    duration(RG_FIELD(server, request_timeout), R"("10s")", 100ms, 300s, reload,
-             "Longest time from a request's first byte to its end, however it is split into "
-             "reads; a slower client is disconnected."),
-    choice(RG_FIELD(server, on_internal_error), R"("fail-open")", internal_error_policy_names,
-           reload,
-           "When rcptguard itself fails on a well-formed request: \"fail-open\" answers DUNNO "
-           "so mail flows; \"disconnect\" closes without an answer, and Postfix applies "
-           "smtpd_policy_service_default_action."),
+std::vector<setting> make_table() {
+  return {
+      text_list(RG_FIELD(server, listen), R"(["inet:127.0.0.1:10041"])", check_endpoint, restart,
+                "Sockets to accept Postfix policy connections on: \"inet:HOST:PORT\", "
+                "\"inet:[IPV6]:PORT\" or \"unix:/absolute/path\". Port 0 picks a free port, "
+                "which only tests want."),
+      text_list(RG_FIELD(server, allow_clients), R"(["127.0.0.0/8", "::1/128"])", check_cidr,
+                reload,
+                "Networks (CIDR; a bare address is one host) whose TCP connections are served; "
+                "others are closed at once. An empty list refuses every TCP client. Unix sockets "
+                "are guarded by unix_socket_mode and unix_socket_group instead."),
+      file_mode(RG_FIELD(server, unix_socket_mode), R"("0660")", restart,
+                "Permission bits of unix listen sockets, in octal; Postfix's user needs write "
+                "access."),
+      text(RG_FIELD(server, unix_socket_group), R"("")", nullptr, restart,
+           "Group that owns unix listen sockets; empty leaves the daemon's own group."),
+      text(RG_FIELD(server, user), R"("")", nullptr, restart,
+           "Account to switch to once sockets, database and log file are open; empty keeps the "
+           "starting user."),
+      integer(RG_FIELD(server, max_connections), "1024", 1, 100'000, reload,
+              "Policy connections served at once; more are closed when accepted. Postfix opens "
+              "one per smtpd process that asks."),
+      duration(RG_FIELD(server, idle_timeout), R"("600s")", 1s, day, reload,
+               "Close a connection after this long without a request. Keep it at or above "
+               "Postfix's smtpd_policy_service_max_idle (300s) so that Postfix normally closes "
+               "first; shorter only costs reconnects."),
+      duration(RG_FIELD(server, request_timeout), R"("10s")", 100ms, 300s, reload,
+               "Longest time from a request's first byte to its end, however it is split into "
+               "reads; a slower client is disconnected."),
+      choice(RG_FIELD(server, on_internal_error), R"("fail-open")", internal_error_policy_names,
+             reload,
+             "When rcptguard itself fails on a well-formed request: \"fail-open\" answers DUNNO "
+             "so mail flows; \"disconnect\" closes without an answer, and Postfix applies "
+             "smtpd_policy_service_default_action."),
 
-    integer(RG_FIELD(limits, max_line), "8192", 256, mebibyte, reload,
-            "Longest name=value line, in bytes. Postfix sends at most 4 x line_length_limit "
-            "(2048)."),
-    integer(RG_FIELD(limits, max_attributes), "128", 16, 4096, reload,
-            "Attributes in one request, duplicates included. Postfix 3.12 sends about 32."),
-    integer(RG_FIELD(limits, max_request), "65536", 1024, 16 * mebibyte, reload,
-            "Bytes in one request including the closing empty line; at least max_line."),
+      integer(RG_FIELD(limits, max_line), "8192", 256, mebibyte, reload,
+              "Longest name=value line, in bytes. Postfix sends at most 4 x line_length_limit "
+              "(2048)."),
+      integer(RG_FIELD(limits, max_attributes), "128", 16, 4096, reload,
+              "Attributes in one request, duplicates included. Postfix 3.12 sends about 32."),
+      integer(RG_FIELD(limits, max_request), "65536", 1024, 16 * mebibyte, reload,
+              "Bytes in one request including the closing empty line; at least max_line."),
 
-    choice(RG_FIELD(log, target), R"("stderr")", log_target_names, restart,
-           "Where log lines go: \"stderr\" (the journal under systemd), \"syslog\" or \"file\"."),
-    text(RG_FIELD(log, file), R"("")", nullptr, restart,
-         "Log file path; required when target is \"file\"."),
-    choice(RG_FIELD(log, level), R"("info")", log_level_names, reload,
-           "Least severe level written."),
-    duration(RG_FIELD(log, summary_interval), R"("60s")", 0s, day, reload,
-             "How often counters and peaks are logged; \"0s\" turns the summary off."),
+      choice(RG_FIELD(log, target), R"("stderr")", log_target_names, restart,
+             "Where log lines go: \"stderr\" (the journal under systemd), \"syslog\" or "
+             "\"file\"."),
+      text(RG_FIELD(log, file), R"("")", nullptr, restart,
+           "Log file path; required when target is \"file\"."),
+      choice(RG_FIELD(log, level), R"("info")", log_level_names, reload,
+             "Least severe level written."),
+      duration(RG_FIELD(log, summary_interval), R"("60s")", 0s, day, reload,
+               "How often counters and peaks are logged; \"0s\" turns the summary off."),
 
-    text(RG_FIELD(store, path), R"("rcptguard.db")", nullptr, restart,
-         "SQLite database file; a relative path is relative to the working directory."),
-    duration(RG_FIELD(store, flush_interval), R"("500ms")", 10ms, 10s, restart,
-             "Longest time a record waits in memory before it is written."),
-    integer(RG_FIELD(store, queue_capacity), "100000", 100, 10'000'000, restart,
-            "Records waiting for the writer; beyond this new records are dropped and counted, "
-            "never waited for."),
-    duration(RG_FIELD(store, retention), R"("60d")", day, 3650 * day, reload,
-             "Age after which stored events are deleted."),
+      text(RG_FIELD(store, path), R"("rcptguard.db")", nullptr, restart,
+           "SQLite database file; a relative path is relative to the working directory."),
+      duration(RG_FIELD(store, flush_interval), R"("500ms")", 10ms, 10s, restart,
+               "Longest time a record waits in memory before it is written."),
+      integer(RG_FIELD(store, queue_capacity), "100000", 100, 10'000'000, restart,
+              "Records waiting for the writer; beyond this new records are dropped and counted, "
+              "never waited for."),
+      duration(RG_FIELD(store, retention), R"("60d")", day, 3650 * day, reload,
+               "Age after which stored events are deleted."),
+      integer(RG_FIELD(store, history_weeks), "8", 1, 104, restart,
+              "Weeks of hourly history loaded at start-up for the baselines; at least "
+              "detection.baseline.weeks."),
+      duration(RG_FIELD(store, prune_interval), R"("1h")", 1min, day, restart,
+               "How often rows older than retention are deleted, in small chunks."),
 
-    choice(RG_FIELD(detection, mode), R"("monitor")", detection_mode_names, reload,
-           "\"monitor\" logs and stores verdicts but always answers DUNNO; \"enforce\" also "
-           "sends defer_action to Postfix."),
-    text(RG_FIELD(detection, defer_action), R"("DEFER_IF_PERMIT 4.2.1")", check_action, reload,
-         "The answer for a deferred recipient: DEFER_IF_PERMIT, DEFER or a 4NN reply code, "
-         "optionally followed by a 4.X.Y enhanced status code."),
-};
+      choice(RG_DETECTION(mode), from_struct, detection_mode_names, reload,
+             "\"monitor\" answers WARN (Postfix logs it and accepts the mail) wherever enforce "
+             "would warn or defer, and never defers; \"enforce\" sends defer_action. Start in "
+             "monitor: a fresh install must not defer mail before it is tuned."),
+      text(RG_DETECTION(defer_action), from_struct, check_action, reload,
+           "The answer for a deferred recipient: DEFER_IF_PERMIT, DEFER or a 4NN reply code, "
+           "optionally followed by a 4.X.Y enhanced status code (4.2.1 is \"mailbox busy\")."),
+      choice(RG_DETECTION(end_of_message_hook), from_struct, end_of_message_hook_names, reload,
+             "Whether Postfix also queries rcptguard from smtpd_end_of_data_restrictions: "
+             "\"present\" counts a RCPT only once its message is accepted, \"absent\" counts it "
+             "at once, \"auto\" counts at once until the first END-OF-MESSAGE request arrives."),
+      text(RG_DETECTION(recipient_delimiters), from_struct, check_delimiters, reload,
+           "Postfix's recipient_delimiter: bob+tag@example.test counts as bob@example.test. "
+           "Empty: addresses are counted as written."),
+      integer(RG_DETECTION(ipv6_prefix), from_struct, 0, 128, reload,
+              "IPv6 clients are counted per network of this prefix length; a /64 is usually one "
+              "host or customer, who may rotate addresses within it freely."),
+      integer(RG_DETECTION(max_tracked_recipients), from_struct, 1000, 100 * million, reload,
+              "Recipients counted in memory (about 230 bytes each); beyond this the coldest is "
+              "forgotten first."),
+      integer(RG_DETECTION(pair_slots), from_struct, 1024, 256 * million, reload,
+              "Sender and client pairs remembered for counting distinct senders and clients "
+              "(16 bytes each; rounded up to a power of two)."),
+      integer(RG_DETECTION(correspondent_slots), from_struct, 1024, 256 * million, reload,
+              "Known correspondents kept in memory (16 bytes each; rounded up to a power of "
+              "two); the store keeps the rest."),
+      integer(RG_DETECTION(max_open_transactions), from_struct, 16, million, reload,
+              "SMTP transactions followed at once; smtpd has one open per process, so thousands "
+              "is already huge."),
+      integer(RG_DETECTION(max_recipients_per_transaction), from_struct, 1, 100'000, reload,
+              "RCPTs of one transaction that are de-duplicated; more are counted but not "
+              "de-duplicated. Postfix's smtpd_recipient_limit defaults to 1000."),
+      duration(RG_DETECTION(transaction_timeout), from_struct, 1min, day, reload,
+               "A transaction open this long is closed; the DATA phase of a large message over "
+               "a slow link can take many minutes."),
+      duration(RG_DETECTION(detached_transaction_grace), from_struct, 0s, 5min, reload,
+               "How long a closed connection's transaction waits for Postfix's retry of a "
+               "failed policy request (after 1s, on a new connection) before it is rolled back."),
+      duration(RG_DETECTION(correspondent_min_age), from_struct, 0s, 30 * day, reload,
+               "A sender counts as a known correspondent only if first seen this long before the "
+               "episode started, so the first minutes of a flood cannot make its senders known."),
+      real(RG_DETECTION(episode_peak_step), from_struct, 1.0, 100.0, reload,
+           "An episode record is stored again only when its score grew by this factor (or its "
+           "level rose), so a growing flood does not write one record per message."),
+      duration(RG_DETECTION(idle_expiry), from_struct, day, 365 * day, reload,
+               "Idle recipients without a learned baseline are forgotten after this long; more "
+               "than a day, so the 24-hour window has emptied."),
+      text_list(RG_DETECTION(allow_recipients), from_struct, check_address_pattern, reload,
+                "Recipients always answered DUNNO (still counted): \"bob@example.test\", "
+                "\"*@example.test\" or \"@example.test\" for a domain, or a '*'/'?' glob."),
+      text_list(RG_DETECTION(allow_senders), from_struct, check_address_pattern, reload,
+                "Senders whose mail is always answered DUNNO (still counted); patterns as in "
+                "allow_recipients."),
+      text_list(RG_DETECTION(allow_clients), from_struct, check_cidr, reload,
+                "Client networks (CIDR; a bare address is one host) whose mail is always "
+                "answered DUNNO (still counted)."),
+
+      integer(RG_WINDOW(minute, warn_floor), from_struct, 1, million, reload,
+              "1 minute: only bursts far above any normal delivery pattern; lists deliver in "
+              "bursts. Warn at this many messages at least."),
+      real(RG_WINDOW(minute, warn_factor), from_struct, 0.1, 1000.0, reload,
+           "Warn at this multiple of the expected count, if above the floor."),
+      integer(RG_WINDOW(minute, defer_floor), from_struct, 1, million, reload,
+              "Defer at this many messages at least; at or above the warn floor."),
+      real(RG_WINDOW(minute, defer_factor), from_struct, 0.1, 1000.0, reload,
+           "Defer at this multiple of the expected count; at or above the warn factor."),
+      integer(RG_WINDOW(ten_minutes, warn_floor), from_struct, 1, million, reload,
+              "10 minutes, the main flood detector: 20 mails in 10 minutes is a flood for a "
+              "mailbox that normally gets a few an hour."),
+      real(RG_WINDOW(ten_minutes, warn_factor), from_struct, 0.1, 1000.0, reload,
+           "Multiples of the learned rate leave room for busy days."),
+      integer(RG_WINDOW(ten_minutes, defer_floor), from_struct, 1, million, reload,
+              "Defer floor of the 10-minute window."),
+      real(RG_WINDOW(ten_minutes, defer_factor), from_struct, 0.1, 1000.0, reload,
+           "Defer factor of the 10-minute window."),
+      integer(RG_WINDOW(hour, warn_floor), from_struct, 1, million, reload,
+              "1 hour: catches floods paced to stay under the 10-minute floor (one a minute all "
+              "hour)."),
+      real(RG_WINDOW(hour, warn_factor), from_struct, 0.1, 1000.0, reload,
+           "Warn factor of the hour window."),
+      integer(RG_WINDOW(hour, defer_floor), from_struct, 1, million, reload,
+              "Defer floor of the hour window."),
+      real(RG_WINDOW(hour, defer_factor), from_struct, 0.1, 1000.0, reload,
+           "Defer factor of the hour window."),
+      integer(RG_WINDOW(day, warn_floor), from_struct, 1, million, reload,
+              "24 hours: slow floods. A day's volume is steadier than an hour's, so the factors "
+              "are smaller."),
+      real(RG_WINDOW(day, warn_factor), from_struct, 0.1, 1000.0, reload,
+           "Warn factor of the day window."),
+      integer(RG_WINDOW(day, defer_floor), from_struct, 1, million, reload,
+              "Defer floor of the day window."),
+      real(RG_WINDOW(day, defer_factor), from_struct, 0.1, 1000.0, reload,
+           "Defer factor of the day window."),
+      real(RG_LIMIT(warn_score), from_struct, 0.1, 20.0, reload,
+           "Score at which a recipient is warned about. A window at its warn point scores 1.0, "
+           "at its defer point 2.0; the other signals add their weights."),
+      real(RG_LIMIT(defer_score), from_struct, 0.1, 20.0, reload,
+           "Score at which a recipient is deferred; at least warn_score."),
+      real(RG_LIMIT(warn_exit_score), from_struct, 0.0, 10.0, reload,
+           "Hysteresis: a warned recipient stays warned until its score stays below this for "
+           "cool_down; below warn_score, so one quiet minute does not release a flood."),
+      real(RG_LIMIT(defer_exit_score), from_struct, 0.0, 10.0, reload,
+           "As warn_exit_score for deferral; below defer_score."),
+      duration(RG_LIMIT(cool_down), from_struct, 0s, day, reload,
+               "Long enough to outlast the gaps of a bursty flood, short enough to release "
+               "within the hour."),
+      real(RG_LIMIT(amplifier_gate), from_struct, 0.0, 4.0, reload,
+           "The other signals only add weight once the volume score reaches this: three mails "
+           "from three senders are not a subscription bomb."),
+      integer(RG_LIMIT(sender_diversity_floor), from_struct, 1, million, reload,
+              "Distinct senders in 10 minutes (or the hour) beyond max(floor, factor x expected) "
+              "add sender_diversity_weight: subscription bombs are many distinct senders."),
+      real(RG_LIMIT(sender_diversity_factor), from_struct, 0.1, 1000.0, reload,
+           "Multiple of the expected distinct senders; see sender_diversity_floor."),
+      real(RG_LIMIT(sender_diversity_weight), from_struct, 0.0, 10.0, reload,
+           "Score added by sender diversity; 0 turns the signal off."),
+      integer(RG_LIMIT(client_diversity_floor), from_struct, 1, million, reload,
+              "Distinct clients in 10 minutes that add client_diversity_weight: botnets and list "
+              "servers spread over many addresses."),
+      real(RG_LIMIT(client_diversity_weight), from_struct, 0.0, 10.0, reload,
+           "Score added by client diversity; 0 turns the signal off."),
+      real(RG_LIMIT(single_client_share), from_struct, 0.01, 1.0, reload,
+           "One client sending this share of a recipient's mail in 10 minutes is single-source "
+           "hammering."),
+      integer(RG_LIMIT(single_client_min_messages), from_struct, 1, million, reload,
+              "Messages needed before single_client_share means anything."),
+      real(RG_LIMIT(single_client_weight), from_struct, 0.0, 10.0, reload,
+           "Score added by single-source hammering; 0 turns the signal off."),
+      real(RG_LIMIT(concentration_share), from_struct, 0.01, 1.0, reload,
+           "A recipient receiving this share of all inbound RCPTs in 10 minutes is a target."),
+      integer(RG_LIMIT(concentration_min_total), from_struct, 1, 1000 * million, reload,
+              "Server-wide RCPTs in 10 minutes needed before concentration_share means "
+              "anything."),
+      real(RG_LIMIT(concentration_weight), from_struct, 0.0, 10.0, reload,
+           "Score added by concentration; 0 turns the signal off."),
+      integer(RG_LIMIT(evidence_min_repeats), from_struct, 1, million, reload,
+              "Identical attachments found in the mailbox by the spool scanner that count as "
+              "evidence of a flood."),
+      duration(RG_LIMIT(evidence_max_age), from_struct, 1min, 30 * day, reload,
+               "Spool evidence older than this is ignored."),
+      real(RG_LIMIT(evidence_weight), from_struct, 0.0, 10.0, reload,
+           "Score added by spool evidence; enough to lift a volume between the warn and defer "
+           "points to a deferral."),
+      real(RG_LIMIT(baseline_ceiling_per_hour), from_struct, 1.0, 1e7, reload,
+           "Learned hourly baselines never exceed this many messages: an attacker cannot teach "
+           "more. Busier accounts belong in a class with a higher ceiling."),
+      real(RG_LIMIT(baseline_spread_weight), from_struct, 0.0, 100.0, reload,
+           "Expected = median + weight x MAD, so mailboxes with a noisy normal get more room."),
+
+      integer(RG_BASELINE(min_history_hours), from_struct, 0, 8760, reload,
+              "Hours of history before a recipient's own baseline is fully trusted; until then "
+              "the server-wide prior is blended in. A week covers every hour of the week."),
+      integer(RG_BASELINE(weeks), from_struct, 1, 104, reload,
+              "Past weeks sampled for the same hour of the week; a median of four that one "
+              "flooded week cannot move. At most store.history_weeks."),
+      integer(RG_BASELINE(recent_days), from_struct, 0, 728, reload,
+              "Past days sampled for the same hour of the day; at most 7 x "
+              "store.history_weeks."),
+      real(RG_BASELINE(max_rise_per_day), from_struct, 0.0, 10.0, reload,
+           "A learned baseline rises at most this fraction per day, so a slow ramp stays "
+           "visible."),
+      integer(RG_BASELINE(lookahead_hours), from_struct, 0, 24, reload,
+              "The expectation is the largest of this many following hours too, so a late "
+              "history update errs towards fewer alerts."),
+      real(RG_BASELINE(prior_quantile), from_struct, 0.0, 1.0, reload,
+           "The cold-start prior is this quantile of all recipients' mean hourly volume."),
+      real(RG_BASELINE(prior_floor_hourly), from_struct, 0.001, 1e6, reload,
+           "Floor of the prior and of the rise cap's base (messages per hour), so a silent "
+           "mailbox can still learn."),
+      integer(RG_BASELINE(prior_min_recipients), from_struct, 1, million, reload,
+              "Fewer learned recipients than this leave the prior at its previous value."),
+  };
+}
 
 #undef RG_FIELD
+#undef RG_DETECTION
+#undef RG_BASELINE
+#undef RG_LIMIT
+#undef RG_WINDOW
+
+// Fills in the detection defaults from a default-constructed config, whose detection member is
+// decision::settings{}: decision/settings.hpp stays the one place they are written.
+std::vector<setting> build_table() {
+  std::vector<setting> rows = make_table();
+  const config reference{};
+  for (setting& s : rows) {
+    if (s.default_value.empty()) s.default_value = format_value(s, s.field.read(reference));
+  }
+  return rows;
+}
+
+const std::vector<setting>& table() {
+  static const std::vector<setting> rows = build_table();
+  return rows;
+}
+
+bool same_thresholds(const decision::thresholds& a, const decision::thresholds& b) {
+  return std::all_of(table().begin(), table().end(), [&](const setting& s) {
+    return s.limits.read == nullptr || s.limits.read(a) == s.limits.read(b);
+  });
+}
+
+bool same_classes(const config& a, const config& b) {
+  return std::equal(a.detection.classes.begin(), a.detection.classes.end(),
+                    b.detection.classes.begin(), b.detection.classes.end(),
+                    [](const decision::recipient_class& x, const decision::recipient_class& y) {
+                      return x.name == y.name && x.recipients == y.recipients &&
+                             same_thresholds(x.limits, y.limits);
+                    });
+}
+
+bool same_overrides(const config& a, const config& b) {
+  return std::equal(
+      a.detection.overrides.begin(), a.detection.overrides.end(), b.detection.overrides.begin(),
+      b.detection.overrides.end(),
+      [](const decision::recipient_override& x, const decision::recipient_override& y) {
+        return x.recipient == y.recipient && same_thresholds(x.limits, y.limits);
+      });
+}
+
+void copy_classes(config& to, const config& from) {
+  to.detection.classes = from.detection.classes;
+}
+
+void copy_overrides(config& to, const config& from) {
+  to.detection.overrides = from.detection.overrides;
+}
+
+constexpr std::array array_table{
+    table_array{"detection.class", reload,
+                "Recipients that are busy by design (mailing lists, ticket queues, archive "
+                "copies) get their own thresholds. Each [[detection.class]] has a unique name, "
+                "recipients (patterns as in detection.allow_recipients) and any keys of "
+                "[detection.thresholds]; keys left out take the [detection.thresholds] value. "
+                "The first class whose pattern matches applies.",
+                &same_classes, &copy_classes},
+    table_array{"detection.override", reload,
+                "One recipient with its own thresholds, checked before the classes: recipient "
+                "and any keys of [detection.thresholds]; keys left out take the "
+                "[detection.thresholds] value.",
+                &same_overrides, &copy_overrides},
+};
 
 }  // namespace
 
 std::span<const setting> all() {
-  return table;
+  return table();
 }
 
 std::span<const section> sections() {
   return section_table;
 }
 
+std::span<const table_array> arrays() {
+  return array_table;
+}
+
 const setting* find(std::string_view key) {
-  const auto* it =
-      std::find_if(table.begin(), table.end(), [key](const setting& s) { return s.key == key; });
-  return it == table.end() ? nullptr : it;
+  const auto& rows = table();
+  const auto it =
+      std::find_if(rows.begin(), rows.end(), [key](const setting& s) { return s.key == key; });
+  return it == rows.end() ? nullptr : &*it;
+}
+
+const table_array* find_array(std::string_view key) {
+  const auto* it = std::find_if(array_table.begin(), array_table.end(),
+                                [key](const table_array& a) { return a.key == key; });
+  return it == array_table.end() ? nullptr : it;
+}
+
+bool is_section(std::string_view name) {
+  return std::any_of(section_table.begin(), section_table.end(),
+                     [name](const section& s) { return s.name == name; });
+}
+
+std::string format_real(double v) {
+  std::array<char, 400> buffer{};
+  // Plain digits read better than "1e+07"; exponents only where digits would run long.
+  const double size = std::fabs(v);
+  const bool plain = size == 0 || (size >= 1e-6 && size < 1e15);
+  const auto [end, ec] = plain ? std::to_chars(buffer.data(), buffer.data() + buffer.size(), v,
+                                               std::chars_format::fixed)
+                               : std::to_chars(buffer.data(), buffer.data() + buffer.size(), v);
+  std::string out{buffer.data(), ec == std::errc{} ? end : buffer.data()};
+  if (!std::isfinite(v)) return out;  // "inf" and "nan" are TOML floats as they are
+  if (out.find_first_of(".e") == std::string::npos) out += ".0";
+  return out;
+}
+
+std::string format_value(const setting& s, const value& v) {
+  const auto quoted = [](std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "\"";
+  };
+  switch (s.type) {
+    case value_type::integer:
+      return std::to_string(std::get<std::int64_t>(v));
+    case value_type::real:
+      return format_real(std::get<double>(v));
+    case value_type::duration:
+      return quoted(format_duration(std::get<std::chrono::milliseconds>(v)));
+    case value_type::text:
+      return quoted(std::get<std::string>(v));
+    case value_type::text_list: {
+      std::string out = "[";
+      for (const std::string& item : std::get<std::vector<std::string>>(v)) {
+        if (out.size() > 1) out += ", ";
+        out += quoted(item);
+      }
+      return out + "]";
+    }
+    case value_type::choice:
+      return quoted(s.choices[static_cast<std::size_t>(std::get<std::int64_t>(v))]);
+    case value_type::file_mode:
+      break;
+  }
+  std::string digits(4, '0');
+  std::int64_t mode = std::get<std::int64_t>(v);
+  for (auto it = digits.rbegin(); it != digits.rend(); ++it, mode >>= 3) {
+    *it = static_cast<char>('0' + (mode & 7));
+  }
+  return quoted(digits);
+}
+
+std::string configured_text(const protocol::policy_action& action) {
+  std::string out;
+  switch (action.verb) {
+    case protocol::action_verb::defer_if_permit:
+      out = "DEFER_IF_PERMIT";
+      break;
+    case protocol::action_verb::defer:
+      out = "DEFER";
+      break;
+    case protocol::action_verb::smtp_code:
+      out = action.code;
+      break;
+    case protocol::action_verb::dunno:
+      out = "DUNNO";  // not configurable; check_action() refuses it
+      break;
+    case protocol::action_verb::warn:
+      out = "WARN";
+      break;
+  }
+  if (!action.text.empty()) out += " " + action.text;
+  return out;
 }
 
 }  // namespace rcptguard::settings

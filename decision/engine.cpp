@@ -19,6 +19,8 @@ constexpr std::uint32_t expiry_budget = 1024;
 // An episode restored with no update for this long belonged to a flood that ended while we
 // were down; it is closed instead of being held for another cool-down.
 constexpr std::chrono::hours restored_episode_horizon{24};
+// Domain separation of the session fingerprint from the other hashes of client addresses.
+constexpr std::uint64_t session_domain = 0x73657373696f6e00ULL;
 
 std::uint32_t unix_minute(time_point t) {
   return static_cast<std::uint32_t>(std::max<std::int64_t>(0, to_unix_seconds(t)) / 60);
@@ -56,33 +58,107 @@ std::string rendered_action(const protocol::policy_action& action) {
   return wire;
 }
 
+// Whether two configurations put every address in the same class with the same allow-list
+// flag: then the class ids of tracked recipients stay valid and nothing is re-classified.
+bool same_membership(const settings& a, const settings& b) {
+  if (a.recipient_delimiters != b.recipient_delimiters ||
+      a.allow_recipients != b.allow_recipients || a.overrides.size() != b.overrides.size() ||
+      a.classes.size() != b.classes.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.overrides.size(); ++i) {
+    if (a.overrides[i].recipient != b.overrides[i].recipient) return false;
+  }
+  for (std::size_t i = 0; i < a.classes.size(); ++i) {
+    if (a.classes[i].recipients != b.classes[i].recipients) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 engine::engine(settings config, std::uint64_t seed)
     : config_(std::move(config)),
       hash_(seed),
-      allow_recipients_(config_.allow_recipients, config_.recipient_delimiters),
-      allow_senders_(config_.allow_senders, config_.recipient_delimiters),
-      allow_clients_(config_.allow_clients),
       recipients_(config_.max_tracked_recipients, mix(seed, 1)),
       transactions_(config_.max_open_transactions, config_.max_recipients_per_transaction,
                     mix(seed, 2)),
       pairs_(config_.pair_slots),
-      correspondents_(config_.correspondent_slots) {
+      correspondents_(config_.correspondent_slots),
+      connections_(config_.client_session_slots, config_.client_connection_slots) {
+  build_matchers();
+}
+
+std::size_t engine::build_matchers() {
+  allow_recipients_ = address_patterns(config_.allow_recipients, config_.recipient_delimiters);
+  allow_senders_ = address_patterns(config_.allow_senders, config_.recipient_delimiters);
+  allow_clients_ = network_set(config_.allow_clients);
+  limits_.clear();
+  class_patterns_.clear();
   limits_.push_back(config_.defaults);
+  std::size_t dropped = 0;
   // A per-recipient override wins over any class, so overrides are matched first.
   for (const recipient_override& one : config_.overrides) {
-    if (limits_.size() >= max_threshold_sets) break;
+    if (limits_.size() >= max_threshold_sets) {
+      ++dropped;
+      continue;
+    }
     class_patterns_.emplace_back(address_patterns({one.recipient}, config_.recipient_delimiters),
                                  static_cast<std::uint8_t>(limits_.size()));
     limits_.push_back(one.limits);
   }
   for (const recipient_class& group : config_.classes) {
-    if (limits_.size() >= max_threshold_sets) break;
+    if (limits_.size() >= max_threshold_sets) {
+      ++dropped;
+      continue;
+    }
     class_patterns_.emplace_back(address_patterns(group.recipients, config_.recipient_delimiters),
                                  static_cast<std::uint8_t>(limits_.size()));
     limits_.push_back(group.limits);
   }
+  return dropped;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload
+
+reconfigure_result engine::reconfigure(settings next, time_point /*now*/) {
+  reconfigure_result result;
+  // The tables are sized once, at construction (and the recipient table's pages are already
+  // in use): a new size only takes effect after a restart.
+  const auto keep = [&](auto member, std::string_view name) {
+    if (next.*member != config_.*member) result.restart_required.push_back(name);
+    next.*member = config_.*member;
+  };
+  keep(&settings::max_tracked_recipients, "max_tracked_recipients");
+  keep(&settings::pair_slots, "pair_slots");
+  keep(&settings::correspondent_slots, "correspondent_slots");
+  keep(&settings::client_session_slots, "client_session_slots");
+  keep(&settings::client_connection_slots, "client_connection_slots");
+  keep(&settings::max_open_transactions, "max_open_transactions");
+  keep(&settings::max_recipients_per_transaction, "max_recipients_per_transaction");
+
+  result.reclassified = !same_membership(config_, next);
+  config_ = std::move(next);
+  result.threshold_sets_dropped = build_matchers();
+  result.invalid_allow_clients = allow_clients_.invalid();
+  ++stats_.reconfigurations;
+  if (!result.reclassified) return result;
+
+  // The table keeps no addresses, so most recipients can only be re-classified when a request
+  // names them again; until then nothing judges them (tick() judges only open episodes, whose
+  // recipients are known and re-classified here). One pass of one flag write per tracked key.
+  for (std::uint32_t slot = 0; slot < recipients_.slot_limit(); ++slot) {
+    recipient_state& state = recipients_.at(slot);
+    if (state.serial != 0) state.set(recipient_state::reclassify, true);
+  }
+  for (const auto& [key_hash, episode] : episodes_) {
+    const std::uint32_t slot = recipients_.find(key_hash);
+    if (slot == recipient_table::npos) continue;
+    classify(recipients_.at(slot), episode.recipient);
+    ++result.episodes_reclassified;
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -99,6 +175,11 @@ verdict engine::decide(const protocol::policy_request& request, std::uint64_t co
       ++stats_.end_of_message_requests;
       on_end_of_message(request, now);
       return {};
+    case protocol::protocol_state::connect:
+      ++stats_.connect_requests;
+      on_connect(request, now);
+      on_other(request, connection_id, now);
+      return {};
     default:
       on_other(request, connection_id, now);
       return {};
@@ -112,6 +193,33 @@ void engine::on_other(const protocol::policy_request& request, std::uint64_t con
   const std::uint32_t open = transactions_.on_connection(connection_id);
   if (open != transaction_table::npos && transactions_.at(open).instance != request.instance) {
     roll_back(open, now);
+  }
+}
+
+void engine::on_connect(const protocol::policy_request& request, time_point now) {
+  normalise_client(request.client_address, config_.ipv6_prefix, client_buf_);
+  connections_.connect(session_key(request), client_key(hash_(client_buf_)), unix_minute(now));
+}
+
+std::uint64_t engine::session_key(const protocol::policy_request& request) const {
+  // Without a port (Postfix < 3.0) sessions cannot be told apart; 0 means "unknown".
+  if (request.client_port == 0 || request.client_address.empty()) return 0;
+  const std::uint64_t key =
+      mix(hash_(request.client_address), session_domain | request.client_port);
+  return key == 0 ? 1 : key;
+}
+
+void engine::count_connection(recipient_state& state, const protocol::policy_request& request,
+                              const keys& k, std::uint32_t minute) {
+  const connection_tracker::sighting seen = connections_.rcpt(
+      session_key(request), client_key(k.client_hash), k.recipient_hash, minute);
+  if (seen.to_recipient == 0) return;
+  // "All for this recipient": a client that spreads its connections over many recipients is an
+  // MTA that reconnects per message, not a bomber. A restarted client counter (to_recipient >
+  // client_connections) still qualifies.
+  const double share = limits_of(state).connection_rate_share;
+  if (seen.to_recipient >= share * seen.client_connections) {
+    state.windows.note_client_connections(seen.to_recipient);
   }
 }
 
@@ -147,6 +255,7 @@ verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t c
     ++stats_.duplicate_rcpts;
   } else {
     count_attempt(state, k, minute);
+    count_connection(state, request, k, minute);
   }
 
   const observation seen = observe(state, k.recipient_hash, now);
@@ -219,6 +328,7 @@ void engine::on_end_of_message(const protocol::policy_request& request, time_poi
   recipient_state& state = recipients_.at(track(recipient_buf_, k.recipient_hash, now));
   state.windows.advance(unix_minute(now));
   count_attempt(state, k, unix_minute(now));
+  count_connection(state, request, k, unix_minute(now));
   count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                  authenticated, now);
   record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, true, authenticated, now);
@@ -318,16 +428,24 @@ void engine::record_delivery(std::string_view recipient, std::string_view sender
 std::uint32_t engine::track(std::string_view recipient, std::uint64_t recipient_hash,
                             time_point now) {
   const std::uint32_t found = recipients_.find(recipient_hash);
-  if (found != recipient_table::npos) return found;
+  if (found != recipient_table::npos) {
+    recipient_state& state = recipients_.at(found);
+    if (state.has(recipient_state::reclassify)) classify(state, recipient);
+    return found;
+  }
   if (recipients_.full()) {
     forget(recipients_.pick_victim(), now);
     recipients_.count_eviction();
   }
   const std::uint32_t slot = recipients_.insert(recipient_hash);
-  recipient_state& state = recipients_.at(slot);
+  classify(recipients_.at(slot), recipient);
+  return slot;
+}
+
+void engine::classify(recipient_state& state, std::string_view recipient) const {
   state.class_id = class_of(recipient);
   state.set(recipient_state::allowlisted, allow_recipients_.matches(recipient));
-  return slot;
+  state.set(recipient_state::reclassify, false);
 }
 
 void engine::forget(std::uint32_t slot, time_point now) {
@@ -413,6 +531,7 @@ observation engine::observe(const recipient_state& state, std::uint64_t key_hash
   seen.clients_ten = state.windows.distinct_clients_ten_minutes(minute);
   seen.top_client_share = state.windows.top_client_share(minute, limits.single_client_min_messages,
                                                          seen.top_client_sample);
+  seen.client_connections = state.windows.top_client_connections(minute);
 
   const std::uint32_t head = total_head_;
   for (std::uint32_t k = 0; k < total_minutes_.size(); ++k) {
@@ -691,8 +810,18 @@ engine_stats engine::stats() const {
   out.correspondents = correspondents_.size();
   out.correspondent_overwrites = correspondents_.overwrites();
   out.pair_overwrites = pairs_.overwrites();
+  out.client_connections = connections_.counted();
+  out.busiest_client_connections = connections_.busiest();
+  out.client_session_overwrites = connections_.session_overwrites();
+  out.client_counter_overwrites = connections_.counter_overwrites();
   out.prior = prior_;
   return out;
+}
+
+std::uint32_t engine::client_connections(std::string_view client, time_point now) const {
+  std::string key;
+  normalise_client(client, config_.ipv6_prefix, key);
+  return connections_.connections(client_key(hash_(key)), unix_minute(now));
 }
 
 recipient_view engine::inspect(std::string_view recipient, time_point now) const {
@@ -702,7 +831,15 @@ recipient_view engine::inspect(std::string_view recipient, time_point now) const
   const std::uint64_t key_hash = hash_(key);
   const std::uint32_t slot = recipients_.find(key_hash);
   if (slot == recipient_table::npos) return view;
-  const recipient_state& state = recipients_.at(slot);
+  // A recipient awaiting re-classification is shown as it will be judged.
+  recipient_state reclassified;
+  const recipient_state* tracked = &recipients_.at(slot);
+  if (tracked->has(recipient_state::reclassify)) {
+    reclassified = *tracked;
+    classify(reclassified, key);
+    tracked = &reclassified;
+  }
+  const recipient_state& state = *tracked;
   const std::uint32_t minute = unix_minute(now);
   const unsigned second = second_in_minute(now);
   const observation seen = observe(state, key_hash, now);
@@ -716,6 +853,7 @@ recipient_view engine::inspect(std::string_view recipient, time_point now) const
   view.senders_hour = seen.senders_hour;
   view.clients_ten = seen.clients_ten;
   view.top_client_share = seen.top_client_share;
+  view.client_connections = seen.client_connections;
   view.learned = state.has(recipient_state::learned);
   view.baseline_hourly = view.learned ? double{state.baseline.hourly} : prior_.hourly;
   view.score = assess(seen, limits_of(state)).score;

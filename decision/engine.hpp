@@ -14,6 +14,7 @@
 
 #include "common/time.hpp"
 #include "decision/baseline.hpp"
+#include "decision/connections.hpp"
 #include "decision/episodes.hpp"
 #include "decision/events.hpp"
 #include "decision/hash.hpp"
@@ -42,6 +43,21 @@ struct spool_evidence {
   time_point at;                   ///< when the scanner found them
 };
 
+/// What reconfigure() did not, or not yet, apply; the daemon logs it.
+struct reconfigure_result {
+  /// Table sizes whose new value differs from the running one; they keep the running value
+  /// until a restart. Field names of `settings`, e.g. "max_tracked_recipients".
+  std::vector<std::string_view> restart_required;
+  /// allow_clients entries that are neither an address nor a CIDR; they never match.
+  std::vector<std::string> invalid_allow_clients;
+  /// Overrides and classes beyond the 255 threshold sets an engine holds; they are ignored.
+  std::size_t threshold_sets_dropped = 0;
+  /// Class membership changed (classes, overrides, allow_recipients or delimiters): tracked
+  /// recipients are re-classified, at once those with an open episode, the rest when next seen.
+  bool reclassified = false;
+  std::size_t episodes_reclassified = 0;
+};
+
 struct engine_stats {
   std::uint64_t requests = 0;
   std::uint64_t rcpt_requests = 0;
@@ -68,6 +84,12 @@ struct engine_stats {
   std::size_t correspondents = 0;
   std::uint64_t correspondent_overwrites = 0;
   std::uint64_t pair_overwrites = 0;
+  std::uint64_t connect_requests = 0;         ///< CONNECT-state requests (smtpd_delay_reject=no)
+  std::uint64_t client_connections = 0;       ///< SMTP connections counted (CONNECT or new session)
+  std::uint32_t busiest_client_connections = 0;  ///< most by one client, latest 10-min epoch
+  std::uint64_t client_session_overwrites = 0;   ///< sessions forgotten early (may recount)
+  std::uint64_t client_counter_overwrites = 0;   ///< connection counters restarted early
+  std::uint64_t reconfigurations = 0;
   baseline_prior prior;
 };
 
@@ -81,6 +103,9 @@ struct recipient_view {
   double senders_hour = 0.0;
   double clients_ten = 0.0;
   double top_client_share = 0.0;
+  /// Most connections one client opened for this recipient in the current or previous
+  /// 10-minute epoch while they were at least connection_rate_share of all its connections.
+  double client_connections = 0.0;
   bool learned = false;  ///< baseline from own history (else the server-wide prior)
   double baseline_hourly = 0.0;
   double score = 0.0;
@@ -121,6 +146,22 @@ class engine {
   void update_spool_evidence(std::string_view recipient, const spool_evidence& evidence,
                              time_point now);
 
+  /// SIGHUP: applies `next` at once except the table sizes (max_tracked_recipients,
+  /// pair_slots, correspondent_slots, client_session_slots, client_connection_slots,
+  /// max_open_transactions, max_recipients_per_transaction), which keep their running values
+  /// and are named in the result. Counts, baselines, transactions and open episodes are kept
+  /// (an episode keeps its held level and releases by the new thresholds' cool-down). Tracked
+  /// recipients are re-classified against the new classes, overrides and allow_recipients. A
+  /// new recipient_delimiters or ipv6_prefix applies to keys counted from now on; keys counted
+  /// under the old ones age out. Cost: O(classes + patterns) to build the matchers, and when
+  /// membership changed one pass over the recipient table setting a flag (one cache-line write
+  /// per tracked key: tens of milliseconds at a million keys, on the calling thread) plus one
+  /// pattern match per open episode; each other recipient pays its pattern match when next seen.
+  reconfigure_result reconfigure(settings next, time_point now);
+
+  /// Connections `client` (any address; IPv6 aggregated) opened in the current 10-minute epoch.
+  std::uint32_t client_connections(std::string_view client, time_point now) const;
+
   /// Records produced since the caller last cleared it.
   outbox& pending() { return outbox_; }
 
@@ -140,6 +181,18 @@ class engine {
   void on_end_of_message(const protocol::policy_request& request, time_point now);
   void on_other(const protocol::policy_request& request, std::uint64_t connection_id,
                 time_point now);
+
+  void on_connect(const protocol::policy_request& request, time_point now);
+  /// The connection_rate bookkeeping of one RCPT: counts its session and notes the recipient.
+  void count_connection(recipient_state& state, const protocol::policy_request& request,
+                        const keys& k, std::uint32_t minute);
+  std::uint64_t session_key(const protocol::policy_request& request) const;
+  std::uint64_t client_key(std::uint64_t client_hash) const { return mix(client_hash, 3); }
+
+  /// limits_, class_patterns_ and the allow-lists from config_; returns the sets dropped.
+  std::size_t build_matchers();
+  /// Re-evaluates class and recipient allow-listing of a tracked recipient.
+  void classify(recipient_state& state, std::string_view recipient) const;
 
   bool two_phase() const;
   std::uint32_t track(std::string_view recipient, std::uint64_t recipient_hash, time_point now);
@@ -182,6 +235,7 @@ class engine {
   transaction_table transactions_;
   pair_tracker pairs_;
   correspondent_set correspondents_;
+  connection_tracker connections_;
   std::unordered_map<std::uint64_t, episode_state> episodes_;  ///< by recipient key hash
   std::unordered_map<std::uint64_t, spool_evidence> evidence_;
   baseline_prior prior_;

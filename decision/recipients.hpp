@@ -28,10 +28,13 @@ struct compact_baseline {
 
 struct recipient_state {
   enum flag : std::uint8_t {
-    allowlisted = 1,  ///< matched allow_recipients when it was inserted
+    allowlisted = 1,  ///< matched allow_recipients when it was inserted (or re-classified)
     learned = 2,      ///< has a baseline from history (otherwise the prior applies)
     flagged = 4,      ///< has an open episode
     evidence = 8,     ///< has spool evidence
+    /// class_id and allowlisted predate a reconfigure() that changed class membership; they
+    /// are re-evaluated when the recipient is next seen (its address is not kept).
+    reclassify = 16,
   };
 
   std::uint64_t key_hash = 0;

@@ -77,6 +77,16 @@ struct thresholds {
   double concentration_share = 0.25;
   std::uint32_t concentration_min_total = 200;
   double concentration_weight = 0.5;
+  /// One client opening many SMTP connections in 10 minutes that nearly all carry mail for this
+  /// recipient: bombers reconnect for every message (dodging per-connection limits), while a
+  /// real MTA reuses connections or spreads them over many recipients. Fires when that client's
+  /// connections to the recipient in a 10-minute epoch reach the minimum and are at least
+  /// `connection_rate_share` of all its connections. A weak, corroborating signal (big senders
+  /// also use one connection per message), hence the low weight: with single_client it lifts a
+  /// one-source flood at the warn point to 1.75, still a WARN.
+  std::uint32_t connection_rate_min_connections = 10;
+  double connection_rate_share = 0.8;
+  double connection_rate_weight = 0.25;
   /// Repeated identical attachments found in the mailbox by the spool scanner.
   std::uint32_t evidence_min_repeats = 5;
   std::chrono::seconds evidence_max_age{std::chrono::hours{24}};
@@ -143,6 +153,13 @@ struct settings {
   std::size_t pair_slots = std::size_t{1} << 21;
   /// Correspondent pairs kept in memory (16 bytes each, 16 MB); the store keeps the rest.
   std::size_t correspondent_slots = std::size_t{1} << 20;
+  /// SMTP sessions (client address and port, and session/recipient pairs) remembered so each
+  /// connection is counted once (16 bytes each, 4 MB): room for about 100k connections of a
+  /// few recipients each within 10 minutes before the stalest are forgotten (and recounted).
+  std::size_t client_session_slots = std::size_t{1} << 18;
+  /// Per-client and per-client/recipient connection counters for the connection_rate signal
+  /// (16 bytes each, 4 MB); clients are keyed like everywhere else (IPv6 by ipv6_prefix).
+  std::size_t client_connection_slots = std::size_t{1} << 18;
 
   /// smtpd has one open transaction per process; thousands of processes is already huge.
   std::size_t max_open_transactions = 16384;

@@ -50,6 +50,8 @@ std::string_view amplifier_name(amplifier a) {
       return "concentration";
     case amplifier::spool_evidence:
       return "spool_evidence";
+    case amplifier::connection_rate:
+      return "connection_rate";
   }
   return "?";
 }
@@ -117,6 +119,10 @@ assessment assess(const observation& seen, const thresholds& limits) {
   fire(amplifier::spool_evidence,
        seen.evidence_repeats > 0 && seen.evidence_repeats >= limits.evidence_min_repeats,
        limits.evidence_weight);
+  fire(amplifier::connection_rate,
+       seen.client_connections > 0 &&
+           seen.client_connections >= limits.connection_rate_min_connections,
+       limits.connection_rate_weight);
   return judged;
 }
 
@@ -188,6 +194,11 @@ void explain(const observation& seen, const assessment& judged, std::vector<reas
         append_number(r.detail, seen.evidence_repeats);
         r.detail.append(" identical attachments, sha256 ").append(seen.evidence_sha256);
         break;
+      case amplifier::connection_rate:
+        r.observed = seen.client_connections;
+        append_number(r.detail, seen.client_connections);
+        r.detail.append(" connections/10m from one client for this recipient");
+        break;
     }
     out.push_back(std::move(r));
   }
@@ -208,6 +219,11 @@ void summarise(std::string_view recipient, const observation& seen, const assess
     out.append(", ");
     append_percent(out, seen.top_client_share);
     out.append(" from one client");
+  }
+  if (judged.weight[index(amplifier::connection_rate)] > 0.0) {
+    out.append(", ");
+    append_number(out, seen.client_connections);
+    out.append(" connections from one client");
   }
   if (judged.weight[index(amplifier::spool_evidence)] > 0.0) {
     out.append(", ");

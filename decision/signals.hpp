@@ -1,6 +1,7 @@
 // The signals: from what is known about one recipient at one instant, a score made of named,
 // weighted reasons. Volume against the baseline is the backbone; the other signals (sender and
-// client diversity, one client hammering, concentration, spool evidence) only add weight once
+// client diversity, one client hammering, concentration, spool evidence, one client
+// reconnecting for every message) only add weight once
 // volume is at least `amplifier_gate` of the way to a warning.
 //
 // Volume score per window: obs / warn_point below the warn point, then 1 + (obs - warn_point) /
@@ -33,6 +34,9 @@ struct observation {
   double top_client_share = 0.0;
   double top_client_sample = 0.0;      ///< RCPTs behind that share
   double total_ten = 0.0;              ///< all inbound RCPTs of the server in 10 minutes
+  /// Most connections one client opened for this recipient in a 10-minute epoch while they
+  /// were at least connection_rate_share of all its connections.
+  double client_connections = 0.0;
   std::uint32_t evidence_repeats = 0;  ///< 0 when there is no fresh spool evidence
   std::string_view evidence_sha256;
 };
@@ -43,8 +47,9 @@ enum class amplifier : std::uint8_t {
   single_client,
   concentration,
   spool_evidence,
+  connection_rate,
 };
-inline constexpr std::size_t amplifier_count = 5;
+inline constexpr std::size_t amplifier_count = 6;
 
 /// The numbers behind a score, kept free of strings so the DUNNO path never allocates.
 struct assessment {
@@ -65,7 +70,7 @@ verdict_level level_for(double score, const thresholds& limits);
 void explain(const observation& seen, const assessment& judged, std::vector<reason>& out);
 
 /// The short text for Postfix and the logs: "rcptguard: bob@example.test 240 msgs/10m,
-/// baseline 6, 180 senders" (+ "; ..." for single-client and spool evidence).
+/// baseline 6, 180 senders" (+ ", ..." for single-client, connection rate and spool evidence).
 void summarise(std::string_view recipient, const observation& seen, const assessment& judged,
                std::string& out);
 

@@ -71,6 +71,7 @@ void recipient_windows::advance(std::uint32_t minute) {
   const std::uint32_t epoch_gap = minute / 10 - old_epoch;
   clear_after(epoch_rcpts_, old_epoch, epoch_gap);
   clear_after(epoch_top_, old_epoch, epoch_gap);
+  clear_after(epoch_connections_, old_epoch, epoch_gap);
   head_ = minute;
 }
 
@@ -98,6 +99,12 @@ void recipient_windows::note_client_count(std::uint32_t count) {
   std::uint16_t& top = epoch_top_[head_ / 10 % 2];
   top = static_cast<std::uint16_t>(
       std::max<std::uint32_t>(top, std::min<std::uint32_t>(count, 0xffff)));
+}
+
+void recipient_windows::note_client_connections(std::uint32_t connections) {
+  std::uint16_t& top = epoch_connections_[head_ / 10 % 2];
+  top = static_cast<std::uint16_t>(
+      std::max<std::uint32_t>(top, std::min<std::uint32_t>(connections, 0xffff)));
 }
 
 void recipient_windows::restore_minute(std::uint32_t minute, std::uint32_t accepted,
@@ -214,6 +221,19 @@ double recipient_windows::top_client_share(std::uint32_t now_minute, std::uint32
       best = share;
       sample = rcpts;
     }
+  }
+  return best;
+}
+
+double recipient_windows::top_client_connections(std::uint32_t now_minute) const {
+  now_minute = std::max(now_minute, head_);
+  const std::uint32_t now_epoch = now_minute / 10;
+  const std::uint32_t head_epoch = head_ / 10;
+  std::uint16_t best = 0;
+  for (std::uint32_t k = 0; k < 2; ++k) {
+    const std::uint32_t e = now_epoch - k;
+    if (e > head_epoch || head_epoch - e >= 2) continue;
+    best = std::max(best, epoch_connections_[e % 2]);
   }
   return best;
 }

@@ -4,7 +4,8 @@
 // Resolution and memory, per recipient (about 170 bytes):
 //  - minute buckets x10 (attempted, accepted: 16 bit; new senders, new clients: 8 bit);
 //  - hour buckets x24 (attempted, accepted: 16 bit), two hourly new-sender counts;
-//  - per 10-minute epoch (this one and the last): RCPTs and the busiest client's share of them.
+//  - per 10-minute epoch (this one and the last): RCPTs, the busiest client's share of them and
+//    the most connections one client opened for this recipient.
 // The 10-minute window is the current minute plus the nine before (9 to 10 minutes); the
 // 24-hour window the current hour plus the 23 before. The 1-minute and 1-hour windows add the
 // previous bucket weighted by the part of it still inside the window (uniform-rate assumption).
@@ -45,6 +46,9 @@ class recipient_windows {
   /// The client of this RCPT has sent `count` RCPTs to this recipient in the current
   /// 10-minute epoch (including this one).
   void note_client_count(std::uint32_t count);
+  /// The client of this RCPT has opened `connections` connections for this recipient in the
+  /// current 10-minute epoch, enough of all its connections to count (connection_rate).
+  void note_client_connections(std::uint32_t connections);
 
   /// Restores counts of one past minute (from the store) if it is still inside the 24 hours.
   void restore_minute(std::uint32_t minute, std::uint32_t accepted, std::uint32_t attempted);
@@ -59,6 +63,9 @@ class recipient_windows {
   /// `min_messages` RCPTs; `sample` gets that epoch's RCPT count (0 when none qualifies).
   double top_client_share(std::uint32_t now_minute, std::uint32_t min_messages,
                           double& sample) const;
+  /// Most connections one client opened for this recipient in the current or previous
+  /// 10-minute epoch (as noted by note_client_connections).
+  double top_client_connections(std::uint32_t now_minute) const;
 
   /// Attempts in the hour starting at Unix minute `hour * 60` if it is still kept.
   std::uint32_t attempted_in_hour(std::uint32_t hour) const;
@@ -88,6 +95,7 @@ class recipient_windows {
   std::array<std::uint16_t, 2> senders_hour_{};  ///< by hour parity
   std::array<std::uint16_t, 2> epoch_rcpts_{};   ///< by 10-minute epoch parity
   std::array<std::uint16_t, 2> epoch_top_{};
+  std::array<std::uint16_t, 2> epoch_connections_{};  ///< by 10-minute epoch parity
 };
 
 }  // namespace rcptguard::decision

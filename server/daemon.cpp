@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <csignal>
 #include <memory>
+#include <random>
 #include <stdexcept>
 
 #include "common/text.hpp"
@@ -12,6 +13,7 @@
 #include "decision/engine.hpp"
 #include "server/listener.hpp"
 #include "server/logging.hpp"
+#include "server/persistence.hpp"
 #include "server/policy_handler.hpp"
 #include "server/privileges.hpp"
 #include "server/session.hpp"
@@ -38,6 +40,23 @@ std::vector<cidr> parse_allowlist(const std::vector<std::string>& entries) {
   return nets;
 }
 
+// Every hash of attacker-chosen keys is keyed with this; a fixed seed would let a sender craft
+// colliding recipients offline.
+std::uint64_t random_seed() {
+  std::random_device device;
+  return (std::uint64_t{device()} << 32U) ^ device();
+}
+
+time_point wall_clock_now() {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(clock_type::now());
+}
+
+// Housekeeping (transaction time-outs, cool-downs, hand-over to the store) runs at least once a
+// second and at least as often as the store flushes.
+std::chrono::milliseconds housekeeping_interval(const config& c) {
+  return std::min<std::chrono::milliseconds>(c.store.flush_interval, std::chrono::seconds{1});
+}
+
 class daemon {
  public:
   daemon(daemon_options options, config initial, std::shared_ptr<spdlog::logger> log)
@@ -46,6 +65,9 @@ class daemon {
         log_(std::move(log)),
         signals_(io_, SIGTERM, SIGINT, SIGHUP),
         summary_timer_(io_),
+        housekeeping_timer_(io_),
+        engine_(config_.detection, random_seed()),
+        persistence_(io_, config_.store, log_),
         handler_(engine_, stats_, log_) {
     context_.settings = session_settings_from(config_);
     context_.handler = &handler_;
@@ -76,13 +98,17 @@ class daemon {
     if (::geteuid() == 0) {
       log_->warn("running as root: set server.user to drop privileges after binding");
     }
+    // After the drop, so a database the unprivileged user cannot write fails now, not later.
+    persistence_.open_and_restore(engine_, wall_clock_now());
     wait_for_signal();
     schedule_summary();
+    schedule_housekeeping();
     listeners.start_accepting();
     log_->info("STARTED rcptguard {} mode={} pid={}", RCPTGUARD_VERSION,
-               to_string(config_.detection.mode), ::getpid());
+               rcptguard::to_string(config_.detection.mode), ::getpid());
     io_.run();
     listeners_ = nullptr;
+    persistence_.stop(engine_);
     log_summary("FINAL");
     log_->info("STOPPED after draining {} connection(s)", stats_.connections_accepted);
     log_->flush();
@@ -122,6 +148,7 @@ class daemon {
   void shutdown() {
     signals_.cancel();
     summary_timer_.cancel();
+    housekeeping_timer_.cancel();
     if (listeners_ != nullptr) listeners_->shutdown();
   }
 
@@ -148,6 +175,17 @@ class daemon {
     log_->info("RELOADED {}: {} setting(s) applied", options_.config_file.string(), applied);
   }
 
+  void schedule_housekeeping() {
+    housekeeping_timer_.expires_after(housekeeping_interval(config_));
+    housekeeping_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      const time_point now = wall_clock_now();
+      engine_.tick(now);
+      persistence_.pump(engine_, now);
+      schedule_housekeeping();
+    });
+  }
+
   void schedule_summary() {
     summary_timer_.cancel();
     if (config_.log.summary_interval.count() == 0) return;
@@ -160,6 +198,8 @@ class daemon {
   }
 
   void log_summary(const char* tag) {
+    const decision::engine_stats engine = engine_.stats();
+    const store::writer_stats store = persistence_.writer_stats();
     std::string drops;
     for (std::size_t i = 0; i < drop_reason_count; ++i) {
       if (stats_.drops.at(i) == 0) continue;
@@ -168,10 +208,16 @@ class daemon {
     }
     log_->info(
         "{} requests={} dunno={} warn={} defer={} connections={} open={} peak_open={} "
-        "idle_closed={} internal_errors={} dropped:{}",
+        "idle_closed={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
+        "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
+        "store_written={} store_dropped={} store_failures={} store_queue={}",
         tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer,
         stats_.connections_accepted, stats_.connections_open, stats_.peak_connections,
-        stats_.idle_timeouts, stats_.internal_errors_answered, drops.empty() ? " none" : drops);
+        stats_.idle_timeouts, stats_.internal_errors_answered, drops.empty() ? " none" : drops,
+        engine.tracked_recipients, engine.max_tracked_recipients, engine.recipient_evictions,
+        engine.open_transactions, engine.transactions_rolled_back, engine.open_episodes,
+        engine.monitor_would_defer, engine.correspondent_passes, store.records_written,
+        store.records_dropped, store.write_failures, store.queue_depth);
   }
 
   daemon_options options_;
@@ -180,8 +226,10 @@ class daemon {
   asio::io_context io_{1};
   asio::signal_set signals_;
   asio::steady_timer summary_timer_;
+  asio::steady_timer housekeeping_timer_;
   server_stats stats_;
   decision::engine engine_;
+  persistence persistence_;
   policy_handler handler_;
   session_context context_;
   std::vector<cidr> allowlist_;

@@ -74,9 +74,13 @@ recipient_report recipient_detail(SQLite::Database& db, const std::string& recip
                             hours.getColumn(4).getInt64()});
   }
 
-  SQLite::Statement verdicts(db, R"sql(
-    SELECT id, at, sender, client, level, score, action_text, source FROM verdict
-     WHERE recipient = ?1 AND at >= ?2 ORDER BY at DESC, id DESC LIMIT ?3)sql");
+  // A read-only connection never migrates, so a file the daemon has not upgraded yet (v1) is
+  // read without the v2 column.
+  const bool has_monitor_only = db.execAndGet("PRAGMA user_version").getInt() >= 2;
+  SQLite::Statement verdicts(
+      db, std::string{"SELECT id, at, sender, client, level, score, action_text, source, "} +
+              (has_monitor_only ? "monitor_only" : "0") +
+              " FROM verdict WHERE recipient = ?1 AND at >= ?2 ORDER BY at DESC, id DESC LIMIT ?3");
   SQLite::Statement reasons(db, R"sql(
     SELECT name, weight, observed, baseline, detail FROM verdict_reason
      WHERE verdict_id = ?1 ORDER BY ordinal)sql");
@@ -94,6 +98,7 @@ recipient_report recipient_detail(SQLite::Database& db, const std::string& recip
     v.score = verdicts.getColumn(5).getDouble();
     v.action_text = verdicts.getColumn(6).getString();
     v.source = verdicts.getColumn(7).getString();
+    v.monitor_only = verdicts.getColumn(8).getInt() != 0;
     reasons.reset();
     reasons.bind(1, v.id);
     while (reasons.executeStep()) {

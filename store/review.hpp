@@ -31,6 +31,8 @@ struct verdict_row {
   std::string sender;
   std::string client;
   std::string level;  ///< "warn" or "defer"
+  /// Monitor mode: level is what enforce mode would have answered, action_text what was sent.
+  bool monitor_only = false;
   double score = 0.0;
   std::string action_text;
   std::string source;  ///< "policy" or "log"

@@ -198,10 +198,36 @@ SELECT recipient,
   FROM recipient_hourly;
 )sql";
 
+// v2: monitor-mode verdicts are told apart from enforced ones. In monitor mode a verdict row
+// says level 'defer' (what enforce mode would have answered) while action_text is the WARN that
+// was actually sent; monitor_only = 1 marks that. Rows written before v2 read as 0.
+constexpr const char* schema_v2 = R"sql(
+ALTER TABLE verdict ADD COLUMN monitor_only INTEGER NOT NULL DEFAULT 0;
+
+DROP VIEW v_verdicts;
+CREATE VIEW v_verdicts AS
+SELECT v.id,
+       v.at_utc,
+       v.recipient,
+       v.sender,
+       v.client,
+       v.level,
+       v.monitor_only,
+       v.score,
+       v.action_text,
+       (SELECT group_concat(r.name || '=' || printf('%.2f', r.weight) ||
+                            CASE WHEN r.detail <> '' THEN ' (' || r.detail || ')' ELSE '' END, '; ')
+          FROM verdict_reason r WHERE r.verdict_id = v.id) AS reasons,
+       v.source,
+       v.at
+  FROM verdict v;
+)sql";
+
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
     migration{1, schema_v1},
+    migration{2, schema_v2},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 
@@ -251,11 +277,16 @@ int user_version(SQLite::Database& db) {
 }
 
 void migrate(SQLite::Database& db) {
+  migrate_to(db, schema_version);
+}
+
+void migrate_to(SQLite::Database& db, int target_version) {
   // The common case, an up-to-date file, needs no write lock.
   const int found = user_version(db);
   check_not_newer(db, found);
-  if (found == schema_version) return;
+  if (found >= target_version) return;
   for (const migration& step : migrations) {
+    if (step.version > target_version) break;
     // IMMEDIATE takes the write lock before the version is read, so two processes opening a
     // fresh file cannot both apply the same step.
     SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);

@@ -13,7 +13,7 @@ namespace rcptguard::store {
 
 /// The newest schema this binary knows. A file with a higher user_version was written by a newer
 /// rcptguard and is refused rather than misread.
-inline constexpr int schema_version = 1;
+inline constexpr int schema_version = 2;
 
 /// A database that rcptguard cannot use as it is: newer schema, foreign file, symlinked path.
 class schema_error : public std::runtime_error {
@@ -43,6 +43,9 @@ SQLite::Database open_read_only(const std::string& path,
 /// Applies every migration step above the file's user_version, each in its own transaction.
 /// Exposed for tests; open_read_write already calls it.
 void migrate(SQLite::Database& db);
+
+/// As migrate(), but stops at `target_version`; tests use it to build an old file.
+void migrate_to(SQLite::Database& db, int target_version);
 
 /// PRAGMA user_version of an open database.
 int user_version(SQLite::Database& db);

@@ -122,8 +122,9 @@ store::store(store_options options)
           last_seen = max(last_seen, excluded.last_seen),
           messages = messages + excluded.messages)sql"),
       insert_verdict_(db_, R"sql(
-        INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql"),
+        INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source,
+                             monitor_only)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9))sql"),
       insert_reason_(db_, R"sql(
         INSERT INTO verdict_reason (verdict_id, ordinal, name, weight, observed, baseline, detail)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7))sql"),
@@ -202,10 +203,16 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
     ++m.accepted;
     h.bytes += clamp_i64(d.size);
     if (d.sender.empty()) continue;
-    pair_totals& p = pairs[{d.recipient, d.sender}];
-    p.first_seen = std::min(p.first_seen, at);
-    p.last_seen = std::max(p.last_seen, at);
-    ++p.messages;
+    const auto count_pair = [&](std::string_view recipient, std::string_view sender) {
+      pair_totals& p = pairs[{recipient, sender}];
+      p.first_seen = std::min(p.first_seen, at);
+      p.last_seen = std::max(p.last_seen, at);
+      ++p.messages;
+    };
+    count_pair(d.recipient, d.sender);
+    // Our own user wrote to d.recipient, so a reply from there is correspondence too. Mail to
+    // oneself is one pair, not two.
+    if (d.authenticated && d.recipient != d.sender) count_pair(d.sender, d.recipient);
   }
 
   for (const auto& [key, h] : hours) {
@@ -259,6 +266,7 @@ void store::write_verdict(const decision::verdict_record& verdict) {
   st.bind(6, verdict.score);
   st.bind(7, verdict.action_text);
   st.bind(8, source_text(verdict.source));
+  st.bind(9, verdict.monitor_only ? 1 : 0);
   st.exec();
   const std::int64_t id = db_.getLastInsertRowid();
   std::int64_t ordinal = 0;
@@ -307,20 +315,7 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
          clamp_u32(minutes.getColumn(2).getInt64()), clamp_u32(minutes.getColumn(3).getInt64())});
   }
 
-  SQLite::Statement hours(db_, R"sql(
-    SELECT recipient, hour_start, accepted, attempted, distinct_senders FROM recipient_hourly
-     WHERE hour_start >= ?1 ORDER BY recipient, hour_start)sql");
-  const std::int64_t history_hours = std::int64_t{options_.history_weeks} * 7 * 24;
-  hours.bind(1, floor_to(t, seconds_per_hour) - (history_hours - 1) * seconds_per_hour);
-  while (hours.executeStep()) {
-    std::string recipient = hours.getColumn(0).getString();
-    if (snapshot.histories.empty() || snapshot.histories.back().recipient != recipient) {
-      snapshot.histories.push_back({std::move(recipient), {}});
-    }
-    snapshot.histories.back().hours.push_back(
-        {hours.getColumn(1).getInt64(), clamp_u32(hours.getColumn(2).getInt64()),
-         clamp_u32(hours.getColumn(3).getInt64()), clamp_u32(hours.getColumn(4).getInt64())});
-  }
+  snapshot.histories = load_histories(db_, now, options_.history_weeks);
 
   SQLite::Statement pairs(db_, R"sql(
     SELECT recipient, sender, first_seen, last_seen, messages FROM correspondent
@@ -354,6 +349,28 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
   }
   tx.commit();
   return snapshot;
+}
+
+std::vector<decision::recipient_history> load_histories(SQLite::Database& db, time_point now,
+                                                        int weeks) {
+  std::vector<decision::recipient_history> histories;
+  if (weeks <= 0) return histories;
+  SQLite::Statement hours(db, R"sql(
+    SELECT recipient, hour_start, accepted, attempted, distinct_senders FROM recipient_hourly
+     WHERE hour_start >= ?1 ORDER BY recipient, hour_start)sql");
+  const std::int64_t history_hours = std::int64_t{weeks} * 7 * 24;
+  hours.bind(
+      1, floor_to(to_unix_seconds(now), seconds_per_hour) - (history_hours - 1) * seconds_per_hour);
+  while (hours.executeStep()) {
+    std::string recipient = hours.getColumn(0).getString();
+    if (histories.empty() || histories.back().recipient != recipient) {
+      histories.push_back({std::move(recipient), {}});
+    }
+    histories.back().hours.push_back(
+        {hours.getColumn(1).getInt64(), clamp_u32(hours.getColumn(2).getInt64()),
+         clamp_u32(hours.getColumn(3).getInt64()), clamp_u32(hours.getColumn(4).getInt64())});
+  }
+  return histories;
 }
 
 std::uint64_t store::prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,

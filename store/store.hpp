@@ -39,6 +39,15 @@ struct prune_result {
 inline constexpr std::chrono::hours minute_rows_kept{25};  ///< 24 h of windows plus slack
 inline constexpr std::chrono::hours recent_minutes_loaded{24};
 
+/// Hourly histories of the `weeks` weeks up to and including the hour of `now`, grouped by
+/// recipient (ascending) with hours ascending: the baseline model's input. Reads only, so it
+/// works on an open_read_only() connection, e.g. for an hourly baseline refresh on another
+/// thread while the store's own connection keeps writing (WAL: readers never block the writer
+/// nor wait for it). One SELECT, so the result is one consistent snapshot. Throws
+/// SQLite::Exception.
+std::vector<decision::recipient_history> load_histories(SQLite::Database& db, time_point now,
+                                                        int weeks);
+
 class store {
  public:
   /// Opens and migrates the database (see open_read_write); throws on failure.
@@ -49,9 +58,11 @@ class store {
   /// Writes one batch in one transaction, all or nothing. Deliveries become hourly and
   /// per-minute upserts (attempted counts every record, accepted and bytes only accepted ones),
   /// exact distinct senders per recipient-hour, and correspondents from accepted mail with a
-  /// non-null sender (a bounce is not correspondence). Times are stored in whole seconds, so an
-  /// episode's key is (recipient, started truncated to the second). Throws SQLite::Exception;
-  /// on throw nothing of the batch is stored and the batch can be applied again.
+  /// non-null sender (a bounce is not correspondence); an authenticated delivery (our user
+  /// wrote to the recipient) also records the reverse pair, so the reply counts as known.
+  /// Times are stored in whole seconds, so an episode's key is (recipient, started truncated to
+  /// the second). Throws SQLite::Exception; on throw nothing of the batch is stored and the
+  /// batch can be applied again.
   void apply(const decision::outbox& batch);
 
   /// What the engine needs to resume: minute rows of the last 24 h, hourly histories of the

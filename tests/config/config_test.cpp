@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -65,20 +66,108 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"store.flush_interval", R"("1s")"},
     {"store.queue_capacity", "1000"},
     {"store.retention", R"("30d")"},
+    {"store.history_weeks", "12"},
+    {"store.prune_interval", R"("10m")"},
     {"detection.mode", R"("enforce")"},
     {"detection.defer_action", R"("DEFER 4.7.1")"},
+    {"detection.end_of_message_hook", R"("present")"},
+    {"detection.recipient_delimiters", R"("+-")"},
+    {"detection.ipv6_prefix", "56"},
+    {"detection.max_tracked_recipients", "50000"},
+    {"detection.pair_slots", "4096"},
+    {"detection.correspondent_slots", "4096"},
+    {"detection.max_open_transactions", "1024"},
+    {"detection.max_recipients_per_transaction", "500"},
+    {"detection.transaction_timeout", R"("1h")"},
+    {"detection.detached_transaction_grace", R"("5s")"},
+    {"detection.correspondent_min_age", R"("2h")"},
+    {"detection.episode_peak_step", "1.5"},
+    {"detection.idle_expiry", R"("2d")"},
+    {"detection.allow_recipients", R"(["postmaster@example.test"])"},
+    {"detection.allow_senders", R"(["*@lists.example.test"])"},
+    {"detection.allow_clients", R"(["192.0.2.0/24"])"},
+    // Warn and defer values each one step up, so they also hold together (warn <= defer).
+    {"detection.thresholds.minute_warn_floor", "13"},
+    {"detection.thresholds.minute_warn_factor", "31.0"},
+    {"detection.thresholds.minute_defer_floor", "31"},
+    {"detection.thresholds.minute_defer_factor", "61.0"},
+    {"detection.thresholds.ten_minutes_warn_floor", "21"},
+    {"detection.thresholds.ten_minutes_warn_factor", "9.0"},
+    {"detection.thresholds.ten_minutes_defer_floor", "41"},
+    {"detection.thresholds.ten_minutes_defer_factor", "16.0"},
+    {"detection.thresholds.hour_warn_floor", "61"},
+    {"detection.thresholds.hour_warn_factor", "6.0"},
+    {"detection.thresholds.hour_defer_floor", "121"},
+    {"detection.thresholds.hour_defer_factor", "11.0"},
+    {"detection.thresholds.day_warn_floor", "401"},
+    {"detection.thresholds.day_warn_factor", "5.0"},
+    {"detection.thresholds.day_defer_floor", "1001"},
+    {"detection.thresholds.day_defer_factor", "9.0"},
+    {"detection.thresholds.warn_score", "1.5"},
+    {"detection.thresholds.defer_score", "2.5"},
+    {"detection.thresholds.warn_exit_score", "0.75"},
+    {"detection.thresholds.defer_exit_score", "1.5"},
+    {"detection.thresholds.cool_down", R"("30m")"},
+    {"detection.thresholds.amplifier_gate", "0.75"},
+    {"detection.thresholds.sender_diversity_floor", "40"},
+    {"detection.thresholds.sender_diversity_factor", "5.0"},
+    {"detection.thresholds.sender_diversity_weight", "0.25"},
+    {"detection.thresholds.client_diversity_floor", "30"},
+    {"detection.thresholds.client_diversity_weight", "0.5"},
+    {"detection.thresholds.single_client_share", "0.9"},
+    {"detection.thresholds.single_client_min_messages", "30"},
+    {"detection.thresholds.single_client_weight", "0.25"},
+    {"detection.thresholds.concentration_share", "0.5"},
+    {"detection.thresholds.concentration_min_total", "500"},
+    {"detection.thresholds.concentration_weight", "0.25"},
+    {"detection.thresholds.evidence_min_repeats", "3"},
+    {"detection.thresholds.evidence_max_age", R"("12h")"},
+    {"detection.thresholds.evidence_weight", "1.0"},
+    {"detection.thresholds.baseline_ceiling_per_hour", "500.0"},
+    {"detection.thresholds.baseline_spread_weight", "2.0"},
+    {"detection.baseline.min_history_hours", "336"},
+    {"detection.baseline.weeks", "6"},
+    {"detection.baseline.recent_days", "14"},
+    {"detection.baseline.max_rise_per_day", "0.2"},
+    {"detection.baseline.lookahead_hours", "3"},
+    {"detection.baseline.prior_quantile", "0.75"},
+    {"detection.baseline.prior_floor_hourly", "0.5"},
+    {"detection.baseline.prior_min_recipients", "50"},
 };
 
-// Settings whose bounds tests need a partner moved out of the way: max_line <= max_request.
-const std::map<std::string_view, std::string> partner_override{
-    {"limits.max_line", "limits.max_request=16777216"},
-    {"limits.max_request", "limits.max_line=256"},
-};
+// Settings whose bounds tests need partners moved out of the way, at a bound or beyond it:
+// max_line <= max_request, warn points <= defer points, exit scores < entry scores, baseline
+// samples within the loaded history.
+std::map<std::string, std::vector<std::string>> make_partners() {
+  const std::string t = "detection.thresholds.";
+  std::map<std::string, std::vector<std::string>> partners{
+      {"limits.max_line", {"limits.max_request=16777216"}},
+      {"limits.max_request", {"limits.max_line=256"}},
+      {t + "warn_score", {t + "defer_score=20", t + "warn_exit_score=0"}},
+      {t + "defer_score",
+       {t + "warn_score=0.1", t + "warn_exit_score=0", t + "defer_exit_score=0"}},
+      {t + "warn_exit_score", {t + "warn_score=20", t + "defer_score=20"}},
+      {t + "defer_exit_score", {t + "defer_score=20"}},
+      {"detection.baseline.weeks", {"store.history_weeks=104"}},
+      {"detection.baseline.recent_days", {"store.history_weeks=104"}},
+      {"store.history_weeks", {"detection.baseline.weeks=1", "detection.baseline.recent_days=7"}},
+  };
+  for (const std::string window : {"minute", "ten_minutes", "hour", "day"}) {
+    const std::string w = t + window;
+    partners[w + "_warn_floor"] = {w + "_defer_floor=1000000"};
+    partners[w + "_defer_floor"] = {w + "_warn_floor=1"};
+    partners[w + "_warn_factor"] = {w + "_defer_factor=1000"};
+    partners[w + "_defer_factor"] = {w + "_warn_factor=0.1"};
+  }
+  return partners;
+}
+
+const std::map<std::string, std::vector<std::string>> partner_override = make_partners();
 
 std::vector<std::string> partner_of(std::string_view key) {
-  const auto it = partner_override.find(key);
+  const auto it = partner_override.find(std::string{key});
   if (it == partner_override.end()) return {};
-  return {it->second};
+  return it->second;
 }
 
 bool is_ranged(const settings::setting& s) {
@@ -122,8 +211,11 @@ TEST(Defaults, LoadFromAnEmptyFile) {
   EXPECT_EQ(c.store.flush_interval, 500ms);
   EXPECT_EQ(c.store.queue_capacity, 100'000U);
   EXPECT_EQ(c.store.retention, 60 * 24h);
+  EXPECT_EQ(c.store.history_weeks, 8U);
+  EXPECT_EQ(c.store.prune_interval, 1h);
   EXPECT_EQ(c.detection.mode, detection_mode::monitor);
-  EXPECT_EQ(c.detection.defer_action, "DEFER_IF_PERMIT 4.2.1");
+  EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer_if_permit);
+  EXPECT_EQ(c.detection.defer_action.text, "4.2.1");
 }
 
 TEST(Defaults, LimitsAgreeWithTheProtocolLibrary) {
@@ -189,6 +281,14 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.log.summary_interval, 0s);
   EXPECT_EQ(c.store.retention, 30 * 24h);
   EXPECT_EQ(c.detection.mode, detection_mode::enforce);
+  EXPECT_EQ(c.detection.end_of_message_hook, decision::eom_hook::present);
+  EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer);
+  EXPECT_EQ(c.detection.transaction_timeout, 1h);
+  EXPECT_EQ(c.detection.defaults.ten_minutes.warn_floor, 21U);
+  EXPECT_DOUBLE_EQ(c.detection.defaults.ten_minutes.defer_factor, 16.0);
+  EXPECT_EQ(c.detection.defaults.cool_down, 30min);
+  EXPECT_DOUBLE_EQ(c.detection.baseline.max_rise_per_day, 0.2);
+  EXPECT_EQ(c.detection.baseline.prior_min_recipients, 50U);
   EXPECT_EQ(changed_settings(default_config(), c).size(), settings::all().size());
 }
 
@@ -224,6 +324,26 @@ TEST(Bounds, OneBelowMinAndOneAboveMaxAreRefused) {
                   AllOf(StartsWith("t.toml:2:"), HasSubstr(std::string{s.key} + " = " + value),
                         HasSubstr(": out of range ")))
           << s.key;
+    }
+  }
+}
+
+TEST(Bounds, RealsAtMinAndMaxAreAcceptedAndJustOutsideRefused) {
+  for (const auto& s : settings::all()) {
+    if (s.type != value_type::real) continue;
+    for (const double v : {s.real_min, s.real_max}) {
+      const std::string shown = settings::format_real(v);
+      const load_result r = load(document(s, shown), partner_of(s.key));
+      EXPECT_TRUE(r.ok()) << s.key << " = " << shown << ": " << ::testing::PrintToString(r.errors);
+    }
+    const double below = std::nextafter(s.real_min, -1e300);
+    const double above = std::nextafter(s.real_max, 1e300);
+    for (const double v : {below, above}) {
+      const std::string shown = settings::format_real(v);
+      EXPECT_THAT(only_error(load(document(s, shown), partner_of(s.key))),
+                  AllOf(StartsWith("t.toml:2:"), HasSubstr(std::string{s.key} + " = "),
+                        HasSubstr(": out of range " + settings::format_real(s.real_min) + "..")))
+          << s.key << " = " << shown;
     }
   }
 }
@@ -391,7 +511,8 @@ TEST(Overrides, ANumberForATextSettingIsItsText) {
   const load_result r = load("", {"server.user=1000", "detection.defer_action=450"});
   ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
   EXPECT_EQ(r.settings->server.user, "1000");
-  EXPECT_EQ(r.settings->detection.defer_action, "450");
+  EXPECT_EQ(r.settings->detection.defer_action.verb, protocol::action_verb::smtp_code);
+  EXPECT_EQ(r.settings->detection.defer_action.code, "450");
 }
 
 TEST(Overrides, UnknownKey) {
@@ -522,6 +643,8 @@ TEST(Enums, ToStringIsTheConfigSpelling) {
   EXPECT_EQ(to_string(log_target::stderr_stream), "stderr");
   EXPECT_EQ(to_string(log_level::error), "error");
   EXPECT_EQ(to_string(detection_mode::enforce), "enforce");
+  EXPECT_EQ(to_string(decision::eom_hook::auto_detect), "auto");
+  EXPECT_EQ(to_string(decision::eom_hook::absent), "absent");
 }
 
 }  // namespace

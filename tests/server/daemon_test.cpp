@@ -2,12 +2,13 @@
 // over TCP and a unix socket, SIGHUP with a bad and a good settings file, and SIGTERM/SIGINT
 // draining. Every child is started here, killed by PID in teardown, and watched by a watchdog.
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cerrno>
@@ -183,14 +184,20 @@ class RcptguardBinary : public ::testing::Test {
     return nullptr;
   }
 
-  /// The daemon configured by -o options only, as in `rcptguard serve -o ...`.
-  std::unique_ptr<child_process> start_daemon_with_overrides() {
+  /// The daemon configured by -o options only, as in `rcptguard serve -o ...`. The empty
+  /// settings file keeps a /etc/rcptguard/rcptguard.toml on the test machine out of it.
+  std::unique_ptr<child_process> start_daemon_with_overrides(
+      const std::vector<std::string>& more_overrides = {}) {
     write_file(dir_.file("empty.toml"), "");
-    return start_daemon([this](std::uint16_t port) {
-      return std::vector<std::string>{"-c", dir_.file("empty.toml"),
-                                      "-o", "server.listen=" + listen_value(port),
-                                      "-o", "store.path=" + dir_.file("db"),
-                                      "-o", "log.level=debug"};
+    return start_daemon([this, more_overrides](std::uint16_t port) {
+      std::vector<std::string> args{
+          "-c", dir_.file("empty.toml"),         "-o", "server.listen=" + listen_value(port),
+          "-o", "store.path=" + dir_.file("db"), "-o", "log.level=debug"};
+      for (const auto& o : more_overrides) {
+        args.push_back("-o");
+        args.push_back(o);
+      }
+      return args;
     });
   }
 
@@ -204,9 +211,10 @@ class RcptguardBinary : public ::testing::Test {
   }
 
   /// The daemon configured by a file it re-reads on SIGHUP.
-  std::unique_ptr<child_process> start_daemon_with_file(std::string_view log_level) {
-    return start_daemon([this, log_level](std::uint16_t port) {
-      write_file(config_path(), config_text(port, log_level));
+  std::unique_ptr<child_process> start_daemon_with_file(std::string_view log_level,
+                                                        std::string_view extra_server_lines = "") {
+    return start_daemon([this, log_level, extra_server_lines](std::uint16_t port) {
+      write_file(config_path(), config_text(port, log_level, extra_server_lines));
       return std::vector<std::string>{"-c", config_path()};
     });
   }
@@ -234,10 +242,10 @@ TEST_F(RcptguardBinary, CheckConfigRejectsABrokenFileNamingTheKey) {
     const char* text;
     const char* key;
   };
-  for (const broken& b : {broken{"[server]\nlisen = [\"inet:127.0.0.1:10041\"]\n", "server.lisen"},
-                          broken{"[server]\nmax_connections = 0\n", "server.max_connections"},
-                          broken{"[log]\nlevel = \"loud\"\n", "log.level"},
-                          broken{"[server\n", "rcptguard.toml"}}) {
+  for (const broken& b :
+       {broken{"[server]\nlisen = [\"inet:127.0.0.1:10041\"]\n", "server.lisen"},
+        broken{"[server]\nmax_connections = 0\n", "server.max_connections"},
+        broken{"[log]\nlevel = \"loud\"\n", "log.level"}, broken{"[server\n", "rcptguard.toml"}}) {
     SCOPED_TRACE(b.text);
     write_file(config_path(), b.text);
     const command_result r = run({"check-config", "-c", config_path()});
@@ -278,6 +286,9 @@ TEST_F(RcptguardBinary, AnswersOverTcpAndUnixSocket) {
       << daemon->err();
   EXPECT_NE(daemon->err().find("LISTEN inet:127.0.0.1:" + std::to_string(port_)),
             std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::lstat(unix_path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660U) << "server.unix_socket_mode defaults to 0660";
   daemon->signal(SIGTERM);
   EXPECT_EQ(daemon->wait_exit(5s), 0) << daemon->err();
   EXPECT_FALSE(std::filesystem::exists(unix_path())) << "the daemon removes its socket";
@@ -286,9 +297,10 @@ TEST_F(RcptguardBinary, AnswersOverTcpAndUnixSocket) {
 TEST_F(RcptguardBinary, RefusesToStartOnAUnixSocketAnotherDaemonServes) {
   auto first = start_daemon_with_overrides();
   ASSERT_TRUE(first);
-  child_process second({"serve", "-c", dir_.file("empty.toml"), "-o",
-                        "server.listen=[\"unix:" + unix_path() + "\"]"},
-                       dir_.file("second.out"), dir_.file("second.err"));
+  child_process second(
+      {"serve", "-c", dir_.file("empty.toml"), "-o", "server.listen=[\"unix:" + unix_path() + "\"]",
+       "-o", "store.path=" + dir_.file("second.db")},
+      dir_.file("second.out"), dir_.file("second.err"));
   EXPECT_EQ(second.wait_exit(5s), 1);
   EXPECT_NE(second.err().find("another process is listening"), std::string::npos) << second.err();
   test_client client = test_client::unix_socket(unix_path());
@@ -337,6 +349,67 @@ TEST_F(RcptguardBinary, SighupWithAValidChangedFileAppliesIt) {
   EXPECT_TRUE(daemon->wait_for_err("recipient=<bob@example.test>"))
       << "log.level=debug should apply to the running daemon:\n"
       << daemon->err();
+}
+
+TEST_F(RcptguardBinary, AllowClientsRefusesOtherTcpPeersAndIsReloadable) {
+  auto daemon = start_daemon_with_file("info", "allow_clients = [\"10.0.0.0/8\"]\n");
+  ASSERT_TRUE(daemon);
+  test_client refused = test_client::tcp(port_);
+  refused.send(rcpt_request());
+  const read_result result = refused.read_until_closed();
+  EXPECT_EQ(result.status, read_status::closed) << describe(result);
+  EXPECT_EQ(result.bytes, "");
+  EXPECT_TRUE(daemon->wait_for_err("CLIENT NOT ALLOWED peer=127.0.0.1:")) << daemon->err();
+  test_client local = test_client::unix_socket(unix_path());
+  EXPECT_EQ(local.ask(rcpt_request()), dunno_reply) << "the allowlist is for TCP only";
+
+  write_file(config_path(), config_text(port_, "info", "allow_clients = [\"127.0.0.1\"]\n"));
+  daemon->signal(SIGHUP);
+  ASSERT_TRUE(daemon->wait_for_err("RELOADED")) << daemon->err();
+  test_client allowed = test_client::tcp(port_);
+  EXPECT_EQ(allowed.ask(rcpt_request()), dunno_reply);
+}
+
+TEST_F(RcptguardBinary, MaxConnectionsRefusesTheNextConnectionAndLogsIt) {
+  auto daemon = start_daemon_with_overrides({"server.max_connections=1"});
+  ASSERT_TRUE(daemon);
+  // The readiness probes were sessions too; wait until the daemon has closed them.
+  test_client first;
+  ASSERT_TRUE(eventually([&] {
+    first = test_client::tcp(port_);
+    return first.ask(rcpt_request()) == dunno_reply;
+  }));
+  test_client second = test_client::unix_socket(unix_path());
+  second.send(rcpt_request());
+  const read_result result = second.read_until_closed();
+  EXPECT_EQ(result.status, read_status::closed) << describe(result);
+  EXPECT_EQ(result.bytes, "");
+  EXPECT_TRUE(daemon->wait_for_err("CONNECTION LIMIT open=1 max_connections=1")) << daemon->err();
+  EXPECT_EQ(first.ask(rcpt_request()), dunno_reply);
+}
+
+TEST_F(RcptguardBinary, DropsPrivilegesAfterBinding) {
+  const passwd* pw = ::getpwnam("nobody");
+  if (::geteuid() != 0 || pw == nullptr) GTEST_SKIP() << "needs root and a 'nobody' account";
+  const uid_t nobody = pw->pw_uid;
+  // The store is opened after the drop, so it needs a directory nobody can reach and write.
+  std::filesystem::permissions(dir_.path(), std::filesystem::perms::others_exec,
+                               std::filesystem::perm_options::add);
+  const std::string store_dir = dir_.file("nobody");
+  std::filesystem::create_directory(store_dir);
+  ASSERT_EQ(::chown(store_dir.c_str(), nobody, pw->pw_gid), 0) << std::strerror(errno);
+  // A later -o wins, as with Postfix's -o.
+  auto daemon =
+      start_daemon_with_overrides({"server.user=nobody", "store.path=" + store_dir + "/db"});
+  ASSERT_TRUE(daemon);
+  // Sockets accept from bind on, but requests are served only after the drop.
+  test_client client = test_client::tcp(port_);
+  EXPECT_EQ(client.ask(rcpt_request()), dunno_reply);
+  const std::string status = read_file("/proc/" + std::to_string(daemon->pid()) + "/status");
+  const std::string uid = std::to_string(nobody);
+  EXPECT_NE(status.find("Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid), std::string::npos)
+      << status;
+  EXPECT_EQ(daemon->err().find("running as root"), std::string::npos) << daemon->err();
 }
 
 class SignalTest : public RcptguardBinary, public ::testing::WithParamInterface<int> {};

@@ -18,6 +18,8 @@ void scripted_handler::handle(const protocol::policy_request& request, std::uint
   }
   if (answer.load() == behaviour::echo_recipient) {
     reply.append("WARN ").append(request.recipient).append("\n\n");
+  } else if (const std::size_t padding = reply_padding.load(); padding > 0) {
+    reply.append("DUNNO\nx-padding=").append(padding, 'x').append("\n\n");
   } else {
     reply.append("DUNNO\n\n");
   }

@@ -4,6 +4,9 @@
 // network thread keeps sole ownership of sessions and counters, as in the daemon.
 #pragma once
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
@@ -14,8 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -43,6 +44,9 @@ class scripted_handler final : public server::request_handler {
   std::atomic<int> faults_to_inject{0};
   /// The next this-many connection_closed calls throw after being counted.
   std::atomic<int> close_faults_to_inject{0};
+  /// Nonzero: DUNNO replies carry an extra attribute of this many bytes (Postfix skips unknown
+  /// reply attributes), for replies larger than any socket buffer.
+  std::atomic<std::size_t> reply_padding{0};
 
   void handle(const protocol::policy_request& request, std::uint64_t connection_id,
               std::string& reply) override;

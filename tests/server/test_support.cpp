@@ -39,11 +39,14 @@ bool wait_for(int fd, short events, steady::time_point deadline) {
 
 // A non-blocking connect finished with poll, so a full backlog or a black hole cannot hang the
 // test. Returns the fd, or -1 with errno set.
-int connect_bounded(int domain, const sockaddr* address, socklen_t length) {
+int connect_bounded(int domain, const sockaddr* address, socklen_t length, int receive_buffer = 0) {
   const auto deadline = steady::now() + io_timeout;
   for (;;) {
     const int fd = ::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
+    if (receive_buffer > 0) {
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
     if (::connect(fd, address, length) == 0) return fd;
     const int error = errno;
     if (error == EINPROGRESS) {
@@ -148,16 +151,19 @@ test_client& test_client::operator=(test_client&& other) noexcept {
   return *this;
 }
 
-test_client::~test_client() { close(); }
+test_client::~test_client() {
+  close();
+}
 
-test_client test_client::tcp(std::uint16_t port, const char* address) {
+test_client test_client::tcp(std::uint16_t port, const char* address, int receive_buffer) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);
   if (::inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
     throw std::invalid_argument(std::string("not an IPv4 address: ") + address);
   }
-  const int fd = connect_bounded(AF_INET, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+  const int fd =
+      connect_bounded(AF_INET, reinterpret_cast<const sockaddr*>(&sa), sizeof sa, receive_buffer);
   if (fd < 0) return test_client(-1, errno);
   // Small writes must leave as written: the split-request tests depend on it.
   const int one = 1;
@@ -214,7 +220,8 @@ read_result test_client::read_reply(std::chrono::milliseconds timeout) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return {read_status::error, std::exchange(buffered_, {})};
     }
-    if (!wait_for(fd_, POLLIN, deadline)) return {read_status::timeout, std::exchange(buffered_, {})};
+    if (!wait_for(fd_, POLLIN, deadline))
+      return {read_status::timeout, std::exchange(buffered_, {})};
   }
 }
 
@@ -248,17 +255,6 @@ bool test_client::readable_within(std::chrono::milliseconds wait) {
   if (!buffered_.empty()) return true;
   if (fd_ < 0) return false;
   return wait_for(fd_, POLLIN, steady::now() + wait);
-}
-
-bool test_client::peer_closed_within(std::chrono::milliseconds wait) {
-  if (fd_ < 0) return false;
-  const auto deadline = steady::now() + wait;
-  for (;;) {
-    pollfd p{fd_, POLLRDHUP, 0};
-    const int n = ::poll(&p, 1, remaining_ms(deadline));
-    if (n > 0) return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-    if (n == 0 || errno != EINTR) return false;
-  }
 }
 
 void test_client::shutdown_write() {

@@ -52,7 +52,10 @@ class test_client {
   test_client& operator=(test_client&& other) noexcept;
   ~test_client();
 
-  static test_client tcp(std::uint16_t port, const char* address = "127.0.0.1");
+  /// receive_buffer > 0 fixes SO_RCVBUF before connecting, which also stops the kernel from
+  /// growing the window, so a client that does not read backs up the server quickly.
+  static test_client tcp(std::uint16_t port, const char* address = "127.0.0.1",
+                         int receive_buffer = 0);
   static test_client unix_socket(const std::string& path);
 
   bool connected() const { return fd_ >= 0; }
@@ -70,10 +73,6 @@ class test_client {
   std::string ask(std::string_view request);
   /// True if the peer has closed or sent something within `wait` (the socket became readable).
   bool readable_within(std::chrono::milliseconds wait);
-
-  /// True if the peer closed within `wait`, judged without reading (POLLRDHUP/POLLHUP), so
-  /// replies the server wrote stay unread.
-  bool peer_closed_within(std::chrono::milliseconds wait);
 
   /// Half-closes: no more requests, replies still readable (what `printf ... | nc` does).
   void shutdown_write();
@@ -94,7 +93,8 @@ class test_client {
 std::string describe(const read_result& result);
 
 /// Polls `condition` every few milliseconds until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = io_timeout);
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = io_timeout);
 
 /// Calls on_expiry (from its own thread) unless destroyed within `timeout`. A hang then fails
 /// the test and unblocks it, instead of stalling CI until ctest's own timeout.

@@ -28,6 +28,7 @@ class ReviewTest : public ::testing::Test {
     b.deliveries.push_back(delivery(t0 + 20, "carol@example.test", "x@x.test", false));
     b.verdicts = {verdict(t0 + 300, "bob@example.test"), verdict(t0 + 200, "bob@example.test"),
                   verdict(t0 - 86400, "bob@example.test")};
+    b.verdicts[0].monitor_only = true;
     b.episodes = {episode("bob@example.test", t0 + 200, t0 + 1800, true, 4.5),
                   episode("bob@example.test", t0 - 86400, t0 - 86000, true, 1.5),
                   episode("carol@example.test", t0 + 100, t0 + 100, false, 1.0)};
@@ -69,6 +70,8 @@ TEST_F(ReviewTest, RecipientDetailTellsTheWholeStory) {
   ASSERT_EQ(r.verdicts.size(), 2u);
   EXPECT_EQ(r.verdicts[0].at, t0 + 300);  // newest first
   EXPECT_EQ(r.verdicts[0].level, "defer");
+  EXPECT_TRUE(r.verdicts[0].monitor_only);
+  EXPECT_FALSE(r.verdicts[1].monitor_only);
   ASSERT_EQ(r.verdicts[0].reasons.size(), 2u);
   EXPECT_EQ(r.verdicts[0].reasons[0].name, "volume_10m");
   EXPECT_EQ(r.verdicts[0].reasons[1].detail, "180 senders");
@@ -102,6 +105,23 @@ TEST_F(ReviewTest, ReviewConnectionCannotWrite) {
   SQLite::Database db = open_read_only(path_);
   EXPECT_THROW(db.exec("DELETE FROM verdict"), SQLite::Exception);
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict"), 3);
+}
+
+TEST(ReviewOldFile, RecipientDetailReadsAVersionOneFile) {
+  temp_dir dir;
+  const std::string path = dir.file("v1.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    migrate_to(db, 1);
+    db.exec(
+        "INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source) "
+        "VALUES (1709546400, 'bob@example.test', 's@x.test', '192.0.2.1', 'defer', 3.5, "
+        "'DEFER_IF_PERMIT flood', 'policy')");
+  }
+  SQLite::Database db = open_read_only(path);
+  const recipient_report r = recipient_detail(db, "bob@example.test", at(0));
+  ASSERT_EQ(r.verdicts.size(), 1u);
+  EXPECT_FALSE(r.verdicts[0].monitor_only);
 }
 
 TEST(FormatUtc, RendersIso8601) {

@@ -48,6 +48,30 @@ TEST(Schema, FreshFileMigratesToLatestWithEveryTableAndView) {
   }
 }
 
+TEST(Schema, VersionOneFileMigratesKeepingItsVerdicts) {
+  temp_dir dir;
+  const std::string path = dir.file("rcptguard.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    migrate_to(db, 1);
+    ASSERT_EQ(user_version(db), 1);
+    db.exec(
+        "INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source) "
+        "VALUES (1709546400, 'bob@example.test', 's@x.test', '192.0.2.1', 'defer', 3.5, "
+        "'DEFER_IF_PERMIT flood', 'policy')");
+  }
+  // A review connection reads a file the daemon has not migrated yet.
+  {
+    SQLite::Database ro = open_read_only(path);
+    EXPECT_EQ(user_version(ro), 1);
+  }
+  { SQLite::Database db = open_read_write({.path = path}); }
+  EXPECT_EQ(query_int(path, "PRAGMA user_version"), 2);
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM verdict"), 1);
+  EXPECT_EQ(query_int(path, "SELECT monitor_only FROM v_verdicts"), 0);
+  EXPECT_EQ(query_text(path, "SELECT at_utc FROM v_verdicts"), "2024-03-04T10:00:00Z");
+}
+
 TEST(Schema, ConnectionSettingsAreApplied) {
   temp_dir dir;
   SQLite::Database db =

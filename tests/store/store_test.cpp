@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
+#include <vector>
 
 #include "store_test_util.hpp"
 
@@ -96,6 +99,139 @@ TEST_F(StoreTest, CorrespondentsUpsertFromAcceptedMailOnly) {
   EXPECT_EQ(query_int(path_, "SELECT last_seen FROM correspondent"), t0 + 9000);
   EXPECT_EQ(query_int(path_, "SELECT messages FROM correspondent"), 3);
   EXPECT_EQ(query_text(path_, "SELECT last_seen_utc FROM correspondent"), "2024-03-04T12:30:00Z");
+}
+
+TEST_F(StoreTest, AuthenticatedDeliveryAlsoRecordsTheReversePair) {
+  store s(options_for(path_));
+  decision::outbox b;
+  // Our user alice writes to ext@far.test (twice), so a reply from ext is correspondence.
+  decision::delivery_record out1 = delivery(t0 + 10, "ext@far.test", "alice@example.test", true);
+  out1.authenticated = true;
+  decision::delivery_record out2 = out1;
+  out2.at = at(t0 + 500);
+  // Not accepted: no pair either way.
+  decision::delivery_record failed =
+      delivery(t0 + 20, "nope@far.test", "alice@example.test", false);
+  failed.authenticated = true;
+  // Unauthenticated: one direction only.
+  decision::delivery_record inbound =
+      delivery(t0 + 30, "alice@example.test", "stranger@x.test", true);
+  // To herself: one pair, counted once.
+  decision::delivery_record self =
+      delivery(t0 + 40, "alice@example.test", "alice@example.test", true);
+  self.authenticated = true;
+  b.deliveries = {out1, out2, failed, inbound, self};
+  s.apply(b);
+
+  SQLite::Database db(path_, SQLite::OPEN_READONLY);
+  SQLite::Statement st(db, R"sql(
+    SELECT recipient, sender, first_seen, last_seen, messages FROM correspondent
+     ORDER BY recipient, sender)sql");
+  struct row {
+    std::string recipient, sender;
+    std::int64_t first, last, messages;
+  };
+  std::vector<row> rows;
+  while (st.executeStep()) {
+    rows.push_back({st.getColumn(0).getString(), st.getColumn(1).getString(),
+                    st.getColumn(2).getInt64(), st.getColumn(3).getInt64(),
+                    st.getColumn(4).getInt64()});
+  }
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0].recipient, "alice@example.test");  // the reverse pair
+  EXPECT_EQ(rows[0].sender, "alice@example.test");
+  EXPECT_EQ(rows[0].messages, 1);
+  EXPECT_EQ(rows[1].recipient, "alice@example.test");
+  EXPECT_EQ(rows[1].sender, "ext@far.test");
+  EXPECT_EQ(rows[1].first, t0 + 10);
+  EXPECT_EQ(rows[1].last, t0 + 500);
+  EXPECT_EQ(rows[1].messages, 2);
+  EXPECT_EQ(rows[2].recipient, "alice@example.test");
+  EXPECT_EQ(rows[2].sender, "stranger@x.test");
+  EXPECT_EQ(rows[3].recipient, "ext@far.test");  // the forward pair
+  EXPECT_EQ(rows[3].sender, "alice@example.test");
+  EXPECT_EQ(rows[3].messages, 2);
+
+  // A later batch merges into the reverse pair, and the snapshot hands it to the engine.
+  decision::outbox later;
+  later.deliveries = {out1};
+  later.deliveries[0].at = at(t0 + 900);
+  s.apply(later);
+  EXPECT_EQ(query_int(path_,
+                      "SELECT messages FROM correspondent WHERE recipient = 'alice@example.test' "
+                      "AND sender = 'ext@far.test'"),
+            3);
+  const decision::restore_snapshot snap = s.load_snapshot(at(t0 + 1000));
+  const bool restored =
+      std::any_of(snap.correspondents.begin(), snap.correspondents.end(), [](const auto& p) {
+        return p.recipient == "alice@example.test" && p.sender == "ext@far.test" &&
+               p.last_seen == t0 + 900;
+      });
+  EXPECT_TRUE(restored);
+}
+
+TEST_F(StoreTest, MonitorOnlyVerdictsAreMarked) {
+  store s(options_for(path_));
+  decision::outbox b;
+  decision::verdict_record monitored = verdict(t0 + 1, "bob@example.test");
+  monitored.monitor_only = true;
+  monitored.action_text = "WARN rcptguard: flood (monitor)";
+  b.verdicts = {monitored, verdict(t0 + 2, "bob@example.test")};
+  s.apply(b);
+
+  SQLite::Database db(path_, SQLite::OPEN_READONLY);
+  SQLite::Statement st(db, "SELECT level, monitor_only, action_text FROM v_verdicts ORDER BY at");
+  ASSERT_TRUE(st.executeStep());
+  EXPECT_EQ(st.getColumn(0).getString(), "defer");
+  EXPECT_EQ(st.getColumn(1).getInt(), 1);
+  EXPECT_EQ(st.getColumn(2).getString(), "WARN rcptguard: flood (monitor)");
+  ASSERT_TRUE(st.executeStep());
+  EXPECT_EQ(st.getColumn(1).getInt(), 0);
+  EXPECT_FALSE(st.executeStep());
+}
+
+TEST_F(StoreTest, LoadHistoriesOnAReadOnlyConnectionWhileTheWriterHoldsTheFile) {
+  store s(options_for(path_));
+  decision::outbox b;
+  b.deliveries = {delivery(t0 - 168 * 3600, "bob@example.test", "a@x.test", true),  // too old
+                  delivery(t0 - 167 * 3600, "bob@example.test", "b@x.test", true),
+                  delivery(t0 + 5, "bob@example.test", "c@x.test", true),
+                  delivery(t0 + 6, "bob@example.test", "d@x.test", false),
+                  delivery(t0 + 7, "alice@example.test", "c@x.test", true)};
+  s.apply(b);
+
+  // Another writer connection holds the write lock with an uncommitted row, as the store
+  // thread does in the middle of a batch.
+  SQLite::Database writer = open_read_write({.path = path_});
+  writer.exec("BEGIN IMMEDIATE");
+  writer.exec(
+      "INSERT INTO recipient_hourly (recipient, hour_start, accepted, attempted) "
+      "VALUES ('uncommitted@example.test', " +
+      std::to_string(t0) + ", 1, 1)");
+
+  SQLite::Database reader = open_read_only(path_, std::chrono::milliseconds{0});
+  const auto started = std::chrono::steady_clock::now();
+  const std::vector<decision::recipient_history> h = load_histories(reader, at(t0 + 30), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds{1});  // no waiting
+  ASSERT_EQ(h.size(), 2u);  // the uncommitted row is not seen
+  EXPECT_EQ(h[0].recipient, "alice@example.test");
+  ASSERT_EQ(h[0].hours.size(), 1u);
+  EXPECT_EQ(h[1].recipient, "bob@example.test");
+  ASSERT_EQ(h[1].hours.size(), 2u);
+  EXPECT_EQ(h[1].hours[0].hour_start, t0 - 167 * 3600);
+  EXPECT_EQ(h[1].hours[1].hour_start, t0);
+  EXPECT_EQ(h[1].hours[1].accepted, 1u);
+  EXPECT_EQ(h[1].hours[1].attempted, 2u);
+  EXPECT_EQ(h[1].hours[1].distinct_senders, 2u);
+
+  writer.exec("COMMIT");
+  EXPECT_EQ(load_histories(reader, at(t0 + 30), 1).size(), 3u);  // a fresh read sees it
+  EXPECT_TRUE(load_histories(reader, at(t0 + 30), 0).empty());
+
+  // The same function feeds the start-up snapshot.
+  const decision::restore_snapshot snap = s.load_snapshot(at(t0 + 30));
+  ASSERT_EQ(snap.histories.size(), 3u);
+  EXPECT_EQ(snap.histories[2].recipient, "uncommitted@example.test");
 }
 
 TEST_F(StoreTest, VerdictsAreStoredWithReasonsAndReadableInTheView) {
