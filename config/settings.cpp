@@ -398,19 +398,25 @@ std::vector<setting> make_table() {
       integer(RG_DETECTION(ipv6_prefix), from_struct, 0, 128, reload,
               "IPv6 clients are counted per network of this prefix length; a /64 is usually one "
               "host or customer, who may rotate addresses within it freely."),
-      integer(RG_DETECTION(max_tracked_recipients), from_struct, 1000, 100 * million, reload,
+      integer(RG_DETECTION(max_tracked_recipients), from_struct, 1000, 100 * million, restart,
               "Recipients counted in memory (about 230 bytes each); beyond this the coldest is "
               "forgotten first."),
-      integer(RG_DETECTION(pair_slots), from_struct, 1024, 256 * million, reload,
+      integer(RG_DETECTION(pair_slots), from_struct, 1024, 256 * million, restart,
               "Sender and client pairs remembered for counting distinct senders and clients "
               "(16 bytes each; rounded up to a power of two)."),
-      integer(RG_DETECTION(correspondent_slots), from_struct, 1024, 256 * million, reload,
+      integer(RG_DETECTION(correspondent_slots), from_struct, 1024, 256 * million, restart,
               "Known correspondents kept in memory (16 bytes each; rounded up to a power of "
               "two); the store keeps the rest."),
-      integer(RG_DETECTION(max_open_transactions), from_struct, 16, million, reload,
+      integer(RG_DETECTION(client_session_slots), from_struct, 1024, 256 * million, restart,
+              "Client address+port sessions remembered for counting connections per client "
+              "(16 bytes each; rounded up to a power of two)."),
+      integer(RG_DETECTION(client_connection_slots), from_struct, 1024, 256 * million, restart,
+              "Clients whose connections are counted per window (16 bytes each; rounded up to a "
+              "power of two); the least recently seen is forgotten first."),
+      integer(RG_DETECTION(max_open_transactions), from_struct, 16, million, restart,
               "SMTP transactions followed at once; smtpd has one open per process, so thousands "
               "is already huge."),
-      integer(RG_DETECTION(max_recipients_per_transaction), from_struct, 1, 100'000, reload,
+      integer(RG_DETECTION(max_recipients_per_transaction), from_struct, 1, 100'000, restart,
               "RCPTs of one transaction that are de-duplicated; more are counted but not "
               "de-duplicated. Postfix's smtpd_recipient_limit defaults to 1000."),
       duration(RG_DETECTION(transaction_timeout), from_struct, 1min, day, reload,
@@ -509,6 +515,14 @@ std::vector<setting> make_table() {
               "Messages needed before single_client_share means anything."),
       real(RG_LIMIT(single_client_weight), from_struct, 0.0, 10.0, reload,
            "Score added by single-source hammering; 0 turns the signal off."),
+      integer(RG_LIMIT(connection_rate_min_connections), from_struct, 1, million, reload,
+              "Connections in 10 minutes from one client for one recipient before "
+              "connection_rate_share means anything."),
+      real(RG_LIMIT(connection_rate_share), from_struct, 0.01, 1.0, reload,
+           "A client whose connections target one recipient at this share is hammering it."),
+      real(RG_LIMIT(connection_rate_weight), from_struct, 0.0, 10.0, reload,
+           "Score added by the connection-rate signal; low because big senders also open one "
+           "connection per message. 0 turns the signal off."),
       real(RG_LIMIT(concentration_share), from_struct, 0.01, 1.0, reload,
            "A recipient receiving this share of all inbound RCPTs in 10 minutes is a target."),
       integer(RG_LIMIT(concentration_min_total), from_struct, 1, 1000 * million, reload,

@@ -167,6 +167,11 @@ class daemon {
         log_->warn("RELOAD {} changed: takes effect after a restart", change.key);
       }
     }
+    const decision::reconfigure_result engine_change =
+        engine_.reconfigure(config_.detection, wall_clock_now());
+    for (const auto& entry : engine_change.invalid_allow_clients) {
+      log_->warn("RELOAD detection.allow_clients entry '{}' never matches", entry);
+    }
     context_.settings = session_settings_from(config_);
     allowlist_ = parse_allowlist(config_.server.allow_clients);
     if (listeners_ != nullptr) listeners_->set_max_connections(config_.server.max_connections);
