@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "server/daemon.hpp"
+#include "server/review_command.hpp"
 
 namespace {
 
@@ -30,6 +31,7 @@ constexpr const char* usage_text =
     "commands:\n"
     "  serve          run the policy daemon in the foreground (SIGTERM stops, SIGHUP reloads)\n"
     "  check-config   load and validate the configuration; exit 0 if valid, 1 if not\n"
+    "  review         alerts, one recipient's story, top recipients (database, read-only)\n"
     "  version        print the version\n"
     "\n"
     "Run 'rcptguard COMMAND --help' for the options of a command.\n"
@@ -121,6 +123,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "serve") return command_serve(sub_argc, sub_argv);
     if (command == "check-config") return command_check_config(sub_argc, sub_argv);
+    if (command == "review") return rcptguard::server::command_review(sub_argc, sub_argv);
     if (command == "version" || command == "--version") {
       fmt::print("rcptguard {}\n", RCPTGUARD_VERSION);
       return exit_ok;
