@@ -13,6 +13,7 @@ build_packages=(
   libtomlplusplus-dev   # settings file
   libssl-dev            # SHA-256 of attachments
   libgmime-3.0-dev      # MIME parsing in the spool scanner
+  zlib1g-dev            # gzip-compressed rotated mail logs (ingest)
 )
 test_packages=(libgtest-dev libgmock-dev)
 

@@ -14,6 +14,8 @@ struct limits {
   std::size_t max_attributes = 128;
   /// Bytes of one whole request including the closing empty line.
   std::size_t max_request = 65536;
+
+  bool operator==(const limits&) const = default;
 };
 
 /// Upper bound of the text we put after an action verb: an SMTP reply line is 512 bytes

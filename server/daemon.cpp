@@ -110,7 +110,7 @@ class daemon {
     listeners_ = nullptr;
     persistence_.stop(engine_);
     log_summary("FINAL");
-    log_->info("STOPPED after draining {} connection(s)", stats_.connections_accepted);
+    log_->info("STOPPED after serving {} connection(s)", stats_.connections_accepted);
     log_->flush();
     return 0;
   }

@@ -106,6 +106,10 @@ class session : public session_base, public std::enable_shared_from_this<session
 
   // Parses what is buffered; replies to a complete request or reads more.
   void process() {
+    // A reload reaches live connections between requests; Postfix keeps them for up to 1000 s.
+    if (!parser_.in_request() && !(parser_.bounds() == context_.settings.limits)) {
+      parser_ = protocol::request_parser(context_.settings.limits);
+    }
     const protocol::parse_result result = parser_.feed(pending_, request_);
     pending_.remove_prefix(result.consumed);
     switch (result.status) {
@@ -242,7 +246,15 @@ class session : public session_base, public std::enable_shared_from_this<session
     timer_.cancel();
     socket_.shutdown(Socket::shutdown_both, ignored);
     socket_.close(ignored);
-    context_.handler->connection_closed(id_);
+    // The session boundary: a fault here must neither end the daemon nor skip on_close_.
+    try {
+      context_.handler->connection_closed(id_);
+    } catch (const std::exception& e) {
+      context_.log->error("INTERNAL ERROR conn={} peer={} at close: {}", id_, peer_,
+                          sanitize_for_log(e.what(), 200));
+    } catch (...) {
+      context_.log->error("INTERNAL ERROR conn={} peer={} at close: unknown exception", id_, peer_);
+    }
     on_close_(this);
   }
 

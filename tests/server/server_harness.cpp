@@ -7,8 +7,8 @@
 
 namespace rcptguard::server_test {
 
-void scripted_handler::handle(const protocol::policy_request& request, std::uint64_t,
-                              std::string& reply) {
+void scripted_handler::handle(const protocol::policy_request& request,
+                              std::uint64_t /*connection_id*/, std::string& reply) {
   ++handled_;
   // Append something first, so the test also shows a half-written reply is discarded.
   reply.append("action=");
