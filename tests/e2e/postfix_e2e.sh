@@ -495,6 +495,24 @@ phase_flood() {
   say "enforce mode: $ALICE still gets mail"
   stop_rcptguard
   check_rcptguard_log_clean
+  check_verdicts_stored "$TMP/rcptguard/flood-monitor.db" 1
+  check_verdicts_stored "$TMP/rcptguard/flood-enforce.db" 0
+}
+
+# The verdicts behind what Postfix saw are in the database, with their reasons, and the flood is
+# one alert episode. monitor_only says whether the DEFERs were only WARNs on the wire.
+check_verdicts_stored() { # database expected_monitor_only
+  local db=$1 monitor=$2 verdicts reasons episodes
+  verdicts=$(timeout 10 sqlite3 "$db" \
+    "SELECT count(*) FROM verdict WHERE recipient = '$BOB' AND monitor_only = $monitor") ||
+    fail "cannot read $db"
+  reasons=$(timeout 10 sqlite3 "$db" \
+    "SELECT count(*) FROM v_verdicts WHERE recipient = '$BOB' AND reasons LIKE '%volume%'")
+  episodes=$(timeout 10 sqlite3 "$db" "SELECT count(*) FROM v_alerts WHERE recipient = '$BOB'")
+  [[ $verdicts -ge 1 ]] || fail "$db: no verdict for $BOB with monitor_only=$monitor"
+  [[ $reasons -ge 1 ]] || fail "$db: no verdict for $BOB names a volume reason"
+  [[ $episodes -eq 1 ]] || fail "$db: $episodes alert episodes for $BOB, expected 1"
+  say "$(basename "$db"): $verdicts verdicts for $BOB, 1 alert episode"
 }
 
 # ---------------------------------------------------------------------------------------------
