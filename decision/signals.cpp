@@ -72,6 +72,13 @@ bool sender_diverse(const observation& seen, const thresholds& limits) {
 
 void append_number(std::string& out, double value) {
   char buf[32];
+  // A quiet mailbox's per-minute baseline is a small fraction; "baseline 0" would read as "never
+  // gets mail", so tiny values keep two significant digits.
+  if (value > 0.0 && value < 0.05) {
+    const auto tiny = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general, 2);
+    out.append(buf, tiny.ptr);
+    return;
+  }
   const double shown = value < 10.0 ? std::round(value * 10.0) / 10.0 : std::round(value);
   const auto result =
       (shown == std::floor(shown))
