@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include "tests/server/test_support.hpp"
 
 extern char** environ;
@@ -464,6 +466,99 @@ TEST_P(SignalTest, AnswersTheRequestInFlightBeforeExiting) {
   EXPECT_EQ(after.bytes, "");
   EXPECT_EQ(daemon->wait_exit(5s), 0) << daemon->err();
   EXPECT_NE(daemon->err().find("recipient=<late@example.test>"), std::string::npos);
+}
+
+// ---- Detection and persistence through the daemon ------------------------------------------
+
+/// One message to `recipient` from a sender and client of its own: RCPT, then END-OF-MESSAGE.
+std::string flood_message(std::string_view recipient, int n) {
+  const std::string attrs = "protocol_state={}\nrecipient=" + std::string(recipient) +
+                            "\nsender=s" + std::to_string(n) + "@bulk" + std::to_string(n) +
+                            ".example\nclient_address=192.0.2." + std::to_string(n % 250) +
+                            "\ninstance=flood." + std::to_string(n) + "\n";
+  const auto at = [&](std::string_view state, std::string_view extra) {
+    std::string a = attrs;
+    a.replace(a.find("{}"), 2, state);
+    return minimal_request(a + std::string(extra));
+  };
+  return at("RCPT", "") + at("END-OF-MESSAGE", "recipient_count=1\nsize=900\n");
+}
+
+/// Sends `count` messages to `recipient` and returns the RCPT replies.
+std::vector<std::string> flood(test_client& client, std::string_view recipient, int first,
+                               int count) {
+  std::vector<std::string> replies;
+  for (int n = first; n < first + count; ++n) {
+    const std::string both = flood_message(recipient, n);
+    const std::size_t split = both.find("\n\n") + 2;
+    replies.push_back(client.ask(both.substr(0, split)));
+    client.ask(both.substr(split));
+  }
+  return replies;
+}
+
+std::size_t count_rows(const std::string& db_path, const std::string& sql) {
+  SQLite::Database db(db_path, SQLite::OPEN_READONLY);
+  return static_cast<std::size_t>(db.execAndGet(sql).getInt64());
+}
+
+TEST_F(RcptguardBinary, AFloodIsStillFlaggedAfterARestart) {
+  auto daemon = start_daemon_with_overrides();
+  ASSERT_TRUE(daemon);
+  {
+    test_client client = test_client::tcp(port_);
+    const auto replies = flood(client, "bob@example.test", 0, 30);
+    EXPECT_EQ(replies.front(), dunno_reply);
+    EXPECT_EQ(replies.back().rfind("action=WARN rcptguard: bob@example.test ", 0), 0U)
+        << replies.back();
+  }
+  daemon->signal(SIGTERM);
+  ASSERT_EQ(daemon->wait_exit(5s), 0) << daemon->err();
+  EXPECT_GE(count_rows(dir_.file("db"), "SELECT count(*) FROM verdict"), 1U);
+
+  // Same database, new process: the windows and the open episode come back from SQLite, so the
+  // very next message of the flood is flagged again instead of starting from zero.
+  daemon = start_daemon_with_overrides();
+  ASSERT_TRUE(daemon);
+  EXPECT_TRUE(daemon->wait_for_err("1 open episodes")) << daemon->err();
+  test_client client = test_client::tcp(port_);
+  const auto replies = flood(client, "bob@example.test", 30, 1);
+  EXPECT_EQ(replies.front().rfind("action=WARN rcptguard: bob@example.test ", 0), 0U)
+      << replies.front();
+  EXPECT_EQ(client.ask(rcpt_request("carol@example.test")), dunno_reply);
+  daemon->signal(SIGTERM);
+  EXPECT_EQ(daemon->wait_exit(5s), 0) << daemon->err();
+}
+
+TEST_F(RcptguardBinary, KeepsAnsweringWhileTheDatabaseIsLockedAndLosesNothing) {
+  auto daemon = start_daemon_with_overrides({"store.flush_interval=50ms"});
+  ASSERT_TRUE(daemon);
+  test_client client = test_client::tcp(port_);
+  flood(client, "warmup@example.test", 0, 1);
+  ASSERT_TRUE(eventually([&] {
+    return count_rows(dir_.file("db"), "SELECT count(*) FROM recipient_minute") >= 1;
+  }));
+
+  auto locker = std::make_unique<SQLite::Database>(dir_.file("db"), SQLite::OPEN_READWRITE);
+  locker->exec("BEGIN EXCLUSIVE");
+  const auto started = std::chrono::steady_clock::now();
+  const auto replies = flood(client, "bob@example.test", 0, 30);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(replies.back().rfind("action=WARN ", 0), 0U) << replies.back();
+  EXPECT_LT(took, 2s) << "replies waited on the locked database";
+  EXPECT_TRUE(daemon->wait_for_err("STORE ")) << daemon->err();
+  locker->exec("COMMIT");
+  locker.reset();
+
+  daemon->signal(SIGTERM);
+  ASSERT_EQ(daemon->wait_exit(10s), 0) << daemon->err();
+  EXPECT_EQ(count_rows(dir_.file("db"), "SELECT coalesce(sum(accepted), 0) FROM recipient_hourly "
+                                        "WHERE recipient = 'bob@example.test'"),
+            30U)
+      << daemon->err();
+  EXPECT_GE(count_rows(dir_.file("db"), "SELECT count(*) FROM verdict "
+                                        "WHERE recipient = 'bob@example.test'"),
+            1U);
 }
 
 }  // namespace
