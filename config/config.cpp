@@ -86,6 +86,8 @@ std::string_view expected_type(value_type type) {
       return "a string";
     case value_type::text_list:
       return "an array of strings";
+    case value_type::boolean:
+      return "true or false";
     case value_type::file_mode:
       break;
   }
@@ -139,8 +141,8 @@ std::optional<toml::table> parse_value(std::string_view text) {
 toml::table override_value(const setting& s, std::string_view raw) {
   toml::table holder = parse_value(raw).value_or(toml::table{});
   const toml::node* parsed = holder.get("v");
-  const bool wants_text =
-      s.type != value_type::integer && s.type != value_type::real && s.type != value_type::duration;
+  const bool wants_text = s.type != value_type::integer && s.type != value_type::real &&
+                          s.type != value_type::duration && s.type != value_type::boolean;
   if (parsed == nullptr || (wants_text && !parsed->is_string() && !parsed->is_array())) {
     holder.insert_or_assign("v", std::string{raw});
   }
@@ -285,6 +287,12 @@ class loader {
       add(origin("limits.max_line", "limits.max_request") + ": limits.max_line (" +
           std::to_string(config_.limits.max_line) + ") must not exceed limits.max_request (" +
           std::to_string(config_.limits.max_request) + ")");
+    }
+    // The scan state keeps `retention` of records; a longer window would count nothing more.
+    if (config_.spool.window > config_.spool.retention) {
+      add(origin("spool.window", "spool.retention") + ": spool.window (" +
+          format_duration(config_.spool.window) + ") must not exceed spool.retention (" +
+          format_duration(config_.spool.retention) + ")");
     }
   }
 
@@ -461,6 +469,12 @@ class loader {
                       join(s.choices, ", "));
         }
         return settings::value{static_cast<std::int64_t>(match - s.choices.begin())};
+      }
+      case value_type::boolean: {
+        // Only TOML's own true and false: "yes", 1 or "on" would each need a rule of their own.
+        const auto* flag = node.as_boolean();
+        if (flag == nullptr) return wrong_type();
+        return settings::value{std::int64_t{flag->get() ? 1 : 0}};
       }
       case value_type::file_mode: {
         if (text == nullptr) return wrong_type();
@@ -759,6 +773,7 @@ std::string facts(const setting& s) {
       break;
     case value_type::text:
     case value_type::text_list:
+    case value_type::boolean:
       break;
   }
   out += s.when == settings::applies::on_reload ? "; applied on reload" : "; applied on restart";

@@ -92,11 +92,31 @@ struct store_settings {
   std::chrono::milliseconds prune_interval{};
 };
 
+/// The spool scanner run by the daemon; server/spool_scheduler.hpp turns it into
+/// scanner::scan_options, whose field comments give the reasons for the defaults.
+struct spool_settings {
+  bool enabled{};
+  std::chrono::milliseconds interval{};
+  std::vector<std::string> roots;    ///< absolute directories
+  std::vector<std::string> domains;  ///< local domains: mailbox bob -> bob@domain
+  std::vector<std::string> map;      ///< "user=address" or "/path=address"
+  std::uint32_t min_repeats{};
+  std::chrono::seconds window{};
+  std::chrono::seconds retention{};
+  bool check_owner{};
+  std::uint64_t max_message_bytes{};
+  std::size_t max_header_bytes{};
+  unsigned max_mime_depth{};
+  unsigned max_mime_parts{};
+  std::chrono::milliseconds max_time_per_file{};
+};
+
 struct config {
   server_settings server;
   protocol::limits limits;
   log_settings log;
   store_settings store;
+  spool_settings spool;
   /// Everything the decision engine reads, including [[detection.class]] and
   /// [[detection.override]] with every unspecified key filled from [detection.thresholds].
   decision::settings detection;

@@ -227,6 +227,22 @@ setting choice(bound_field f, std::string_view default_value,
           f.limits};
 }
 
+setting boolean(bound_field f, std::string_view default_value, applies when, std::string_view doc) {
+  return {f.key,
+          value_type::boolean,
+          std::string{default_value},
+          0,
+          1,
+          0,
+          0,
+          {},
+          nullptr,
+          when,
+          doc,
+          f.field,
+          f.limits};
+}
+
 setting file_mode(bound_field f, std::string_view default_value, applies when,
                   std::string_view doc) {
   return {f.key,
@@ -290,6 +306,49 @@ std::string check_delimiters(std::string_view text) {
   return {};
 }
 
+// Spool paths come from the administrator; control characters would only garble the log lines
+// that quote them.
+std::string check_absolute_path(std::string_view text) {
+  if (text.empty() || text.front() != '/') return "expected an absolute path";
+  if (std::any_of(text.begin(), text.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+      })) {
+    return "control characters in a path";
+  }
+  return {};
+}
+
+std::string check_domain(std::string_view text) {
+  if (text.empty() || text.front() == '.' || text.back() == '.' ||
+      text.find('@') != std::string_view::npos ||
+      std::any_of(text.begin(), text.end(), is_control_or_space)) {
+    return "expected a domain such as \"example.test\", without '@'";
+  }
+  return {};
+}
+
+// The rule of scanner::parse_mapping() (the last '=' splits), which rg_config cannot call: the
+// scanner library is not one of its dependencies.
+std::string check_mapping(std::string_view text) {
+  const std::size_t eq = text.rfind('=');
+  const std::string_view why =
+      R"(expected "user=address" or "/path/to/mailbox=address", e.g. "bob=bob@example.test")";
+  if (eq == std::string_view::npos || eq == 0) return std::string{why};
+  const std::string_view key = text.substr(0, eq);
+  const std::string_view address = text.substr(eq + 1);
+  if (address.find('@') == std::string_view::npos ||
+      std::any_of(address.begin(), address.end(), is_control_or_space)) {
+    return std::string{why} + "; the address needs an '@'";
+  }
+  if (key.front() == '/') return check_absolute_path(key);
+  if (key.find('/') != std::string_view::npos ||
+      std::any_of(key.begin(), key.end(), is_control_or_space)) {
+    return std::string{why} + "; a user name has no '/' or spaces";
+  }
+  return {};
+}
+
 constexpr auto restart = applies::on_restart;
 constexpr auto reload = applies::on_reload;
 constexpr std::int64_t mebibyte = std::int64_t{1024} * 1024;
@@ -301,6 +360,11 @@ constexpr std::array section_table{
     section{"limits", "Bounds on what one policy client may send, checked before buffering it."},
     section{"log", "Where log lines go and how much is written."},
     section{"store", "The SQLite database of counters and events, written on its own thread."},
+    section{"spool",
+            "The spool scanner: a thread of the daemon that reads delivered mailboxes for the "
+            "same attachment stored again and again, which the decision engine counts as "
+            "evidence of a flood (detection.thresholds.evidence_*). It only ever reads "
+            "mailboxes, and stores what it found in the database of [store]."},
     section{"detection",
             "How recipients are counted and what is done with a verdict. Every detection "
             "setting is applied on reload."},
@@ -380,6 +444,60 @@ std::vector<setting> make_table() {
               "detection.baseline.weeks."),
       duration(RG_FIELD(store, prune_interval), R"("1h")", 1min, day, restart,
                "How often rows older than retention are deleted, in small chunks."),
+
+      boolean(RG_FIELD(spool, enabled), "false", restart,
+              "Scan the mail spool from the daemon. Off by default: the daemon's user "
+              "(server.user) then needs read access to every mailbox, which a site grants "
+              "deliberately."),
+      duration(RG_FIELD(spool, interval), R"("5m")", 10s, day, reload,
+               "Time from the end of one scan to the start of the next. A scan reads only what "
+               "was delivered since the last, so a short interval costs little."),
+      text_list(RG_FIELD(spool, roots), R"(["/var/mail", "/var/spool/mail"])", check_absolute_path,
+                reload,
+                "Spool directories: each file is an mbox named after its user (local(8) "
+                "mail_spool_directory), each subdirectory with new/ or cur/ a Maildir, so a "
+                "virtual mailbox tree such as /var/vmail/example.test is a root as well. Missing "
+                "roots are skipped, and one reached twice through a symlink is read once. Read "
+                "afresh every scan, so a reload applies to the next one."),
+      text_list(RG_FIELD(spool, domains), "[]", check_domain, reload,
+                "Local domains: mailbox bob stands for bob@ each of them. Empty: only mailboxes "
+                "named in map give evidence the engine can use, since a bare user name is not "
+                "an address Postfix asks about."),
+      text_list(RG_FIELD(spool, map), "[]", check_mapping, reload,
+                "\"user=address\" or \"/path/to/mailbox=address\" for virtual mailboxes, "
+                "aliases and Maildirs outside the roots (\"/home/bob/Maildir=bob@example.test\"); "
+                "an entry replaces the domains rule for its mailbox. A path is scanned even "
+                "outside the roots."),
+      integer(RG_FIELD(spool, min_repeats), "3", 2, million, reload,
+              "Copies of one attachment (by SHA-256 of the decoded content) that the scanner "
+              "reports; detection.thresholds.evidence_min_repeats decides what the engine makes "
+              "of them."),
+      duration(RG_FIELD(spool, window), R"("1h")", 1min, 30 * day, reload,
+               "Copies count when stored this long before the scan at most: a flood arrives "
+               "within the hour, a mailbox's years of newsletters do not count. At most "
+               "retention."),
+      duration(RG_FIELD(spool, retention), R"("24h")", 1h, 30 * day, reload,
+               "Spool messages, attachments and evidence stored longer ago than this are deleted "
+               "from the database and from the scanner's memory."),
+      boolean(RG_FIELD(spool, check_owner), "true", reload,
+              "Refuse a mailbox not owned by the local user it is named after (when that user "
+              "exists), so a planted file cannot speak for someone else's mailbox."),
+      integer(RG_FIELD(spool, max_message_bytes), "67108864", 64 * 1024, 1024 * mebibyte, reload,
+              "Largest message parsed, in bytes; a larger one is skipped, and reading goes on "
+              "after it. Postfix's message_size_limit default is 10 MB; 64 MiB leaves room for "
+              "sites that raised it."),
+      integer(RG_FIELD(spool, max_header_bytes), "102400", 1024, 16 * mebibyte, reload,
+              "Largest top-level header block of a message, in bytes; Postfix's "
+              "header_size_limit default."),
+      integer(RG_FIELD(spool, max_mime_depth), "64", 1, 1000, reload,
+              "MIME nesting (multipart and message/rfc822 levels) followed before a message is "
+              "skipped; bounds the parser's stack."),
+      integer(RG_FIELD(spool, max_mime_parts), "1000", 1, 100'000, reload,
+              "MIME parts of one message before it is skipped; each part costs a hash and a "
+              "record, and a real message has a handful."),
+      duration(RG_FIELD(spool, max_time_per_file), R"("10s")", 100ms, 10min, reload,
+               "Time spent on one mailbox per scan; the rest is read by the next scan, so one "
+               "huge mailbox cannot hold up the others."),
 
       choice(RG_DETECTION(mode), from_struct, detection_mode_names, reload,
              "\"monitor\" answers WARN (Postfix logs it and accepts the mail) wherever enforce "
@@ -712,6 +830,8 @@ std::string format_value(const setting& s, const value& v) {
     }
     case value_type::choice:
       return quoted(s.choices[static_cast<std::size_t>(std::get<std::int64_t>(v))]);
+    case value_type::boolean:
+      return std::get<std::int64_t>(v) != 0 ? "true" : "false";
     case value_type::file_mode:
       break;
   }

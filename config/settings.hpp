@@ -24,13 +24,15 @@ enum class value_type : std::uint8_t {
   text_list,  ///< array of TOML strings, each optionally checked
   choice,     ///< one of `choices`; stored as the matching enumerator
   file_mode,  ///< octal digits as a TOML string ("0660") within [min, max]
+  boolean,    ///< TOML true or false; stored as int64 0 or 1
 };
 
 /// Whether a running daemon picks up a new value on reload or only on restart.
 enum class applies : std::uint8_t { on_reload, on_restart };
 
-/// A checked value on its way into `config`: integer, file_mode and choice (the index into
-/// `choices`) use int64, real double, duration milliseconds, text string, text_list a vector.
+/// A checked value on its way into `config`: integer, file_mode, boolean (0 or 1) and choice
+/// (the index into `choices`) use int64, real double, duration milliseconds, text string,
+/// text_list a vector.
 using value = std::variant<std::int64_t, double, std::chrono::milliseconds, std::string,
                            std::vector<std::string>>;
 

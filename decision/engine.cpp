@@ -419,6 +419,7 @@ void engine::record_delivery(std::string_view recipient, std::string_view sender
   record.size = size;
   record.accepted = accepted;
   record.authenticated = authenticated;
+  record.source = source_;
   outbox_.deliveries.push_back(std::move(record));
 }
 
@@ -560,6 +561,7 @@ verdict_level engine::judge(recipient_state& state, std::string_view recipient,
     level = level_for(judged.score, limits);
     if (level == verdict_level::dunno) return level;
     found = episodes_.emplace(state.key_hash, open_episode(recipient, level, now)).first;
+    found->second.source = source_;
     state.set(recipient_state::flagged, true);
   } else {
     level = hold(found->second, judged.score, limits, now);
@@ -641,6 +643,7 @@ verdict engine::respond(verdict_level level, bool monitor_only, const observatio
   record.action_text = rendered_action(answer.action);
   record.reasons = answer.reasons;
   record.monitor_only = monitor_only;
+  record.source = source_;
   outbox_.verdicts.push_back(std::move(record));
   return answer;
 }

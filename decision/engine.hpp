@@ -165,6 +165,10 @@ class engine {
   /// Records produced since the caller last cleared it.
   outbox& pending() { return outbox_; }
 
+  /// Which source the following calls record (deliveries, verdicts, episodes they open):
+  /// event_source::log while the log feed drives the engine, policy otherwise.
+  void set_source(event_source source) { source_ = source; }
+
   engine_stats stats() const;
   recipient_view inspect(std::string_view recipient, time_point now) const;
   const settings& config() const { return config_; }
@@ -246,6 +250,7 @@ class engine {
   std::uint32_t total_head_ = 0;
 
   outbox outbox_;
+  event_source source_ = event_source::policy;
   engine_stats stats_;
   std::uint32_t expiry_cursor_ = 0;
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <csignal>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "server/policy_handler.hpp"
 #include "server/privileges.hpp"
 #include "server/session.hpp"
+#include "server/spool_scheduler.hpp"
 #include "server/stats.hpp"
 
 namespace rcptguard::server {
@@ -100,6 +102,14 @@ class daemon {
     }
     // After the drop, so a database the unprivileged user cannot write fails now, not later.
     persistence_.open_and_restore(engine_, wall_clock_now());
+    spool_ = std::make_unique<spool_scheduler>(
+        io_, config_.spool, config_.store.path, log_,
+        [this](spool_evidence_list evidence, time_point now) {
+          for (const auto& [recipient, found] : evidence) {
+            engine_.update_spool_evidence(recipient, found, now);
+          }
+        });
+    if (config_.spool.enabled) spool_->start();
     wait_for_signal();
     schedule_summary();
     schedule_housekeeping();
@@ -108,6 +118,7 @@ class daemon {
                rcptguard::to_string(config_.detection.mode), ::getpid());
     io_.run();
     listeners_ = nullptr;
+    if (spool_) spool_->stop();
     persistence_.stop(engine_);
     log_summary("FINAL");
     log_->info("STOPPED after serving {} connection(s)", stats_.connections_accepted);
@@ -117,18 +128,11 @@ class daemon {
 
  private:
   bool client_allowed(const asio::ip::address& address) const {
-    if (address.is_v4()) {
-      const auto bytes = address.to_v4().to_bytes();
-      for (const auto& net : allowlist_) {
-        if (net.contains(bytes)) return true;
-      }
-      return false;
-    }
-    const auto bytes = address.to_v6().to_bytes();
-    for (const auto& net : allowlist_) {
-      if (net.contains(bytes)) return true;
-    }
-    return false;
+    const auto in_allowlist = [this](const auto& bytes) {
+      return std::ranges::any_of(allowlist_, [&](const cidr& net) { return net.contains(bytes); });
+    };
+    return address.is_v4() ? in_allowlist(address.to_v4().to_bytes())
+                           : in_allowlist(address.to_v6().to_bytes());
   }
 
   void wait_for_signal() {
@@ -149,6 +153,7 @@ class daemon {
     signals_.cancel();
     summary_timer_.cancel();
     housekeeping_timer_.cancel();
+    if (spool_) spool_->request_stop();
     if (listeners_ != nullptr) listeners_->shutdown();
   }
 
@@ -172,6 +177,7 @@ class daemon {
     for (const auto& entry : engine_change.invalid_allow_clients) {
       log_->warn("RELOAD detection.allow_clients entry '{}' never matches", entry);
     }
+    if (spool_) spool_->reconfigure(config_.spool);
     context_.settings = session_settings_from(config_);
     allowlist_ = parse_allowlist(config_.server.allow_clients);
     if (listeners_ != nullptr) listeners_->set_max_connections(config_.server.max_connections);
@@ -235,6 +241,8 @@ class daemon {
   server_stats stats_;
   decision::engine engine_;
   persistence persistence_;
+  // Declared after engine_ and persistence_, so its thread is joined before they go.
+  std::unique_ptr<spool_scheduler> spool_;
   policy_handler handler_;
   session_context context_;
   std::vector<cidr> allowlist_;

@@ -12,7 +12,9 @@
 
 #include "config/config.hpp"
 #include "server/daemon.hpp"
+#include "server/ingest_command.hpp"
 #include "server/review_command.hpp"
+#include "server/scan_command.hpp"
 
 namespace {
 
@@ -32,6 +34,8 @@ constexpr const char* usage_text =
     "  serve          run the policy daemon in the foreground (SIGTERM stops, SIGHUP reloads)\n"
     "  check-config   load and validate the configuration; exit 0 if valid, 1 if not\n"
     "  review         alerts, one recipient's story, top recipients (database, read-only)\n"
+    "  scan           scan the mail spool once for repeated attachments (read-only)\n"
+    "  ingest         replay Postfix/Sendmail logs through the engine, or follow them (--follow)\n"
     "  version        print the version\n"
     "\n"
     "Run 'rcptguard COMMAND --help' for the options of a command.\n"
@@ -124,6 +128,8 @@ int main(int argc, char** argv) {
     if (command == "serve") return command_serve(sub_argc, sub_argv);
     if (command == "check-config") return command_check_config(sub_argc, sub_argv);
     if (command == "review") return rcptguard::server::command_review(sub_argc, sub_argv);
+    if (command == "scan") return rcptguard::server::command_scan(sub_argc, sub_argv);
+    if (command == "ingest") return rcptguard::server::command_ingest(sub_argc, sub_argv);
     if (command == "version" || command == "--version") {
       fmt::print("rcptguard {}\n", RCPTGUARD_VERSION);
       return exit_ok;

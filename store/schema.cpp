@@ -223,11 +223,121 @@ SELECT v.id,
   FROM verdict v;
 )sql";
 
+// v3: where `rcptguard ingest --follow` is in each followed log, so a restart neither skips
+// nor re-counts lines. The file is known by device and inode (a rotated file keeps them under
+// its new name); offset is the byte after the last line whose records were stored.
+constexpr const char* schema_v3 = R"sql(
+CREATE TABLE ingest_position (
+  path    TEXT    NOT NULL PRIMARY KEY,
+  device  INTEGER NOT NULL,
+  inode   INTEGER NOT NULL,
+  offset  INTEGER NOT NULL,
+  updated INTEGER NOT NULL,                     -- Unix seconds
+  updated_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', updated, 'unixepoch')) VIRTUAL
+) WITHOUT ROWID;
+)sql";
+
+// v4: the spool scanner. Where each mailbox was read to (so a restart does not rescan), the
+// messages and attachments it found, and the repeated-attachment evidence it derived. Every row
+// has both times: when the mail was stored (from our Received header) and when it was scanned,
+// so review can show the skew. Joins with the policy tables on recipient and time.
+constexpr const char* schema_v4 = R"sql(
+CREATE TABLE spool_file (
+  mailbox       TEXT    NOT NULL,               -- mbox file or Maildir folder path
+  kind          TEXT    NOT NULL,               -- 'mbox' or 'maildir'
+  device        INTEGER NOT NULL,
+  inode         INTEGER NOT NULL,               -- mbox: the file; Maildir: one message file
+  size          INTEGER NOT NULL,
+  offset        INTEGER NOT NULL,               -- mbox: end of the last complete message read
+  prefix_length INTEGER NOT NULL DEFAULT 0,     -- bytes at 0 whose sha256 identifies the file
+  prefix_sha256 TEXT    NOT NULL DEFAULT '',
+  anchor_length INTEGER NOT NULL DEFAULT 0,     -- bytes just before offset, likewise
+  anchor_sha256 TEXT    NOT NULL DEFAULT '',
+  scanned_at    INTEGER NOT NULL,
+  scanned_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', scanned_at, 'unixepoch')) VIRTUAL,
+  PRIMARY KEY (mailbox, inode)
+) WITHOUT ROWID;
+
+CREATE TABLE spool_message (
+  id         INTEGER PRIMARY KEY,
+  mailbox    TEXT    NOT NULL,
+  stored_at  INTEGER NOT NULL,                  -- first Received, else From_ line / mtime / Date
+  scanned_at INTEGER NOT NULL,
+  bytes      INTEGER NOT NULL,
+  origin     INTEGER NOT NULL DEFAULT 0,        -- Maildir: inode of the message file
+  stored_utc  TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', stored_at, 'unixepoch')) VIRTUAL,
+  scanned_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', scanned_at, 'unixepoch')) VIRTUAL
+);
+CREATE INDEX spool_message_by_mailbox ON spool_message (mailbox, stored_at);
+CREATE INDEX spool_message_by_stored ON spool_message (stored_at);
+
+CREATE TABLE spool_attachment (
+  id           INTEGER PRIMARY KEY,
+  mailbox      TEXT    NOT NULL,
+  recipient    TEXT    NOT NULL,
+  sha256       TEXT    NOT NULL,                -- hex, of the decoded content
+  filename     TEXT    NOT NULL,
+  content_type TEXT    NOT NULL,
+  size         INTEGER NOT NULL,
+  message_id   TEXT    NOT NULL,
+  stored_at    INTEGER NOT NULL,
+  scanned_at   INTEGER NOT NULL,
+  origin       INTEGER NOT NULL DEFAULT 0,
+  stored_utc  TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', stored_at, 'unixepoch')) VIRTUAL,
+  scanned_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', scanned_at, 'unixepoch')) VIRTUAL
+);
+CREATE INDEX spool_attachment_by_recipient ON spool_attachment (recipient, stored_at);
+CREATE INDEX spool_attachment_by_mailbox ON spool_attachment (mailbox, stored_at);
+CREATE INDEX spool_attachment_by_sha256 ON spool_attachment (sha256);
+CREATE INDEX spool_attachment_by_stored ON spool_attachment (stored_at);
+
+-- One row per recipient, hash and first copy in the window; later scans update it.
+CREATE TABLE spool_evidence (
+  id           INTEGER PRIMARY KEY,
+  recipient    TEXT    NOT NULL,
+  mailbox      TEXT    NOT NULL,
+  sha256       TEXT    NOT NULL,
+  repeats      INTEGER NOT NULL,
+  size         INTEGER NOT NULL,
+  filenames    TEXT    NOT NULL,                -- examples, '; '-separated
+  window_start INTEGER NOT NULL,                -- first copy stored
+  window_end   INTEGER NOT NULL,                -- last copy stored
+  scanned_at   INTEGER NOT NULL,                -- the scan that last saw it
+  window_start_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', window_start, 'unixepoch')) VIRTUAL,
+  window_end_utc   TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', window_end, 'unixepoch')) VIRTUAL,
+  scanned_utc      TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', scanned_at, 'unixepoch')) VIRTUAL,
+  UNIQUE (recipient, sha256, window_start)
+);
+CREATE INDEX spool_evidence_by_recipient ON spool_evidence (recipient, scanned_at);
+CREATE INDEX spool_evidence_by_scanned ON spool_evidence (scanned_at);
+
+CREATE VIEW v_spool_evidence AS
+SELECT e.id,
+       e.recipient,
+       substr(e.sha256, 1, 12) AS sha256_prefix,
+       e.repeats,
+       e.size,
+       e.filenames,
+       e.window_start_utc AS first_stored_utc,
+       e.window_end_utc AS last_stored_utc,
+       e.window_end - e.window_start AS window_s,
+       e.scanned_utc,
+       e.scanned_at - e.window_end AS scan_lag_s,   -- stored -> scanned skew
+       e.mailbox,
+       e.sha256,
+       e.window_start,
+       e.window_end,
+       e.scanned_at
+  FROM spool_evidence e;
+)sql";
+
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
     migration{1, schema_v1},
     migration{2, schema_v2},
+    migration{3, schema_v3},
+    migration{4, schema_v4},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 

@@ -68,6 +68,20 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"store.retention", R"("30d")"},
     {"store.history_weeks", "12"},
     {"store.prune_interval", R"("10m")"},
+    {"spool.enabled", "true"},
+    {"spool.interval", R"("1m")"},
+    {"spool.roots", R"(["/var/vmail"])"},
+    {"spool.domains", R"(["example.test"])"},
+    {"spool.map", R"(["bob=robert@example.test", "/home/ann/Maildir=ann@example.test"])"},
+    {"spool.min_repeats", "5"},
+    {"spool.window", R"("30m")"},
+    {"spool.retention", R"("48h")"},
+    {"spool.check_owner", "false"},
+    {"spool.max_message_bytes", "10485760"},
+    {"spool.max_header_bytes", "65536"},
+    {"spool.max_mime_depth", "16"},
+    {"spool.max_mime_parts", "500"},
+    {"spool.max_time_per_file", R"("2s")"},
     {"detection.mode", R"("enforce")"},
     {"detection.defer_action", R"("DEFER 4.7.1")"},
     {"detection.end_of_message_hook", R"("present")"},
@@ -156,6 +170,8 @@ std::map<std::string, std::vector<std::string>> make_partners() {
       {"detection.baseline.weeks", {"store.history_weeks=104"}},
       {"detection.baseline.recent_days", {"store.history_weeks=104"}},
       {"store.history_weeks", {"detection.baseline.weeks=1", "detection.baseline.recent_days=7"}},
+      {"spool.window", {"spool.retention=30d"}},
+      {"spool.retention", {"spool.window=1m"}},
   };
   for (const std::string window : {"minute", "ten_minutes", "hour", "day"}) {
     const std::string w = t + window;
@@ -218,6 +234,20 @@ TEST(Defaults, LoadFromAnEmptyFile) {
   EXPECT_EQ(c.store.retention, 60 * 24h);
   EXPECT_EQ(c.store.history_weeks, 8U);
   EXPECT_EQ(c.store.prune_interval, 1h);
+  EXPECT_FALSE(c.spool.enabled);
+  EXPECT_EQ(c.spool.interval, 5min);
+  EXPECT_EQ(c.spool.roots, (std::vector<std::string>{"/var/mail", "/var/spool/mail"}));
+  EXPECT_TRUE(c.spool.domains.empty());
+  EXPECT_TRUE(c.spool.map.empty());
+  EXPECT_EQ(c.spool.min_repeats, 3U);
+  EXPECT_EQ(c.spool.window, 1h);
+  EXPECT_EQ(c.spool.retention, 24h);
+  EXPECT_TRUE(c.spool.check_owner);
+  EXPECT_EQ(c.spool.max_message_bytes, 64U << 20U);
+  EXPECT_EQ(c.spool.max_header_bytes, 102'400U);
+  EXPECT_EQ(c.spool.max_mime_depth, 64U);
+  EXPECT_EQ(c.spool.max_mime_parts, 1000U);
+  EXPECT_EQ(c.spool.max_time_per_file, 10s);
   EXPECT_EQ(c.detection.mode, detection_mode::monitor);
   EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer_if_permit);
   EXPECT_EQ(c.detection.defer_action.text, "4.2.1");
@@ -285,6 +315,11 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.log.level, log_level::debug);
   EXPECT_EQ(c.log.summary_interval, 0s);
   EXPECT_EQ(c.store.retention, 30 * 24h);
+  EXPECT_TRUE(c.spool.enabled);
+  EXPECT_FALSE(c.spool.check_owner);
+  EXPECT_EQ(c.spool.window, 30min);
+  EXPECT_EQ(c.spool.max_message_bytes, 10U << 20U);
+  EXPECT_EQ(c.spool.max_time_per_file, 2s);
   EXPECT_EQ(c.detection.mode, detection_mode::enforce);
   EXPECT_EQ(c.detection.end_of_message_hook, decision::eom_hook::present);
   EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer);
@@ -484,6 +519,41 @@ TEST(Relations, MaxLineMustFitInMaxRequest) {
   EXPECT_EQ(only_error(load("[limits]\nmax_request = 4096\n")),
             "t.toml:2:15: limits.max_line (8192) must not exceed limits.max_request (4096)");
   EXPECT_TRUE(load("[limits]\nmax_request = 8192\n").ok());
+}
+
+TEST(Relations, SpoolWindowWithinRetention) {
+  EXPECT_EQ(only_error(load("[spool]\nwindow = \"2d\"\n")),
+            "t.toml:2:10: spool.window (2d) must not exceed spool.retention (1d)");
+  EXPECT_TRUE(load("[spool]\nwindow = \"2d\"\nretention = \"2d\"\n").ok());
+}
+
+TEST(Errors, BooleanIsTomlTrueOrFalse) {
+  EXPECT_EQ(only_error(load(document("spool.enabled", R"("yes")"))),
+            "t.toml:2:11: spool.enabled: expected true or false, got a string");
+  EXPECT_THAT(only_error(load(document("spool.check_owner", "1"))),
+              HasSubstr("spool.check_owner: expected true or false, got an integer"));
+  EXPECT_THAT(only_error(load("", {"spool.enabled=yes"})),
+              StartsWith("-o spool.enabled=yes: spool.enabled: expected true or false"));
+  const load_result r = load("", {"spool.enabled=true", "spool.check_owner = false"});
+  ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
+  EXPECT_TRUE(r.settings->spool.enabled);
+  EXPECT_FALSE(r.settings->spool.check_owner);
+}
+
+TEST(Errors, BadSpoolPathsDomainsAndMappings) {
+  EXPECT_THAT(only_error(load(document("spool.roots", R"(["/var/mail", "mail"])"))),
+              AllOf(StartsWith("t.toml:2:"),
+                    HasSubstr(R"(spool.roots[1] = "mail": expected an absolute path)")));
+  EXPECT_THAT(only_error(load(document("spool.domains", R"(["@example.test"])"))),
+              HasSubstr(R"(spool.domains[0] = "@example.test": expected a domain)"));
+  for (const char* bad :
+       {R"("bob")", R"("=bob@example.test")", R"("bob=robert")", R"("bob=")",
+        R"("a/b=bob@example.test")", R"("bob=a b@example.test")", "\"/x/\ta=bob@example.test\""}) {
+    EXPECT_THAT(only_error(load(document("spool.map", std::string{"["} + bad + "]"))),
+                AllOf(StartsWith("t.toml:2:"), HasSubstr("spool.map[0] = ")))
+        << bad;
+  }
+  EXPECT_TRUE(load(document("spool.map", R"(["bob=robert@example.test", "a=b=c@d"])")).ok());
 }
 
 TEST(Overrides, ApplyOnTopOfTheFile) {

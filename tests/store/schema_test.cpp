@@ -40,7 +40,7 @@ TEST(Schema, FreshFileMigratesToLatestWithEveryTableAndView) {
   }
   const std::set<std::string> views = schema_objects(path, "view");
   EXPECT_EQ(views, (std::set<std::string>{"v_alerts", "v_verdicts", "v_top_recipients_24h",
-                                          "v_recipient_hourly"}));
+                                          "v_recipient_hourly", "v_spool_evidence"}));
   // Every view compiles against the tables (a typo would only show up when queried).
   SQLite::Database db(path, SQLite::OPEN_READONLY);
   for (const std::string& v : views) {
@@ -66,7 +66,7 @@ TEST(Schema, VersionOneFileMigratesKeepingItsVerdicts) {
     EXPECT_EQ(user_version(ro), 1);
   }
   { SQLite::Database db = open_read_write({.path = path}); }
-  EXPECT_EQ(query_int(path, "PRAGMA user_version"), 2);
+  EXPECT_EQ(query_int(path, "PRAGMA user_version"), schema_version);
   EXPECT_EQ(query_int(path, "SELECT count(*) FROM verdict"), 1);
   EXPECT_EQ(query_int(path, "SELECT monitor_only FROM v_verdicts"), 0);
   EXPECT_EQ(query_text(path, "SELECT at_utc FROM v_verdicts"), "2024-03-04T10:00:00Z");

@@ -1,0 +1,454 @@
+#!/usr/bin/env bash
+# rcptguard benchmark suite: one command, one machine, one go.
+#
+#   bench/run.sh                 # everything, about 9 minutes on 2 cores
+#   bench/run.sh --help          # options
+#
+# Builds the Release tree if needed, installs the Debian peers if absent (postfwd,
+# policyd-rate-limit), starts each system on its own loopback port, drives it with
+# rcptguard-load at each connection count, several repetitions, and prints a markdown table of
+# medians with each system's throughput as a ratio of the reference server's (the physical limit:
+# a server that answers DUNNO with no parsing). Then the busy-database latency check, the memory
+# benchmark and the micro-benchmarks. Every process it starts is stopped by PID on exit.
+# Raw output (client lines, server logs, configs) stays in the --out directory.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD="$ROOT/build-bench"
+OUT=""
+REPS=3
+DURATION=5
+WARMUP=1
+CONNECTIONS="1 8 64 256"
+SYSTEMS="reference monitor enforce postfwd policyd"
+RECIPIENTS=100000
+CLIENTS=200
+PIN="split"
+BASE_PORT=19100
+INSTALL=1
+BUILD_STEP=1
+RUN_TABLE=1
+RUN_BUSY=1
+RUN_MEM=1
+RUN_MICRO=1
+PEER_LIMIT=40   # messages per recipient per 600 s: rcptguard's ten_minutes_defer_floor
+
+usage() {
+  cat <<EOF
+usage: bench/run.sh [options]
+  --reps N            repetitions per point, medians reported (default $REPS)
+  --duration S        measured seconds per repetition (default $DURATION)
+  --warmup S          unmeasured seconds before each repetition (default $WARMUP)
+  --connections LIST  connection counts, quoted (default "$CONNECTIONS")
+  --systems LIST      any of: reference monitor enforce postfwd policyd (default all)
+  --recipients N      distinct recipients, zipf(1.0) (default $RECIPIENTS)
+  --pin MODE          split: server on CPU 0, client on CPU 1 (default); none: no pinning;
+                      compare: measure reference and rcptguard monitor at 64 connections both
+                      ways, print that, and exit
+  --base-port P       first loopback port (default $BASE_PORT; uses P..P+9)
+  --build-dir DIR     CMake build tree (default $BUILD)
+  --out DIR           raw results (default: a new /tmp/rcptguard-bench.XXXXXX)
+  --no-install        never apt-get install the peers
+  --no-build          use the binaries in --build-dir as they are
+  --only WHAT         table | busy | mem | micro (repeatable; default: all four)
+  --quick             --reps 1 --duration 2 --connections "8 64": a smoke test
+EOF
+  exit 2
+}
+
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --reps) REPS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --systems) SYSTEMS=$2; shift 2 ;;
+    --recipients) RECIPIENTS=$2; shift 2 ;;
+    --pin) PIN=$2; shift 2 ;;
+    --base-port) BASE_PORT=$2; shift 2 ;;
+    --build-dir) BUILD=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --no-install) INSTALL=0; shift ;;
+    --no-build) BUILD_STEP=0; shift ;;
+    --only) ONLY="$ONLY $2"; shift 2 ;;
+    --quick) REPS=1; DURATION=2; CONNECTIONS="8 64"; shift ;;
+    -h|--help) usage ;;
+    *) echo "run.sh: unknown option $1" >&2; usage ;;
+  esac
+done
+if [ -n "$ONLY" ]; then
+  RUN_TABLE=0; RUN_BUSY=0; RUN_MEM=0; RUN_MICRO=0
+  for w in $ONLY; do
+    case "$w" in
+      table) RUN_TABLE=1 ;; busy) RUN_BUSY=1 ;; mem) RUN_MEM=1 ;; micro) RUN_MICRO=1 ;;
+      *) echo "run.sh: --only takes table, busy, mem or micro" >&2; exit 2 ;;
+    esac
+  done
+fi
+case "$PIN" in split|none|compare) ;; *) echo "run.sh: --pin split|none|compare" >&2; exit 2 ;; esac
+[ -n "$OUT" ] || OUT=$(mktemp -d /tmp/rcptguard-bench.XXXXXX)
+mkdir -p "$OUT"
+log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
+
+# --- processes we start, stopped by PID on exit ------------------------------------------------
+# Each server runs in its own session (setsid), so its session id is the PID we started and the
+# processes it forks (postfwd2's pre-forked children) are found by that id.
+STARTED=()
+session_pids() { ps -o pid= -s "$1" 2>/dev/null | tr -d ' '; }
+stop_server() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  local members
+  members=$(session_pids "$pid")
+  kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+  # children the leader left behind (they were in its session when we listed them)
+  for p in $members $(session_pids "$pid"); do kill -KILL "$p" 2>/dev/null; done
+  wait "$pid" 2>/dev/null
+  return 0
+}
+cleanup() {
+  local pid
+  for pid in "${STARTED[@]}"; do stop_server "$pid"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+SERVER_CPU=""; CLIENT_CPU=""
+if [ "$PIN" = split ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  SERVER_CPU="taskset -c 0"; CLIENT_CPU="taskset -c 1"
+fi
+
+# --- build -----------------------------------------------------------------------------------
+LOAD="$BUILD/bench/rcptguard-load"
+REFSRV="$BUILD/bench/rcptguard-reference-server"
+DAEMON="$BUILD/server/rcptguard"
+MEMBENCH="$BUILD/bench/rcptguard-membench"
+MICRO="$BUILD/bench/rcptguard-microbench"
+if [ "$BUILD_STEP" = 1 ]; then
+  log "building (Release) in $BUILD"
+  built=0
+  for attempt in 1 2 3; do
+    if cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+         >"$OUT/build.log" 2>&1 && ninja -C "$BUILD" >>"$OUT/build.log" 2>&1; then
+      built=1; break
+    fi
+    log "build attempt $attempt failed (see $OUT/build.log); retrying in 20 s"
+    sleep 20
+  done
+  [ "$built" = 1 ] || log "WARNING: build failed; using whatever binaries $BUILD already has"
+fi
+for b in "$LOAD" "$REFSRV" "$DAEMON"; do
+  [ -x "$b" ] || { echo "run.sh: missing $b (build failed?)" >&2; exit 1; }
+done
+
+# --- peers from Debian ---------------------------------------------------------------------------
+NOTES=()
+ensure_package() {  # ensure_package PACKAGE BINARY
+  command -v "$2" >/dev/null && return 0
+  if [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
+    if apt-cache show "$1" >/dev/null 2>&1; then
+      log "installing $1 from Debian"
+      local sudo=""
+      [ "$(id -u)" = 0 ] || sudo="sudo"
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "$1" >"$OUT/apt-$1.log" 2>&1 || true
+    else
+      NOTES+=("$1 is not a package of this distribution; skipped")
+    fi
+  fi
+  command -v "$2" >/dev/null
+}
+want() { case " $SYSTEMS " in *" $1 "*) return 0 ;; esac; return 1; }
+if want postfwd && ! ensure_package postfwd postfwd2; then
+  SYSTEMS=${SYSTEMS/postfwd/}; NOTES+=("postfwd not installed: skipped")
+fi
+if want policyd && ! ensure_package policyd-rate-limit policyd-rate-limit; then
+  SYSTEMS=${SYSTEMS/policyd/}; NOTES+=("policyd-rate-limit not installed: skipped")
+fi
+
+# --- starting the systems ----------------------------------------------------------------------
+wait_port() {  # wait_port PORT PID: up to 20 s for a listener
+  local i
+  for i in $(seq 1 200); do
+    kill -0 "$2" 2>/dev/null || return 1
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+SERVER_PID=""
+start_system() {  # start_system NAME PORT [extra rcptguard -o settings...]
+  local name=$1 port=$2; shift 2
+  local logf="$OUT/$name.$port.log"
+  case "$name" in
+    reference)
+      setsid $SERVER_CPU "$REFSRV" "$port" >"$logf" 2>&1 &
+      ;;
+    monitor|enforce)
+      rm -f "$OUT/$name.db" "$OUT/$name.db-wal" "$OUT/$name.db-shm"
+      setsid $SERVER_CPU "$DAEMON" serve -o "server.listen=inet:127.0.0.1:$port" \
+        -o "store.path=$OUT/$name.db" -o "detection.mode=$name" "$@" >"$logf" 2>&1 &
+      ;;
+    postfwd)
+      # The per-recipient rule: more than PEER_LIMIT RCPTs to one recipient in 600 s is answered
+      # DEFER_IF_PERMIT, like rcptguard's ten-minute defer floor. Debian's default arguments
+      # (/etc/default/postfwd) plus no DNS, log to stdout, and enough pre-forked children for
+      # every connection (postfwd2 serves one connection per child).
+      echo "id=R1; protocol_state==RCPT; action=rate(recipient/$PEER_LIMIT/600/DEFER_IF_PERMIT over limit)" \
+        >"$OUT/postfwd.cf"
+      local maxconn=0 c
+      for c in $CONNECTIONS; do [ "$c" -gt "$maxconn" ] && maxconn=$c; done
+      # It logs to syslog (with -L its children would write the log into the policy sockets);
+      # where /dev/log is missing that costs it nothing. It forks into the background itself,
+      # so its master is found through the pidfile.
+      rm -f "$OUT/postfwd.pid"
+      setsid $SERVER_CPU postfwd2 -f "$OUT/postfwd.cf" -i 127.0.0.1 -p "$port" \
+        -u nobody -g nogroup --pidfile "$OUT/postfwd.pid" --nodns \
+        --summary=600 --cache=600 --cache-rdomain-only --cache-no-size \
+        --min_servers=8 --max_servers=$((maxconn + 16)) >"$logf" 2>&1 &
+      ;;
+    policyd)
+      # policyd-rate-limit counts per SASL user, sender or client IP, never per recipient; the
+      # closest is per sender (limit_by_sender; the load client sends one sender per client),
+      # with the same 40-in-600-s limit. Its default SQLite backend, in a fresh file.
+      rm -f "$OUT/policyd.sqlite3"
+      cat >"$OUT/policyd.yaml" <<EOF
+debug: False
+user: "root"
+group: "root"
+pidfile: "$OUT/policyd.pid"
+backend: 0
+sqlite_config:
+    database: "$OUT/policyd.sqlite3"
+SOCKET: ["127.0.0.1", $port]
+limits:
+    - [$PEER_LIMIT, 600]
+limits_by_id: {}
+limit_by_sasl: False
+limit_by_sender: True
+limit_by_ip: False
+limited_networks: []
+success_action: "dunno"
+fail_action: "defer_if_permit Rate limit reach, retry later"
+db_error_action: "dunno"
+report: False
+delay_to_close: 300
+EOF
+      setsid $SERVER_CPU policyd-rate-limit --file "$OUT/policyd.yaml" >"$logf" 2>&1 &
+      ;;
+  esac
+  SERVER_PID=$!
+  STARTED+=("$SERVER_PID")
+  if [ "$name" = postfwd ]; then
+    local i
+    for i in $(seq 1 100); do [ -s "$OUT/postfwd.pid" ] && break; sleep 0.1; done
+    if [ -s "$OUT/postfwd.pid" ]; then
+      SERVER_PID=$(tr -dc 0-9 <"$OUT/postfwd.pid")
+      STARTED+=("$SERVER_PID")
+    fi
+  fi
+  if ! wait_port "$port" "$SERVER_PID"; then
+    log "$name did not start on port $port; see $logf"
+    tail -5 "$logf" >&2
+    stop_server "$SERVER_PID"
+    return 1
+  fi
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {  # utime+stime (+ reaped children's) of every process in the session
+  local total=0 p line rest
+  for p in $(session_pids "$1"); do
+    read -r line <"/proc/$p/stat" 2>/dev/null || continue
+    rest=${line##*) }
+    # shellcheck disable=SC2086
+    set -- $rest
+    total=$((total + ${12} + ${13} + ${14} + ${15}))
+  done
+  echo "$total"
+}
+peak_rss_kb() {  # VmHWM summed over the session (pre-forked children counted each in full)
+  local total=0 p v
+  for p in $(session_pids "$1"); do
+    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# One repetition: prints the client's line plus " cpu_s=..." measured over the measured part.
+run_once() {  # run_once PORT CONNECTIONS PID [extra load args]
+  local port=$1 conns=$2 pid=$3; shift 3
+  local f="$OUT/client.$$.$RANDOM"
+  $CLIENT_CPU "$LOAD" --target "inet:127.0.0.1:$port" --connections "$conns" \
+    --duration "$DURATION" --warmup "$WARMUP" --recipients "$RECIPIENTS" --zipf \
+    --clients "$CLIENTS" "$@" >"$f" 2>&1 &
+  local client=$!
+  sleep "$WARMUP"
+  local c0; c0=$(cpu_ticks "$pid")
+  sleep "$DURATION"
+  local c1; c1=$(cpu_ticks "$pid")
+  # bounded: the client stops itself after warmup+duration (+1 s epoll timeout)
+  local i
+  for i in $(seq 1 100); do kill -0 "$client" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$client" 2>/dev/null
+  wait "$client" 2>/dev/null
+  local line; line=$(grep -m1 '^target=' "$f")
+  [ -n "$line" ] || line="target=none rps=0 p50_ms=0 p99_ms=0 p999_ms=0 max_ms=0 errors=-1 actions="
+  echo "$line cpu_s=$(awk -v t=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN {printf "%.2f", t / h}')"
+  rm -f "$f"
+}
+
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+# Runs REPS repetitions; prints "rps p50 p99 p999 errors cpu actions" (medians; errors summed,
+# actions summed as percentages).
+measure() {  # measure NAME PORT CONNECTIONS PID [extra load args]
+  local name=$1 port=$2 conns=$3 pid=$4; shift 4
+  local lines="" r line
+  for r in $(seq 1 "$REPS"); do
+    line=$(run_once "$port" "$conns" "$pid" "$@")
+    echo "$name conns=$conns rep=$r $line" >>"$OUT/raw.txt"
+    lines+="$line"$'\n'
+  done
+  local rps p50 p99 p999 errs cpu acts
+  rps=$(while read -r l; do [ -n "$l" ] && field rps "$l"; done <<<"$lines" | median)
+  p50=$(while read -r l; do [ -n "$l" ] && field p50_ms "$l"; done <<<"$lines" | median)
+  p99=$(while read -r l; do [ -n "$l" ] && field p99_ms "$l"; done <<<"$lines" | median)
+  p999=$(while read -r l; do [ -n "$l" ] && field p999_ms "$l"; done <<<"$lines" | median)
+  cpu=$(while read -r l; do [ -n "$l" ] && field cpu_s "$l"; done <<<"$lines" | median)
+  errs=$(while read -r l; do [ -n "$l" ] && field errors "$l"; done <<<"$lines" |
+         awk '{s+=$1} END {print s+0}')
+  acts=$(while read -r l; do [ -n "$l" ] && field actions "$l"; done <<<"$lines" | tr ',' '\n' |
+         awk -F: 'NF==2 {n[$1]+=$2; t+=$2} END {for (k in n) printf "%s %.1f%% ", k, 100*n[k]/t}')
+  echo "$rps $p50 $p99 $p999 $errs $cpu ${acts% }"
+}
+
+declare -A REF_RPS REF_P99
+TABLE="$OUT/table.md"
+port_of() {
+  case "$1" in reference) echo $BASE_PORT ;; monitor) echo $((BASE_PORT + 1)) ;;
+    enforce) echo $((BASE_PORT + 2)) ;; postfwd) echo $((BASE_PORT + 3)) ;;
+    policyd) echo $((BASE_PORT + 4)) ;; esac
+}
+label_of() {
+  case "$1" in reference) echo "reference (DUNNO, no parsing)" ;;
+    monitor) echo "rcptguard monitor + SQLite" ;; enforce) echo "rcptguard enforce + SQLite" ;;
+    postfwd) echo "postfwd2 1.35 rate(recipient)" ;; policyd) echo "policyd-rate-limit (per sender)" ;;
+  esac
+}
+
+machine_line() {
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# --- pinning comparison -------------------------------------------------------------------------
+if [ "$PIN" = compare ]; then
+  log "pinning comparison at 64 connections, $REPS x ${DURATION}s each"
+  echo "| system | pinning | req/s (median) | p99 ms | req/s spread over reps |"
+  echo "|---|---|---:|---:|---:|"
+  for mode in split none; do
+    if [ "$mode" = split ]; then SERVER_CPU="taskset -c 0"; CLIENT_CPU="taskset -c 1"
+    else SERVER_CPU=""; CLIENT_CPU=""; fi
+    for sys in reference monitor; do
+      start_system "$sys" "$(port_of "$sys")" || continue
+      pid=$SERVER_PID
+      read -r rps p50 p99 p999 errs cpu acts < <(measure "$sys" "$(port_of "$sys")" 64 "$pid")
+      spread=$(grep "^$sys conns=64" "$OUT/raw.txt" | tail -n "$REPS" | while read -r l; do field rps "$l"; done |
+               sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {if (lo > 0) printf "%.1f%%", 100*(hi-lo)/lo}')
+      echo "| $(label_of "$sys") | $mode | $rps | $p99 | $spread |"
+      stop_server "$pid"
+    done
+  done
+  exit 0
+fi
+
+# --- the table ---------------------------------------------------------------------------------
+if [ "$RUN_TABLE" = 1 ]; then
+  log "table: systems [$SYSTEMS], connections [$CONNECTIONS], $REPS x ${DURATION}s after ${WARMUP}s, pinning $PIN, raw output in $OUT"
+  {
+    echo "Machine: $(machine_line)"
+    echo
+    echo "Load: rcptguard-load, RCPT + END-OF-MESSAGE per message (each request counted), $RECIPIENTS recipients zipf(1.0), $CLIENTS clients; $REPS x ${DURATION} s after ${WARMUP} s warm-up per point, medians; pinning: $PIN${SERVER_CPU:+ (server on CPU 0, client on CPU 1)}."
+    echo
+    echo "| system | conns | req/s | × ref | p50 ms | p99 ms | p99.9 ms | errors | CPU s | peak RSS MB | actions |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  } >"$TABLE"
+  for sys in $SYSTEMS; do
+    port=$(port_of "$sys")
+    for c in $CONNECTIONS; do
+      # a fresh process (and database) per point, so every point starts from the same state
+      if ! start_system "$sys" "$port"; then
+        echo "| $(label_of "$sys") | $c | did not start | | | | | | | | |" >>"$TABLE"
+        continue
+      fi
+      pid=$SERVER_PID
+      log "$sys at $c connections"
+      read -r rps p50 p99 p999 errs cpu acts < <(measure "$sys" "$port" "$c" "$pid")
+      rss=$(peak_rss_kb "$pid")
+      if [ "$sys" = reference ]; then REF_RPS[$c]=$rps; REF_P99[$c]=$p99; fi
+      if [ "$errs" -lt 0 ]; then  # no repetition produced a result line (could not connect)
+        echo "| $(label_of "$sys") | $c | no result: the client could not complete (see $OUT/raw.txt) | | | | | | | | |" >>"$TABLE"
+        stop_server "$pid"; continue
+      fi
+      ratio=$(awk -v a="$rps" -v b="${REF_RPS[$c]:-0}" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "–"}')
+      printf '| %s | %s | %.0f | %s | %.3f | %.3f | %.3f | %s | %.2f | %.1f | %s |\n' \
+        "$(label_of "$sys")" "$c" "$rps" "$ratio" "$p50" "$p99" "$p999" "$errs" "$cpu" \
+        "$(awk -v k="$rss" 'BEGIN {print k/1024}')" "$acts" >>"$TABLE"
+      kill -0 "$pid" 2>/dev/null || log "$sys died during the run; see $OUT/$sys.$port.log"
+      stop_server "$pid"
+    done
+  done
+  {
+    echo
+    echo "CPU s: server CPU time (user+system, all its threads and processes) during the ${DURATION} s measured part, median. Peak RSS: VmHWM after the point's repetitions (each point runs a freshly started server) (summed over pre-forked children, which counts shared pages once per child)."
+    for n in "${NOTES[@]}"; do echo "Note: $n"; done
+  } >>"$TABLE"
+  echo
+  cat "$TABLE"
+fi
+
+# --- latency while the database is busy ----------------------------------------------------------
+if [ "$RUN_BUSY" = 1 ]; then
+  log "busy database: rcptguard monitor at 64 connections, hot fraction 0 vs 0.3"
+  BUSY="$OUT/busy.md"
+  {
+    echo "| rcptguard monitor, 64 conns | req/s | p50 ms | p99 ms | p99.9 ms | errors | actions |"
+    echo "|---|---:|---:|---:|---:|---:|---|"
+  } >"$BUSY"
+  for hot in 0 0.3; do
+    port=$((BASE_PORT + 5))
+    start_system monitor "$port" || continue
+    pid=$SERVER_PID
+    read -r rps p50 p99 p999 errs cpu acts < <(measure "busy-hot$hot" "$port" 64 "$pid" --hot-fraction "$hot")
+    stop_server "$pid"
+    what="zipf only"; [ "$hot" = 0 ] || what="zipf + $hot of messages to one recipient (a verdict record each)"
+    printf '| %s | %.0f | %.3f | %.3f | %.3f | %s | %s |\n' "$what" "$rps" "$p50" "$p99" "$p999" "$errs" "$acts" >>"$BUSY"
+    grep -iE 'store|writer|flush|dropp' "$OUT/monitor.$port.log" | tail -3 >"$OUT/busy-hot$hot.store.log"
+  done
+  echo
+  cat "$BUSY"
+fi
+
+# --- memory --------------------------------------------------------------------------------------
+if [ "$RUN_MEM" = 1 ] && [ -x "$MEMBENCH" ]; then
+  log "memory: 2M distinct recipients against the 1M default cap"
+  echo
+  $SERVER_CPU "$MEMBENCH" --recipients 2000000 --cap 1000000 --checkpoints 8 | tee "$OUT/membench.txt"
+fi
+
+# --- micro-benchmarks ----------------------------------------------------------------------------
+if [ "$RUN_MICRO" = 1 ]; then
+  if [ -x "$MICRO" ]; then
+    log "micro-benchmarks"
+    echo
+    $SERVER_CPU "$MICRO" --benchmark_min_time=0.5 --benchmark_repetitions=3 \
+      --benchmark_report_aggregates_only=true 2>&1 | tee "$OUT/microbench.txt"
+  else
+    echo "rcptguard-microbench not built (Google Benchmark missing: apt-get install libbenchmark-dev)"
+  fi
+fi
+log "done; raw results in $OUT"
