@@ -4,6 +4,8 @@
 #include <SQLiteCpp/Transaction.h>
 
 #include <algorithm>
+#include <cassert>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <set>
@@ -69,6 +71,35 @@ std::int64_t to_i64(std::size_t v) {
 SQLite::Statement& fresh(SQLite::Statement& statement) {
   statement.tryReset();
   return statement;
+}
+
+// Binds text without copying it: SQLite reads it in place until the statement's next bind or
+// reset. `text` must view a whole std::string of the batch, so it is followed by that string's
+// NUL; one holding a NUL itself (not a normalised address, but possible) is bound by copy.
+void bind_text(SQLite::Statement& st, int index, std::string_view text) {
+  if (std::memchr(text.data(), '\0', text.size()) != nullptr) {
+    st.bind(index, std::string{text});
+    return;
+  }
+  assert(text.data()[text.size()] == '\0');
+  st.bindNoCopy(index, text.data());
+}
+
+// The sender-cache key: the hour's 8 bytes, then recipient NUL sender (neither holds a NUL:
+// both are normalised addresses).
+void sender_key(std::string& out, std::string_view recipient, std::int64_t hour,
+                std::string_view sender) {
+  out.resize(sizeof hour);
+  std::memcpy(out.data(), &hour, sizeof hour);
+  out.append(recipient);
+  out.push_back('\0');
+  out.append(sender);
+}
+
+std::int64_t sender_key_hour(const std::string& key) {
+  std::int64_t hour = 0;
+  std::memcpy(&hour, key.data(), sizeof hour);
+  return hour;
 }
 
 struct hour_totals {
@@ -167,17 +198,47 @@ store::store(store_options options)
   // A zero budget would make prune() report "more to do" forever.
   options_.prune_chunk_rows = std::max<std::size_t>(1, options_.prune_chunk_rows);
   options_.prune_max_chunks = std::max<std::size_t>(1, options_.prune_max_chunks);
+  // Writes touch rows of many recipients all over the hot tables: keep their pages cached
+  // (16 MiB instead of SQLite's 2 MiB) so a batch does not read back what the last one wrote,
+  // and checkpoint every ~40 MiB of WAL instead of every 4 MiB, so a page rewritten by many
+  // batches is copied back and synced once per checkpoint, not once per few batches.
+  db_.exec("PRAGMA cache_size = -16384");
+  db_.exec("PRAGMA temp_store = MEMORY");
+  db_.exec("PRAGMA wal_autocheckpoint = 10000");
 }
 
 void store::apply(const decision::outbox& batch) {
   if (batch.empty()) return;
   // IMMEDIATE takes the write lock up front, so a busy database fails here (after busy_timeout)
   // rather than half-way through the batch.
+  pending_senders_.clear();
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   write_deliveries(batch.deliveries);
   for (const decision::verdict_record& verdict : batch.verdicts) write_verdict(verdict);
   for (const decision::episode_record& episode : batch.episodes) write_episode(episode);
   tx.commit();
+  remember_committed_senders();
+}
+
+// Only keys of a committed transaction are remembered: a rolled-back batch leaves no rows, so
+// its keys must still be inserted (and counted) when it is applied again.
+void store::remember_committed_senders() {
+  if (options_.sender_key_cache == 0 || pending_senders_.empty()) return;
+  if (committed_senders_.size() + pending_senders_.size() > options_.sender_key_cache) {
+    committed_senders_
+        .clear();  // start over rather than track recency; a miss only costs an INSERT
+  }
+  for (std::string& key : pending_senders_) {
+    if (committed_senders_.size() >= options_.sender_key_cache) break;
+    committed_senders_.insert(std::move(key));
+  }
+  pending_senders_.clear();
+}
+
+// prune() deletes the keys of these hours, so they must not be remembered as present.
+void store::forget_senders_before(std::int64_t hour) {
+  std::erase_if(committed_senders_,
+                [hour](const std::string& key) { return sender_key_hour(key) < hour; });
 }
 
 void store::write_deliveries(const std::vector<decision::delivery_record>& deliveries) {
@@ -194,10 +255,7 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
     minute_totals& m = minutes[{d.recipient, floor_to(at, 60)}];
     ++h.attempted;
     ++m.attempted;
-    if (senders_seen.emplace(d.recipient, hour, d.sender).second &&
-        first_sender_of_hour(d.recipient, hour, d.sender)) {
-      ++h.distinct_senders;
-    }
+    senders_seen.emplace(d.recipient, hour, d.sender);
     if (!d.accepted) continue;
     ++h.accepted;
     ++m.accepted;
@@ -215,9 +273,14 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
     if (d.authenticated && d.recipient != d.sender) count_pair(d.sender, d.recipient);
   }
 
+  // In key order, i.e. the table's primary-key order: neighbouring inserts share B-tree pages.
+  for (const auto& [recipient, hour, sender] : senders_seen) {
+    if (first_sender_of_hour(recipient, hour, sender)) ++hours[{recipient, hour}].distinct_senders;
+  }
+
   for (const auto& [key, h] : hours) {
     SQLite::Statement& st = fresh(upsert_hourly_);
-    st.bind(1, std::string{key.first});
+    bind_text(st, 1, key.first);
     st.bind(2, key.second);
     st.bind(3, h.accepted);
     st.bind(4, h.attempted);
@@ -227,7 +290,7 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
   }
   for (const auto& [key, m] : minutes) {
     SQLite::Statement& st = fresh(upsert_minute_);
-    st.bind(1, std::string{key.first});
+    bind_text(st, 1, key.first);
     st.bind(2, key.second);
     st.bind(3, m.accepted);
     st.bind(4, m.attempted);
@@ -235,37 +298,51 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
   }
   for (const auto& [key, p] : pairs) {
     SQLite::Statement& st = fresh(upsert_correspondent_);
-    st.bind(1, std::string{key.first});
-    st.bind(2, std::string{key.second});
+    bind_text(st, 1, key.first);
+    bind_text(st, 2, key.second);
     st.bind(3, p.first_seen);
     st.bind(4, p.last_seen);
     st.bind(5, p.messages);
     st.exec();
+  }  // The text bindings point into the batch; drop them before it goes.
+  for (SQLite::Statement* st :
+       {&upsert_hourly_, &upsert_minute_, &insert_hour_sender_, &upsert_correspondent_}) {
+    st->tryReset();
+    st->clearBindings();
   }
 }
 
 // Distinct senders are counted exactly: the (recipient, hour, sender) key is recorded in the
 // same transaction as the count, so neither a later batch, a restart nor replayed log lines
 // count a sender twice. The keys are pruned once their hour is over.
+// A key committed earlier (remembered in committed_senders_) is known to be in the table, so
+// its INSERT would do nothing; only unknown keys go to SQLite.
 bool store::first_sender_of_hour(std::string_view recipient, std::int64_t hour,
                                  std::string_view sender) {
+  std::string key;
+  if (options_.sender_key_cache != 0) {
+    sender_key(key, recipient, hour, sender);
+    if (committed_senders_.contains(key)) return false;
+  }
   SQLite::Statement& st = fresh(insert_hour_sender_);
-  st.bind(1, std::string{recipient});
+  bind_text(st, 1, recipient);
   st.bind(2, hour);
-  st.bind(3, std::string{sender});
-  return st.exec() == 1;
+  bind_text(st, 3, sender);
+  const bool inserted = st.exec() == 1;
+  if (options_.sender_key_cache != 0) pending_senders_.push_back(std::move(key));
+  return inserted;
 }
 
 void store::write_verdict(const decision::verdict_record& verdict) {
   SQLite::Statement& st = fresh(insert_verdict_);
   st.bind(1, to_unix_seconds(verdict.at));
-  st.bind(2, verdict.recipient);
-  st.bind(3, verdict.sender);
-  st.bind(4, verdict.client);
-  st.bind(5, level_text(verdict.level));
+  st.bindNoCopy(2, verdict.recipient);
+  st.bindNoCopy(3, verdict.sender);
+  st.bindNoCopy(4, verdict.client);
+  st.bindNoCopy(5, level_text(verdict.level));
   st.bind(6, verdict.score);
-  st.bind(7, verdict.action_text);
-  st.bind(8, source_text(verdict.source));
+  st.bindNoCopy(7, verdict.action_text);
+  st.bindNoCopy(8, source_text(verdict.source));
   st.bind(9, verdict.monitor_only ? 1 : 0);
   st.exec();
   const std::int64_t id = db_.getLastInsertRowid();
@@ -274,28 +351,28 @@ void store::write_verdict(const decision::verdict_record& verdict) {
     SQLite::Statement& rs = fresh(insert_reason_);
     rs.bind(1, id);
     rs.bind(2, ordinal++);
-    rs.bind(3, r.name);
+    rs.bindNoCopy(3, r.name);
     rs.bind(4, r.weight);
     rs.bind(5, r.observed);
     rs.bind(6, r.baseline);
-    rs.bind(7, r.detail);
+    rs.bindNoCopy(7, r.detail);
     rs.exec();
   }
 }
 
 void store::write_episode(const decision::episode_record& episode) {
   SQLite::Statement& st = fresh(upsert_episode_);
-  st.bind(1, episode.recipient);
+  st.bindNoCopy(1, episode.recipient);
   st.bind(2, to_unix_seconds(episode.started));
   st.bind(3, to_unix_seconds(episode.updated));
   st.bind(4, episode.ended ? 1 : 0);
-  st.bind(5, level_text(episode.peak_level));
+  st.bindNoCopy(5, level_text(episode.peak_level));
   st.bind(6, episode.peak_score);
-  st.bind(7, episode.peak_window);
+  st.bindNoCopy(7, episode.peak_window);
   st.bind(8, episode.peak_observed);
   st.bind(9, episode.peak_baseline);
-  st.bind(10, episode.summary);
-  st.bind(11, source_text(episode.source));
+  st.bindNoCopy(10, episode.summary);
+  st.bindNoCopy(11, source_text(episode.source));
   st.exec();
 }
 
@@ -405,9 +482,9 @@ prune_result store::prune(time_point now, std::chrono::seconds retention) {
   result.rows_deleted +=
       prune_table(prune_minute_, t - std::chrono::seconds{minute_rows_kept}.count(), rows_left,
                   result.complete);
-  result.rows_deleted +=
-      prune_table(prune_hour_sender_, floor_to(t, seconds_per_hour) - seconds_per_hour, rows_left,
-                  result.complete);
+  const std::int64_t sender_cutoff = floor_to(t, seconds_per_hour) - seconds_per_hour;
+  forget_senders_before(sender_cutoff);
+  result.rows_deleted += prune_table(prune_hour_sender_, sender_cutoff, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_hourly_, horizon, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_verdict_, horizon, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_episode_, horizon, rows_left, result.complete);

@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "common/time.hpp"
@@ -27,6 +29,9 @@ struct store_options {
   std::size_t prune_chunk_rows = 1000;
   /// One prune() call deletes at most prune_chunk_rows * prune_max_chunks rows in all.
   std::size_t prune_max_chunks = 50;
+  /// Most committed (recipient, hour, sender) keys remembered in memory, so a sender seen in an
+  /// earlier batch of the hour costs no INSERT; when full the memory starts over (0 disables).
+  std::size_t sender_key_cache = 200'000;
 };
 
 struct prune_result {
@@ -77,6 +82,8 @@ class store {
  private:
   void write_deliveries(const std::vector<decision::delivery_record>& deliveries);
   bool first_sender_of_hour(std::string_view recipient, std::int64_t hour, std::string_view sender);
+  void remember_committed_senders();
+  void forget_senders_before(std::int64_t hour);
   void write_verdict(const decision::verdict_record& verdict);
   void write_episode(const decision::episode_record& episode);
   std::uint64_t prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,
@@ -98,6 +105,13 @@ class store {
   SQLite::Statement prune_correspondent_;
   SQLite::Statement prune_verdict_;
   SQLite::Statement prune_episode_;
+
+  // (recipient, hour, sender) keys known to be committed in recipient_hour_sender, encoded as
+  // "hour\0recipient\0sender". Filled only after a commit, emptied of hours that prune() deletes.
+  std::unordered_set<std::string> committed_senders_;
+  std::int64_t oldest_cached_hour_ = 0;
+  // Keys inserted by the transaction in progress; moved to committed_senders_ on commit.
+  std::vector<std::string> pending_senders_;
 };
 
 }  // namespace rcptguard::store

@@ -447,6 +447,147 @@ TEST_F(StoreTest, PruneWorkIsBoundedPerCall) {
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 0);
 }
 
+// Every row of the four delivery tables, in key order, as one comparable text.
+std::string delivery_rows(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  std::string out;
+  for (const char* sql :
+       {"SELECT recipient, hour_start, accepted, attempted, distinct_senders, bytes "
+        "FROM recipient_hourly ORDER BY recipient, hour_start",
+        "SELECT recipient, minute_start, accepted, attempted FROM recipient_minute "
+        "ORDER BY recipient, minute_start",
+        "SELECT recipient, hour_start, sender FROM recipient_hour_sender "
+        "ORDER BY recipient, hour_start, sender",
+        "SELECT recipient, sender, first_seen, last_seen, messages FROM correspondent "
+        "ORDER BY recipient, sender"}) {
+    SQLite::Statement st(db, sql);
+    while (st.executeStep()) {
+      for (int c = 0; c < st.getColumnCount(); ++c) out += st.getColumn(c).getString() + "|";
+      out += "\n";
+    }
+    out += "--\n";
+  }
+  return out;
+}
+
+// A batch is aggregated in memory before it reaches SQLite (one upsert per recipient-hour,
+// recipient-minute and pair; distinct-sender keys deduplicated; keys of earlier batches
+// remembered): the rows must be exactly those of applying the records one at a time.
+TEST_F(StoreTest, AggregatedBatchesStoreTheSameRowsAsOneRecordAtATime) {
+  std::vector<decision::delivery_record> all;
+  const auto add = [&](std::int64_t when, const char* rcpt, const char* sender, bool accepted,
+                       std::uint64_t size, bool authenticated = false) {
+    all.push_back(delivery(when, rcpt, sender, accepted, size));
+    all.back().authenticated = authenticated;
+  };
+  // Out of time order, repeated recipient-hours, recipient-minutes and pairs, two hours,
+  // bounces, attempts only, authenticated mail (reverse pairs), mail to oneself.
+  add(t0 + 30, "bob@example.test", "alice@x.test", true, 1000);
+  add(t0 + 10, "bob@example.test", "alice@x.test", true, 2000);
+  add(t0 + 59, "bob@example.test", "carol@x.test", false, 0);
+  add(t0 + 61, "bob@example.test", "alice@x.test", true, 500);
+  add(t0 + 3599, "bob@example.test", "", true, 300);
+  add(t0 + 3600, "bob@example.test", "alice@x.test", true, 700);
+  add(t0 + 3601, "bob@example.test", "carol@x.test", true, 900);
+  add(t0 + 5, "ann@example.test", "bob@example.test", true, 100, true);
+  add(t0 + 6, "bob@example.test", "ann@example.test", true, 100);
+  add(t0 + 7, "ann@example.test", "bob@example.test", true, 100, true);
+  add(t0 + 8, "ann@example.test", "ann@example.test", true, 100, true);
+  add(t0 + 9, "ann@example.test", "", false, 0);
+  add(t0 + 4000, "ann@example.test", "bob@example.test", false, 0, true);
+  add(t0 + 4001, "zed@example.test", "alice@x.test", true, 42);
+  add(t0 + 20, "bob@example.test", "alice@x.test", true, 1000);
+
+  for (const std::size_t cache : {std::size_t{200'000}, std::size_t{3}, std::size_t{0}}) {
+    SCOPED_TRACE("sender_key_cache " + std::to_string(cache));
+    temp_dir dir;
+    const std::string one_by_one = dir.file("one.db");
+    const std::string whole = dir.file("whole.db");
+    const std::string split = dir.file("split.db");
+    {
+      store_options o = options_for(one_by_one);
+      o.sender_key_cache = 0;
+      store s(o);
+      for (const decision::delivery_record& d : all) {
+        decision::outbox b;
+        b.deliveries = {d};
+        s.apply(b);
+      }
+    }
+    {
+      store_options o = options_for(whole);
+      o.sender_key_cache = cache;
+      store s(o);
+      decision::outbox b;
+      b.deliveries = all;
+      s.apply(b);
+    }
+    {
+      // Three batches, so later ones repeat keys committed by earlier ones.
+      store_options o = options_for(split);
+      o.sender_key_cache = cache;
+      store s(o);
+      for (std::size_t from = 0; from < all.size(); from += 5) {
+        decision::outbox b;
+        b.deliveries.assign(
+            all.begin() + static_cast<std::ptrdiff_t>(from),
+            all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), from + 5)));
+        s.apply(b);
+      }
+    }
+    const std::string expected = delivery_rows(one_by_one);
+    EXPECT_EQ(delivery_rows(whole), expected);
+    EXPECT_EQ(delivery_rows(split), expected);
+  }
+  // Spot-check the reference itself: bob's first hour.
+  const std::string where =
+      " FROM recipient_hourly WHERE recipient = 'bob@example.test' AND "
+      "hour_start = " +
+      std::to_string(t0);
+  temp_dir dir;
+  const std::string path = dir.file("check.db");
+  {
+    store s(options_for(path));
+    decision::outbox b;
+    b.deliveries = all;
+    s.apply(b);
+  }
+  EXPECT_EQ(query_int(path, "SELECT accepted" + where), 6);
+  EXPECT_EQ(query_int(path, "SELECT attempted" + where), 7);
+  EXPECT_EQ(query_int(path, "SELECT distinct_senders" + where), 4);  // alice, carol, '', ann
+  EXPECT_EQ(query_int(path, "SELECT bytes" + where), 4900);
+}
+
+// A rolled-back batch must not leave its sender keys remembered: applied again, its senders
+// are counted.
+TEST_F(StoreTest, SendersOfAFailedBatchAreCountedWhenItIsAppliedAgain) {
+  store s(options_for(path_));
+  decision::outbox b;
+  b.deliveries = {delivery(t0 + 1, "bob@example.test", "a@x.test", true),
+                  delivery(t0 + 2, "bob@example.test", "b@x.test", true)};
+  // The batch fails after its sender keys were inserted: a trigger aborts the verdict insert.
+  {
+    SQLite::Database db(path_, SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TABLE fail_once (n INTEGER); INSERT INTO fail_once VALUES (1);"
+        "CREATE TRIGGER fail_verdict BEFORE INSERT ON verdict WHEN (SELECT n FROM fail_once) = 1 "
+        "BEGIN SELECT RAISE(ABORT, 'injected'); END;");
+  }
+  b.verdicts = {verdict(t0 + 3, "bob@example.test")};
+  EXPECT_THROW(s.apply(b), SQLite::Exception);
+  {
+    SQLite::Database db(path_, SQLite::OPEN_READWRITE);
+    db.exec("UPDATE fail_once SET n = 0");
+  }
+  s.apply(b);
+  EXPECT_EQ(query_int(path_, "SELECT distinct_senders FROM recipient_hourly"), 2);
+  decision::outbox again;
+  again.deliveries = {delivery(t0 + 10, "bob@example.test", "a@x.test", true)};
+  s.apply(again);
+  EXPECT_EQ(query_int(path_, "SELECT distinct_senders FROM recipient_hourly"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hour_sender"), 2);
+}
+
 TEST_F(StoreTest, FailedBatchLeavesNothingAndCanBeAppliedAgain) {
   store_options o = options_for(path_);
   o.database.busy_timeout = std::chrono::milliseconds{20};
