@@ -331,6 +331,41 @@ SELECT e.id,
   FROM spool_evidence e;
 )sql";
 
+// v5: time-first keys for the two append-mostly tables. Every batch writes rows of the current
+// minute and hour for recipients spread all over the key space; keyed by time first, those rows
+// go to the right-hand edge of the B-tree (a few hot pages) instead of one page per recipient,
+// and the time range reads (start-up load of the last 24 h, pruning) become key range scans, so
+// the separate time indexes go. Point lookups always give the full key. recipient_hourly stays
+// recipient-first: the baseline history is read per recipient, in (recipient, hour) order.
+// The tables are rebuilt (create, copy, drop, rename) in this step's one transaction.
+constexpr const char* schema_v5 = R"sql(
+CREATE TABLE recipient_minute_v5 (
+  recipient    TEXT    NOT NULL,
+  minute_start INTEGER NOT NULL,                -- Unix seconds, multiple of 60
+  accepted     INTEGER NOT NULL DEFAULT 0,
+  attempted    INTEGER NOT NULL DEFAULT 0,
+  minute_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', minute_start, 'unixepoch')) VIRTUAL,
+  PRIMARY KEY (minute_start, recipient)
+) WITHOUT ROWID;
+INSERT INTO recipient_minute_v5 (recipient, minute_start, accepted, attempted)
+  SELECT recipient, minute_start, accepted, attempted FROM recipient_minute
+   ORDER BY minute_start, recipient;
+DROP TABLE recipient_minute;                    -- with recipient_minute_by_minute
+ALTER TABLE recipient_minute_v5 RENAME TO recipient_minute;
+
+CREATE TABLE recipient_hour_sender_v5 (
+  recipient  TEXT    NOT NULL,
+  hour_start INTEGER NOT NULL,
+  sender     TEXT    NOT NULL,                  -- '' is the null sender <>
+  PRIMARY KEY (hour_start, recipient, sender)
+) WITHOUT ROWID;
+INSERT INTO recipient_hour_sender_v5 (recipient, hour_start, sender)
+  SELECT recipient, hour_start, sender FROM recipient_hour_sender
+   ORDER BY hour_start, recipient, sender;
+DROP TABLE recipient_hour_sender;               -- with recipient_hour_sender_by_hour
+ALTER TABLE recipient_hour_sender_v5 RENAME TO recipient_hour_sender;
+)sql";
+
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
@@ -338,6 +373,7 @@ constexpr std::array migrations{
     migration{2, schema_v2},
     migration{3, schema_v3},
     migration{4, schema_v4},
+    migration{5, schema_v5},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 

@@ -122,6 +122,8 @@ struct pair_totals {
 
 // Keys view the batch's strings; the batch outlives the aggregation.
 using recipient_time = std::pair<std::string_view, std::int64_t>;
+// Time first, as recipient_minute's primary key (schema v5).
+using time_recipient = std::pair<std::int64_t, std::string_view>;
 
 }  // namespace
 
@@ -139,7 +141,7 @@ store::store(store_options options)
       upsert_minute_(db_, R"sql(
         INSERT INTO recipient_minute (recipient, minute_start, accepted, attempted)
         VALUES (?1, ?2, ?3, ?4)
-        ON CONFLICT (recipient, minute_start) DO UPDATE SET
+        ON CONFLICT (minute_start, recipient) DO UPDATE SET
           accepted = accepted + excluded.accepted,
           attempted = attempted + excluded.attempted)sql"),
       insert_hour_sender_(db_, R"sql(
@@ -179,11 +181,11 @@ store::store(store_options options)
         DELETE FROM recipient_hourly WHERE (recipient, hour_start) IN (
           SELECT recipient, hour_start FROM recipient_hourly WHERE hour_start < ?1 LIMIT ?2))sql"),
       prune_minute_(db_, R"sql(
-        DELETE FROM recipient_minute WHERE (recipient, minute_start) IN (
-          SELECT recipient, minute_start FROM recipient_minute WHERE minute_start < ?1 LIMIT ?2))sql"),
+        DELETE FROM recipient_minute WHERE (minute_start, recipient) IN (
+          SELECT minute_start, recipient FROM recipient_minute WHERE minute_start < ?1 LIMIT ?2))sql"),
       prune_hour_sender_(db_, R"sql(
-        DELETE FROM recipient_hour_sender WHERE (recipient, hour_start, sender) IN (
-          SELECT recipient, hour_start, sender FROM recipient_hour_sender
+        DELETE FROM recipient_hour_sender WHERE (hour_start, recipient, sender) IN (
+          SELECT hour_start, recipient, sender FROM recipient_hour_sender
            WHERE hour_start < ?1 LIMIT ?2))sql"),
       prune_correspondent_(db_, R"sql(
         DELETE FROM correspondent WHERE (recipient, sender) IN (
@@ -243,19 +245,19 @@ void store::forget_senders_before(std::int64_t hour) {
 
 void store::write_deliveries(const std::vector<decision::delivery_record>& deliveries) {
   std::map<recipient_time, hour_totals> hours;
-  std::map<recipient_time, minute_totals> minutes;
+  std::map<time_recipient, minute_totals> minutes;
   std::map<std::pair<std::string_view, std::string_view>, pair_totals> pairs;
   // Saves a database round trip for a sender repeated within the batch, the usual flood shape.
-  std::set<std::tuple<std::string_view, std::int64_t, std::string_view>> senders_seen;
+  std::set<std::tuple<std::int64_t, std::string_view, std::string_view>> senders_seen;
 
   for (const decision::delivery_record& d : deliveries) {
     const std::int64_t at = to_unix_seconds(d.at);
     const std::int64_t hour = floor_to(at, seconds_per_hour);
     hour_totals& h = hours[{d.recipient, hour}];
-    minute_totals& m = minutes[{d.recipient, floor_to(at, 60)}];
+    minute_totals& m = minutes[{floor_to(at, 60), d.recipient}];
     ++h.attempted;
     ++m.attempted;
-    senders_seen.emplace(d.recipient, hour, d.sender);
+    senders_seen.emplace(hour, d.recipient, d.sender);
     if (!d.accepted) continue;
     ++h.accepted;
     ++m.accepted;
@@ -274,7 +276,7 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
   }
 
   // In key order, i.e. the table's primary-key order: neighbouring inserts share B-tree pages.
-  for (const auto& [recipient, hour, sender] : senders_seen) {
+  for (const auto& [hour, recipient, sender] : senders_seen) {
     if (first_sender_of_hour(recipient, hour, sender)) ++hours[{recipient, hour}].distinct_senders;
   }
 
@@ -290,8 +292,8 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
   }
   for (const auto& [key, m] : minutes) {
     SQLite::Statement& st = fresh(upsert_minute_);
-    bind_text(st, 1, key.first);
-    st.bind(2, key.second);
+    bind_text(st, 1, key.second);
+    st.bind(2, key.first);
     st.bind(3, m.accepted);
     st.bind(4, m.attempted);
     st.exec();

@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -13,6 +14,8 @@
 
 #include "config/duration.hpp"
 #include "config/settings.hpp"
+#include "ingest/joiner.hpp"
+#include "ingest/reader.hpp"
 
 namespace rcptguard {
 namespace {
@@ -68,6 +71,16 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"store.retention", R"("30d")"},
     {"store.history_weeks", "12"},
     {"store.prune_interval", R"("10m")"},
+    {"ingest.files", R"(["/var/log/mail.log"])"},
+    {"ingest.instances", R"(["postfix-in"])"},
+    {"ingest.hosts", R"(["mx2.example.test"])"},
+    {"ingest.delivery_agents", R"(["lmtp", "smtp"])"},
+    {"ingest.utc_offset", R"("+01:00")"},
+    {"ingest.poll_interval", R"("2s")"},
+    {"ingest.message_expiry", R"("4h")"},
+    {"ingest.max_open_messages", "5000"},
+    {"ingest.max_line", "8192"},
+    {"alerts.file", R"("/var/log/rcptguard/alerts.jsonl")"},
     {"spool.enabled", "true"},
     {"spool.interval", R"("1m")"},
     {"spool.roots", R"(["/var/vmail"])"},
@@ -153,6 +166,25 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"detection.baseline.prior_floor_hourly", "0.5"},
     {"detection.baseline.prior_min_recipients", "50"},
 };
+
+// Keys whose non-default value is only valid together with others (a relation check); the
+// tests that set one key at a time set these as well and compare against them.
+const std::map<std::string_view, std::vector<std::string>> companions{
+    {"ingest.files",
+     {R"(ingest.instances=["postfix-in"])", R"(detection.end_of_message_hook="absent")"}},
+};
+
+std::vector<std::string> companions_of(std::string_view key) {
+  const auto it = companions.find(key);
+  return it == companions.end() ? std::vector<std::string>{} : it->second;
+}
+
+// default_config() with the companions of `key`: what setting `key` alone is compared to.
+config defaults_for(std::string_view key) {
+  const load_result r = load_config_string("", companions_of(key), "t.toml");
+  EXPECT_TRUE(r.ok()) << key << ": " << ::testing::PrintToString(r.errors);
+  return r.ok() ? *r.settings : default_config();
+}
 
 // Settings whose bounds tests need partners moved out of the way, at a bound or beyond it:
 // max_line <= max_request, warn points <= defer points, exit scores < entry scores, baseline
@@ -287,9 +319,9 @@ TEST(Table, NonDefaultValuesCoverEveryKey) {
 }
 
 TEST(Table, EveryKeyFillsItsOwnField) {
-  const config defaults = default_config();
   for (const auto& [key, value] : non_default_values) {
-    const load_result r = load(document(key, value));
+    const config defaults = defaults_for(key);
+    const load_result r = load(document(key, value), companions_of(key));
     ASSERT_TRUE(r.ok()) << key << ": " << ::testing::PrintToString(r.errors);
     const auto changes = changed_settings(defaults, *r.settings);
     ASSERT_EQ(changes.size(), 1U) << key;
@@ -320,6 +352,10 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.spool.window, 30min);
   EXPECT_EQ(c.spool.max_message_bytes, 10U << 20U);
   EXPECT_EQ(c.spool.max_time_per_file, 2s);
+  EXPECT_EQ(c.ingest.files, std::vector<std::string>{"/var/log/mail.log"});
+  EXPECT_EQ(c.ingest.message_expiry, 4h);
+  EXPECT_EQ(c.ingest.max_open_messages, 5000U);
+  EXPECT_EQ(c.alerts.file, "/var/log/rcptguard/alerts.jsonl");
   EXPECT_EQ(c.detection.mode, detection_mode::enforce);
   EXPECT_EQ(c.detection.end_of_message_hook, decision::eom_hook::present);
   EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer);
@@ -527,6 +563,63 @@ TEST(Relations, SpoolWindowWithinRetention) {
   EXPECT_TRUE(load("[spool]\nwindow = \"2d\"\nretention = \"2d\"\n").ok());
 }
 
+TEST(Relations, FollowedLogsMustNotRecountPolicyMail) {
+  const std::string files = "[ingest]\nfiles = [\"/var/log/mail.log\"]\n";
+  const std::string hook = "[detection]\nend_of_message_hook = \"absent\"\n";
+  EXPECT_THAT(
+      only_error(load(files + hook)),
+      AllOf(StartsWith("t.toml:2:"), HasSubstr("ingest.instances must be set when ingest.files is"),
+            HasSubstr("counted again from the log"), HasSubstr("ingest.hosts")));
+  EXPECT_TRUE(load(files + "instances = [\"postfix-in\"]\n" + hook).ok());
+  EXPECT_TRUE(load(files + "hosts = [\"mx2.example.test\"]\n" + hook).ok());
+  // Without files nothing is read from a log, so nothing is required.
+  EXPECT_TRUE(load(document("ingest.instances", "[]")).ok());
+}
+
+TEST(Relations, FollowedLogsNeedAnExplicitEndOfMessageHook) {
+  const std::string files = "[ingest]\nfiles = [\"/var/log/mail.log\"]\nhosts = [\"mx2\"]\n";
+  EXPECT_THAT(only_error(load(files)),
+              HasSubstr("detection.end_of_message_hook must be \"present\" or \"absent\""));
+  EXPECT_TRUE(load(files, {R"(detection.end_of_message_hook="present")"}).ok());
+}
+
+TEST(Relations, AFollowedLogIsListedOnce) {
+  EXPECT_THAT(only_error(load(R"([ingest]
+files = ["/var/log/mail.log", "/var/log/maillog", "/var/log/mail.log"]
+hosts = ["mx2"]
+[detection]
+end_of_message_hook = "absent"
+)")),
+              HasSubstr(R"("/var/log/mail.log" is listed twice)"));
+}
+
+TEST(Errors, BadIngestValues) {
+  EXPECT_THAT(only_error(load(document("ingest.files", R"(["mail.log"])"))),
+              HasSubstr(R"(ingest.files[0] = "mail.log": expected an absolute path)"));
+  EXPECT_THAT(only_error(load(document("ingest.utc_offset", R"("CET")"))),
+              HasSubstr("expected an offset such as"));
+  EXPECT_TRUE(load(document("ingest.utc_offset", R"("Z")")).ok());
+  EXPECT_THAT(only_error(load(document("ingest.instances", R"(["postfix in"])"))),
+              HasSubstr("no spaces"));
+  EXPECT_THAT(only_error(load(document("ingest.delivery_agents", R"([""])"))),
+              HasSubstr("empty name"));
+}
+
+TEST(Defaults, IngestDefaultsAreTheLibrarys) {
+  const config c = default_config();
+  const ingest::joiner_options library;
+  EXPECT_TRUE(c.ingest.files.empty());
+  EXPECT_TRUE(c.ingest.instances.empty());
+  EXPECT_TRUE(c.ingest.hosts.empty());
+  EXPECT_EQ(c.ingest.delivery_agents, library.delivery_agents);
+  EXPECT_EQ(c.ingest.message_expiry, library.expiry);
+  EXPECT_EQ(c.ingest.max_open_messages, library.max_open_messages);
+  EXPECT_EQ(c.ingest.max_line, ingest::default_max_line);
+  EXPECT_EQ(c.ingest.utc_offset, "");
+  EXPECT_EQ(c.ingest.poll_interval, 500ms);
+  EXPECT_EQ(c.alerts.file, "");
+}
+
 TEST(Errors, BooleanIsTomlTrueOrFalse) {
   EXPECT_EQ(only_error(load(document("spool.enabled", R"("yes")"))),
             "t.toml:2:11: spool.enabled: expected true or false, got a string");
@@ -643,7 +736,9 @@ class LoadFileFrom : public ::testing::Test {
  private:
   std::filesystem::path path_ =
       std::filesystem::path{::testing::TempDir()} /
-      (std::string{::testing::UnitTest::GetInstance()->current_test_info()->name()} + ".toml");
+      // The pid keeps parallel runs of the suite (two build trees, two ctest jobs) apart.
+      (std::string{::testing::UnitTest::GetInstance()->current_test_info()->name()} + "." +
+       std::to_string(::getpid()) + ".toml");
 };
 
 TEST_F(LoadFileFrom, ErrorsNameThePath) {
@@ -700,9 +795,9 @@ TEST(ApplyReloadable, CopiesOnlyWhatAReloadMayChange) {
 }
 
 TEST(ApplyReloadable, EveryReloadableKeyIsCopiedAndNoOther) {
-  const config defaults = default_config();
   for (const auto& [key, value] : non_default_values) {
-    const load_result r = load(document(key, value));
+    const config defaults = defaults_for(key);
+    const load_result r = load(document(key, value), companions_of(key));
     ASSERT_TRUE(r.ok()) << key;
     config running = defaults;
     const auto changes = apply_reloadable(running, *r.settings);

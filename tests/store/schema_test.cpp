@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "store/store.hpp"
 #include "store_test_util.hpp"
 
 namespace rcptguard::store {
@@ -70,6 +71,97 @@ TEST(Schema, VersionOneFileMigratesKeepingItsVerdicts) {
   EXPECT_EQ(query_int(path, "SELECT count(*) FROM verdict"), 1);
   EXPECT_EQ(query_int(path, "SELECT monitor_only FROM v_verdicts"), 0);
   EXPECT_EQ(query_text(path, "SELECT at_utc FROM v_verdicts"), "2024-03-04T10:00:00Z");
+}
+
+// The primary-key columns of a WITHOUT ROWID table, in key order.
+std::string primary_key(SQLite::Database& db, const std::string& table) {
+  SQLite::Statement st(db,
+                       "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info("
+                       "(SELECT name FROM pragma_index_list(?1) WHERE origin = 'pk')) ORDER BY seqno)");
+  st.bind(1, table);
+  return st.executeStep() ? st.getColumn(0).getString() : "";
+}
+
+std::string all_rows(SQLite::Database& db, const std::string& sql) {
+  SQLite::Statement st(db, sql);
+  std::string out;
+  while (st.executeStep()) {
+    for (int c = 0; c < st.getColumnCount(); ++c) out += st.getColumn(c).getString() + "|";
+    out += "\n";
+  }
+  return out;
+}
+
+TEST(Schema, VersionFourFileMigratesToTimeFirstKeysKeepingItsRows) {
+  temp_dir dir;
+  const std::string path = dir.file("rcptguard.db");
+  const char* minutes_sql =
+      "SELECT recipient, minute_start, accepted, attempted, minute_utc FROM recipient_minute "
+      "ORDER BY recipient, minute_start";
+  const char* senders_sql =
+      "SELECT recipient, hour_start, sender FROM recipient_hour_sender "
+      "ORDER BY recipient, hour_start, sender";
+  std::string minutes_before;
+  std::string senders_before;
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    migrate_to(db, 4);
+    ASSERT_EQ(user_version(db), 4);
+    ASSERT_EQ(primary_key(db, "recipient_minute"), "recipient,minute_start");
+    db.exec(R"sql(
+      INSERT INTO recipient_minute (recipient, minute_start, accepted, attempted) VALUES
+        ('bob@example.test', 1709546460, 1, 2), ('alice@example.test', 1709546460, 0, 1),
+        ('bob@example.test', 1709546400, 3, 3), ('carol@example.test', 1709546520, 5, 7);
+      INSERT INTO recipient_hour_sender (recipient, hour_start, sender) VALUES
+        ('bob@example.test', 1709546400, 's1@x.test'), ('bob@example.test', 1709546400, ''),
+        ('alice@example.test', 1709550000, 's1@x.test'), ('bob@example.test', 1709542800, 's2@x.test');
+      INSERT INTO recipient_hourly (recipient, hour_start, accepted, attempted, distinct_senders)
+        VALUES ('bob@example.test', 1709546400, 4, 5, 2);)sql");
+    minutes_before = all_rows(db, minutes_sql);
+    senders_before = all_rows(db, senders_sql);
+  }
+  { SQLite::Database db = open_read_write({.path = path}); }
+
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  EXPECT_EQ(user_version(db), schema_version);
+  EXPECT_EQ(all_rows(db, minutes_sql), minutes_before);
+  EXPECT_EQ(all_rows(db, senders_sql), senders_before);
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM recipient_minute"), 4);
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM recipient_hour_sender"), 4);
+  EXPECT_EQ(query_int(path, "SELECT distinct_senders FROM recipient_hourly"), 2);
+  // Keyed by time first; the time indexes are gone with the old tables, nothing else is left.
+  EXPECT_EQ(primary_key(db, "recipient_minute"), "minute_start,recipient");
+  EXPECT_EQ(primary_key(db, "recipient_hour_sender"), "hour_start,recipient,sender");
+  EXPECT_EQ(primary_key(db, "recipient_hourly"), "recipient,hour_start");
+  const std::set<std::string> indexes = schema_objects(path, "index");
+  EXPECT_FALSE(indexes.contains("recipient_minute_by_minute"));
+  EXPECT_FALSE(indexes.contains("recipient_hour_sender_by_hour"));
+  EXPECT_TRUE(indexes.contains("recipient_hourly_by_hour"));
+  const std::set<std::string> tables = schema_objects(path, "table");
+  EXPECT_FALSE(tables.contains("recipient_minute_v5"));
+  EXPECT_FALSE(tables.contains("recipient_hour_sender_v5"));
+  EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
+
+  // The store writes into the migrated rows: a known minute and sender key are found by the
+  // new keys (added to, not duplicated), and the start-up load reads them back in time order.
+  {
+    store s({.database = {.path = path}});
+    decision::outbox batch;
+    batch.deliveries.push_back(testing::delivery(1709546430, "bob@example.test", "s1@x.test", true));
+    s.apply(batch);
+    const decision::restore_snapshot snapshot = s.load_snapshot(testing::at(1709546530));
+    ASSERT_EQ(snapshot.recent_minutes.size(), 4u);
+    EXPECT_EQ(snapshot.recent_minutes[0].recipient, "bob@example.test");
+    EXPECT_EQ(snapshot.recent_minutes[1].recipient, "alice@example.test");  // 10:01, a < b
+    EXPECT_EQ(snapshot.recent_minutes[2].recipient, "bob@example.test");
+    EXPECT_EQ(snapshot.recent_minutes[3].recipient, "carol@example.test");
+  }
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM recipient_minute"), 4);
+  EXPECT_EQ(query_int(path, "SELECT accepted FROM recipient_minute "
+                            "WHERE recipient = 'bob@example.test' AND minute_start = 1709546400"),
+            4);
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM recipient_hour_sender"), 4);
+  EXPECT_EQ(query_int(path, "SELECT distinct_senders FROM recipient_hourly"), 2);
 }
 
 TEST(Schema, ConnectionSettingsAreApplied) {
