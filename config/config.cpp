@@ -288,11 +288,43 @@ class loader {
           std::to_string(config_.limits.max_line) + ") must not exceed limits.max_request (" +
           std::to_string(config_.limits.max_request) + ")");
     }
+    check_ingest();
     // The scan state keeps `retention` of records; a longer window would count nothing more.
     if (config_.spool.window > config_.spool.retention) {
       add(origin("spool.window", "spool.retention") + ": spool.window (" +
           format_duration(config_.spool.window) + ") must not exceed spool.retention (" +
           format_duration(config_.spool.retention) + ")");
+    }
+  }
+
+  // How the policy hook and followed logs combine (issue 6, item 3): a message is counted by
+  // one of them only. The hook sees what the smtpd processes that ask it receive; the log shows
+  // every message of every instance and host, so it must be narrowed to the others.
+  void check_ingest() {
+    const ingest_settings& ingest = config_.ingest;
+    if (ingest.files.empty()) return;
+    if (!config_.server.listen.empty() && ingest.instances.empty() && ingest.hosts.empty()) {
+      add(origin("ingest.files", "ingest.instances") +
+          ": ingest.instances must be set when ingest.files is: the daemon also answers "
+          "policy requests (server.listen), and a message its policy hook counted would be "
+          "counted again from the log. List the Postfix instances (syslog names such as "
+          "\"postfix/submission\") or Sendmail programs whose mail the hook does not see, or "
+          "set ingest.hosts to the other servers whose logs are followed");
+    }
+    // Log events are fed as RCPT plus END-OF-MESSAGE; "auto" would take the latter for
+    // Postfix's smtpd_end_of_data_restrictions hook and then wait, for every policy RCPT, for
+    // an END-OF-MESSAGE request that never comes when Postfix only has the RCPT hook.
+    if (config_.detection.end_of_message_hook == decision::eom_hook::auto_detect) {
+      add(origin("ingest.files", "detection.end_of_message_hook") +
+          ": detection.end_of_message_hook must be \"present\" or \"absent\" when "
+          "ingest.files is set: the log events' END-OF-MESSAGE requests would make \"auto\" "
+          "believe Postfix sends them too");
+    }
+    for (auto it = ingest.files.begin(); it != ingest.files.end(); ++it) {
+      if (std::find(ingest.files.begin(), it, *it) != it) {
+        add(origin("ingest.files") + ": ingest.files: " + in_quotes(*it) +
+            " is listed twice; its messages would be counted twice");
+      }
     }
   }
 

@@ -111,12 +111,33 @@ struct spool_settings {
   std::chrono::milliseconds max_time_per_file{};
 };
 
+/// Mail logs followed by the daemon (see server/log_service.hpp); ingest_command's --options
+/// and ingest::joiner_options give the reasons for the defaults, which are taken from there.
+struct ingest_settings {
+  std::vector<std::string> files;      ///< absolute paths; empty: no log is followed
+  std::vector<std::string> instances;  ///< Postfix syslog names / Sendmail programs counted
+  std::vector<std::string> hosts;      ///< syslog hosts counted; empty: any
+  std::vector<std::string> delivery_agents;
+  std::string utc_offset;  ///< "+01:00", "-0500", "Z"; empty: the system time zone (TZ)
+  std::chrono::milliseconds poll_interval{};
+  std::chrono::seconds message_expiry{};
+  std::size_t max_open_messages{};
+  std::size_t max_line{};
+};
+
+/// Alert episodes as JSON Lines for a SIEM (server/alert_log.hpp).
+struct alerts_settings {
+  std::string file;  ///< empty: not written
+};
+
 struct config {
   server_settings server;
   protocol::limits limits;
   log_settings log;
   store_settings store;
   spool_settings spool;
+  ingest_settings ingest;
+  alerts_settings alerts;
   /// Everything the decision engine reads, including [[detection.class]] and
   /// [[detection.override]] with every unspecified key filled from [detection.thresholds].
   decision::settings detection;

@@ -13,6 +13,9 @@
 
 #include "config/address.hpp"
 #include "config/duration.hpp"
+#include "ingest/joiner.hpp"
+#include "ingest/reader.hpp"
+#include "ingest/timestamp.hpp"
 #include "protocol/reply.hpp"
 
 namespace rcptguard::settings {
@@ -349,6 +352,35 @@ std::string check_mapping(std::string_view text) {
   return {};
 }
 
+// Syslog host names, Postfix syslog names ("postfix/submission") and delivery agents appear
+// as one token in a log line, so a space could never match.
+std::string check_log_token(std::string_view text) {
+  if (text.empty()) return "empty name";
+  if (std::any_of(text.begin(), text.end(), is_control_or_space)) {
+    return "a name in a log line has no spaces or control characters";
+  }
+  return {};
+}
+
+std::string check_utc_offset(std::string_view text) {
+  if (text.empty() || ingest::parse_utc_offset(text)) return {};
+  return R"(expected an offset such as "+01:00", "-0500" or "Z", or "" for the system time zone)";
+}
+
+// The ingest library's defaults as row defaults, so they are written once, in ingest/.
+std::string toml_strings(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (const std::string& item : items) {
+    if (out.size() > 1) out += ", ";
+    out += "\"" + item + "\"";
+  }
+  return out + "]";
+}
+
+std::string toml_duration(std::chrono::milliseconds d) {
+  return "\"" + format_duration(d) + "\"";
+}
+
 constexpr auto restart = applies::on_restart;
 constexpr auto reload = applies::on_reload;
 constexpr std::int64_t mebibyte = std::int64_t{1024} * 1024;
@@ -365,6 +397,18 @@ constexpr std::array section_table{
             "same attachment stored again and again, which the decision engine counts as "
             "evidence of a flood (detection.thresholds.evidence_*). It only ever reads "
             "mailboxes, and stores what it found in the database of [store]."},
+    section{"ingest",
+            "Mail logs followed by the daemon, like `rcptguard ingest --follow`: every message "
+            "a log shows delivered is counted by the same engine as a policy request, at the "
+            "log's timestamp, and remembered position by position in the database of [store], "
+            "so a restart neither skips nor double-counts. A message must not be counted by "
+            "both the policy hook and the log: while the daemon answers policy requests, "
+            "instances (or hosts) must name only what the hook does not see, and "
+            "detection.end_of_message_hook must say whether Postfix sends END-OF-MESSAGE "
+            "requests (the log's events include them, which \"auto\" would misread). Old logs are "
+            "replayed with `rcptguard ingest`, not here: lines older than a few minutes when "
+            "read are skipped, since the engine counts in wall-clock windows."},
+    section{"alerts", "Alert episodes for a SIEM, from the policy hook and from logs."},
     section{"detection",
             "How recipients are counted and what is done with a verdict. Every detection "
             "setting is applied on reload."},
@@ -498,6 +542,51 @@ std::vector<setting> make_table() {
       duration(RG_FIELD(spool, max_time_per_file), R"("10s")", 100ms, 10min, reload,
                "Time spent on one mailbox per scan; the rest is read by the next scan, so one "
                "huge mailbox cannot hold up the others."),
+
+      text_list(RG_FIELD(ingest, files), "[]", check_absolute_path, restart,
+                "Mail logs to follow like tail -F (absolute paths; rotation by rename and by "
+                "copytruncate is followed). The daemon's user (server.user) needs read access, "
+                "e.g. membership of group adm. Empty: no log is read. A new file is read from "
+                "its end, a known one from the stored position."),
+      text_list(RG_FIELD(ingest, instances), "[]", check_log_token, restart,
+                "Count only messages received by these Postfix syslog names (\"postfix\", "
+                "\"postfix/submission\", \"postfix-out\") or Sendmail programs (\"sm-mta\"). "
+                "Required while files is set and the daemon listens for policy requests, unless "
+                "hosts is set: list the instances whose smtpd does not ask rcptguard, so no "
+                "message is counted twice."),
+      text_list(RG_FIELD(ingest, hosts), "[]", check_log_token, restart,
+                "Count only messages logged by these syslog hosts (a central log of other "
+                "servers that have no policy hook). Empty: any host."),
+      text_list(RG_FIELD(ingest, delivery_agents),
+                toml_strings(ingest::joiner_options{}.delivery_agents), check_log_token, restart,
+                "Postfix delivery daemons and Sendmail mailers whose deliveries are inbound to "
+                "the recipient's mailbox. smtp is a relay (to a content filter or another "
+                "server) and counts only when added, as on a gateway in front of the mailboxes."),
+      text(RG_FIELD(ingest, utc_offset), R"("")", check_utc_offset, restart,
+           "Offset of log timestamps that carry none (classic syslog \"Nov 27 00:00:01\"), "
+           "e.g. \"+01:00\"; empty: the system time zone (TZ), following DST."),
+      duration(RG_FIELD(ingest, poll_interval), R"("500ms")", 50ms, 1min, reload,
+               "How often the files are checked for new lines. Log events reach the engine "
+               "within this time of being written; the engine takes them at the daemon's next "
+               "housekeeping tick (at most store.flush_interval, or 1s)."),
+      duration(RG_FIELD(ingest, message_expiry), toml_duration(ingest::joiner_options{}.expiry),
+               1min, 7 * day, restart,
+               "A message with no log line for this long (log time) is forgotten, so one "
+               "whose lines are incomplete does not stay in memory."),
+      integer(RG_FIELD(ingest, max_open_messages),
+              std::to_string(ingest::joiner_options{}.max_open_messages), 100, 100 * million,
+              restart,
+              "Messages (queue ids) followed at once; beyond this the oldest is forgotten "
+              "first. A few hundred bytes each."),
+      integer(RG_FIELD(ingest, max_line), std::to_string(ingest::default_max_line), 1024,
+              16 * mebibyte, restart,
+              "Longest log line read, in bytes; longer ones are cut (and counted)."),
+
+      text(RG_FIELD(alerts, file), R"("")", nullptr, restart,
+           "Append every alert episode (policy hook and logs) to this file as one JSON object "
+           "per line, as `rcptguard ingest --alerts` and `rcptguard review alerts --format "
+           "json` write them: a line when an episode opens and when it escalates to defer. "
+           "Empty: not written. A failed write is logged; the daemon goes on."),
 
       choice(RG_DETECTION(mode), from_struct, detection_mode_names, reload,
              "\"monitor\" answers WARN (Postfix logs it and accepts the mail) wherever enforce "

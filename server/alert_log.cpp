@@ -91,7 +91,10 @@ std::size_t alert_log::write(const std::vector<decision::episode_record>& episod
       found->second = std::max(found->second, e.peak_level);
     }
   }
-  if (written != 0) std::fflush(stream_);
+  if (written != 0 && (std::fflush(stream_) != 0 || std::ferror(stream_) != 0)) {
+    ++write_errors_;
+    std::clearerr(stream_);
+  }
   lines_ += written;
   return written;
 }

@@ -35,6 +35,9 @@ class alert_log {
   std::size_t write(const std::vector<decision::episode_record>& episodes);
 
   std::uint64_t lines() const { return lines_; }
+  /// Batches whose flush failed (disk full, I/O error); the stream's error flag is cleared so
+  /// the next batch is tried. The daemon's alert_sink logs them.
+  std::uint64_t write_errors() const { return write_errors_; }
 
  private:
   std::FILE* stream_ = nullptr;
@@ -43,6 +46,7 @@ class alert_log {
   /// the engine's open episodes, each erased when its episode ends.
   std::map<std::pair<std::string, std::int64_t>, decision::verdict_level> open_;
   std::uint64_t lines_ = 0;
+  std::uint64_t write_errors_ = 0;
 };
 
 }  // namespace rcptguard::server

@@ -13,6 +13,7 @@
 #include "config/address.hpp"
 #include "decision/engine.hpp"
 #include "server/listener.hpp"
+#include "server/log_service.hpp"
 #include "server/logging.hpp"
 #include "server/persistence.hpp"
 #include "server/policy_handler.hpp"
@@ -70,6 +71,7 @@ class daemon {
         housekeeping_timer_(io_),
         engine_(config_.detection, random_seed()),
         persistence_(io_, config_.store, log_),
+        alerts_(config_.alerts.file, log_),
         handler_(engine_, stats_, log_) {
     context_.settings = session_settings_from(config_);
     context_.handler = &handler_;
@@ -110,6 +112,10 @@ class daemon {
           }
         });
     if (config_.spool.enabled) spool_->start();
+    if (!config_.ingest.files.empty()) {
+      log_service_ = std::make_unique<log_service>(config_.ingest, config_.store.path, log_);
+      log_service_->open(wall_clock_now());
+    }
     wait_for_signal();
     schedule_summary();
     schedule_housekeeping();
@@ -119,7 +125,9 @@ class daemon {
     io_.run();
     listeners_ = nullptr;
     if (spool_) spool_->stop();
+    alerts_.write(engine_.pending().episodes);
     persistence_.stop(engine_);
+    if (log_service_) log_service_->stop(wall_clock_now());
     log_summary("FINAL");
     log_->info("STOPPED after serving {} connection(s)", stats_.connections_accepted);
     log_->flush();
@@ -178,6 +186,7 @@ class daemon {
       log_->warn("RELOAD detection.allow_clients entry '{}' never matches", entry);
     }
     if (spool_) spool_->reconfigure(config_.spool);
+    if (log_service_) log_service_->reconfigure(config_.ingest);
     context_.settings = session_settings_from(config_);
     allowlist_ = parse_allowlist(config_.server.allow_clients);
     if (listeners_ != nullptr) listeners_->set_max_connections(config_.server.max_connections);
@@ -191,7 +200,9 @@ class daemon {
     housekeeping_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       const time_point now = wall_clock_now();
+      if (log_service_) log_service_->poll(engine_, now);
       engine_.tick(now);
+      alerts_.write(engine_.pending().episodes);
       persistence_.pump(engine_, now);
       schedule_housekeeping();
     });
@@ -243,6 +254,9 @@ class daemon {
   persistence persistence_;
   // Declared after engine_ and persistence_, so its thread is joined before they go.
   std::unique_ptr<spool_scheduler> spool_;
+  // Also after engine_ and persistence_: its reader thread is joined before they go.
+  std::unique_ptr<log_service> log_service_;
+  alert_sink alerts_;
   policy_handler handler_;
   session_context context_;
   std::vector<cidr> allowlist_;
