@@ -476,7 +476,7 @@ std::vector<setting> make_table() {
 
       text(RG_FIELD(store, path), R"("rcptguard.db")", nullptr, restart,
            "SQLite database file; a relative path is relative to the working directory."),
-      duration(RG_FIELD(store, flush_interval), R"("500ms")", 10ms, 10s, restart,
+      duration(RG_FIELD(store, flush_interval), R"("1s")", 10ms, 10s, restart,
                "Longest time a record waits in memory before it is written."),
       integer(RG_FIELD(store, queue_capacity), "100000", 100, 10'000'000, restart,
               "Records waiting for the writer; beyond this new records are dropped and counted, "

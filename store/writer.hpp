@@ -31,7 +31,7 @@ struct writer_options {
   /// Records (deliveries + verdicts + episodes) queued or being retried, at most.
   std::size_t queue_capacity = 100'000;
   /// Longest a record waits before it is written; a queue past half capacity is written sooner.
-  std::chrono::milliseconds flush_interval{500};
+  std::chrono::milliseconds flush_interval{1000};
   /// Backoff after a failed write, doubling up to retry_max.
   std::chrono::milliseconds retry_initial{100};
   std::chrono::milliseconds retry_max{5000};
