@@ -52,6 +52,7 @@ readonly SENDER=sender@remote.example
 readonly HELO=client.example.test
 readonly ALICE=alice@example.test
 readonly BOB=bob@example.test
+readonly CAROL=carol@example.test
 
 RCPTGUARD=""
 CONFIG=""
@@ -223,6 +224,14 @@ send_mail() { # id to[,to...]
     >"$TMP/swaks/$id.txt" 2>&1 </dev/null
 }
 
+send_with_attachment() { # id to file
+  timeout 60 swaks --server 127.0.0.1 --port "$SMTP_PORT" --timeout 30 \
+    --helo "$HELO" --from "$SENDER" --to "$2" \
+    --header "Subject: rcptguard e2e $1" --header "X-E2E-Id: $1" \
+    --attach-type application/octet-stream --attach "@$3" \
+    >"$TMP/swaks/$1.txt" 2>&1 </dev/null
+}
+
 queued() { # id: the message was accepted ("250 2.0.0 Ok: queued as ...")
   grep -q '^<- *250 .*queued as' "$TMP/swaks/$1.txt"
 }
@@ -323,7 +332,7 @@ make_private_postfix() {
   cp -- "$master_template" "$PF_CONF/master.cf"
   : >"$PF_CONF/main.cf"
 
-  printf '%s %s\n' "$ALICE" alice "$BOB" bob "postmaster@example.test" postmaster \
+  printf '%s %s\n' "$ALICE" alice "$BOB" bob "$CAROL" carol "postmaster@example.test" postmaster \
     >"$PF_CONF/vmailbox"
 
   local policy_inet="check_policy_service { inet:127.0.0.1:$POLICY_PORT, timeout=10s, default_action=DUNNO }"
@@ -499,6 +508,41 @@ phase_flood() {
   check_verdicts_stored "$TMP/rcptguard/flood-enforce.db" 0
 }
 
+# A mail bomb carrying one attachment, delivered by Postfix into the spool: the daemon's scanner
+# finds the copies, and the next message to the same mailbox is judged with that evidence. Eight
+# messages are below every volume warning (the minute window warns at 12); the ninth scores
+# volume 0.75 + evidence 0.75, a warning that it would not be without the evidence.
+phase_spool() {
+  say "phase 4: the same attachment stored again and again in $CAROL's mailbox"
+  local i attachment="$TMP/swaks/photo.bin" db="$TMP/rcptguard/spool.db" reply
+  head -c 20000 /dev/urandom >"$attachment"
+  start_rcptguard "$db" -o detection.mode=monitor -o spool.enabled=true -o spool.interval=10s \
+    -o "spool.roots=[\"$TMP/mail\"]" -o 'spool.domains=["example.test"]'
+  for ((i = 1; i <= 8; i++)); do
+    send_with_attachment "sp$i" "$CAROL" "$attachment" || fail "swaks sp$i to $CAROL failed"
+  done
+  wait_in_mbox "$TMP/mail/carol" 'sp[0-9]+' 8 60 || fail "the 8 messages did not reach $CAROL's mbox"
+  for ((i = 0; i < 150; i++)); do
+    grep -q "SPOOL evidence $CAROL" "$RG_LOG" && break
+    sleep 0.2
+  done
+  grep -q "SPOOL evidence $CAROL" "$RG_LOG" ||
+    fail "the spool scan found no repeated attachment for $CAROL: $(grep 'SPOOL' "$RG_LOG" | tail -n 3)"
+  say "scanner: $(grep -m1 "SPOOL evidence $CAROL" "$RG_LOG" | sed -E 's/^.*(SPOOL)/\1/')"
+  send_with_attachment sp9 "$CAROL" "$attachment" || fail "swaks sp9 to $CAROL failed"
+  reply=$(grep -E "REQUEST .*state=RCPT .*recipient=<$CAROL>" "$RG_LOG" | tail -n 1)
+  grep -q 'action=WARN .*identical attachments' <<<"$reply" ||
+    fail "the message after the scan was not escalated by the evidence: ${reply##*action=}"
+  say "escalated: ${reply##*action=}"
+  stop_rcptguard
+  [[ $(timeout 10 sqlite3 "$db" "SELECT count(*) FROM v_verdicts WHERE recipient = '$CAROL' \
+        AND reasons LIKE '%spool_evidence%'") -ge 1 ]] ||
+    fail "$db: no verdict for $CAROL with a spool_evidence reason"
+  [[ $(timeout 10 sqlite3 "$db" "SELECT count(*) FROM v_spool_evidence \
+        WHERE recipient = '$CAROL'") -ge 1 ]] || fail "$db: no spool evidence row for $CAROL"
+  check_rcptguard_log_clean
+}
+
 # The verdicts behind what Postfix saw are in the database, with their reasons, and the flood is
 # one alert episode. monitor_only says whether the DEFERs were only WARNs on the wire.
 check_verdicts_stored() { # database expected_monitor_only
@@ -545,6 +589,7 @@ phase_delivery
 phase_daemon_down
 if [[ $FLOOD == 1 ]]; then
   phase_flood
+  phase_spool
 else
   say "flood phase not run (enable with --flood or RCPTGUARD_E2E_FLOOD=1)"
 fi
