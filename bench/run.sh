@@ -31,6 +31,12 @@ RUN_TABLE=1
 RUN_BUSY=1
 RUN_MEM=1
 RUN_MICRO=1
+RUN_SCAN=1
+RUN_INGEST=1
+KEEP=0
+SCAN_MESSAGES=3500      # x 300 KB attachments, base64: ~1.4 GB of mbox
+INGEST_LINES=1000000
+INGEST_SRC="$ROOT/../shared/corpus/logs/pixelpark-postfix-logsums/mail.log.first12000lines.log"
 PEER_LIMIT=40   # messages per recipient per 600 s: rcptguard's ten_minutes_defer_floor
 
 usage() {
@@ -50,7 +56,10 @@ usage: bench/run.sh [options]
   --out DIR           raw results (default: a new /tmp/rcptguard-bench.XXXXXX)
   --no-install        never apt-get install the peers
   --no-build          use the binaries in --build-dir as they are
-  --only WHAT         table | busy | mem | micro (repeatable; default: all four)
+  --only WHAT         table | busy | mem | micro | scan | ingest (repeatable; default: all six)
+  --keep              keep the generated mbox and log (scan, ingest) in --out
+  --scan-messages N   messages of 300 KB in the scan benchmark's mbox (default $SCAN_MESSAGES)
+  --ingest-lines N    at least this many log lines for the ingest benchmark (default $INGEST_LINES)
   --quick             --reps 1 --duration 2 --connections "8 64": a smoke test
 EOF
   exit 2
@@ -72,17 +81,21 @@ while [ $# -gt 0 ]; do
     --no-install) INSTALL=0; shift ;;
     --no-build) BUILD_STEP=0; shift ;;
     --only) ONLY="$ONLY $2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --scan-messages) SCAN_MESSAGES=$2; shift 2 ;;
+    --ingest-lines) INGEST_LINES=$2; shift 2 ;;
     --quick) REPS=1; DURATION=2; CONNECTIONS="8 64"; shift ;;
     -h|--help) usage ;;
     *) echo "run.sh: unknown option $1" >&2; usage ;;
   esac
 done
 if [ -n "$ONLY" ]; then
-  RUN_TABLE=0; RUN_BUSY=0; RUN_MEM=0; RUN_MICRO=0
+  RUN_TABLE=0; RUN_BUSY=0; RUN_MEM=0; RUN_MICRO=0; RUN_SCAN=0; RUN_INGEST=0
   for w in $ONLY; do
     case "$w" in
       table) RUN_TABLE=1 ;; busy) RUN_BUSY=1 ;; mem) RUN_MEM=1 ;; micro) RUN_MICRO=1 ;;
-      *) echo "run.sh: --only takes table, busy, mem or micro" >&2; exit 2 ;;
+      scan) RUN_SCAN=1 ;; ingest) RUN_INGEST=1 ;;
+      *) echo "run.sh: --only takes table, busy, mem, micro, scan or ingest" >&2; exit 2 ;;
     esac
   done
 fi
@@ -109,9 +122,11 @@ stop_server() {
   wait "$pid" 2>/dev/null
   return 0
 }
+BIG_FILES=()   # generated inputs (the scan's mbox, the ingest log), removed on exit unless --keep
 cleanup() {
   local pid
   for pid in "${STARTED[@]}"; do stop_server "$pid"; done
+  [ "${#BIG_FILES[@]}" = 0 ] || rm -f "${BIG_FILES[@]}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -451,4 +466,110 @@ if [ "$RUN_MICRO" = 1 ]; then
     echo "rcptguard-microbench not built (Google Benchmark missing: apt-get install libbenchmark-dev)"
   fi
 fi
+# --- spool scanner and log ingestion: single-threaded file readers against the OS tools -------------
+now_s() { date +%s.%N; }
+timev() {  # timev OUTFILE COMMAND...: /usr/bin/time -v into OUTFILE when available
+  local out=$1; shift
+  if [ -x /usr/bin/time ]; then /usr/bin/time -v -o "$out" "$@"; else : >"$out"; "$@"; fi
+}
+max_rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$1"; }
+json_num() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2" | awk '{s+=$1} END {print s+0}'; }
+rate() { awk -v n="$1" -v t="$2" -v d="${3:-1}" 'BEGIN {if (t > 0) printf "%.1f", n/d/t; else print 0}'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b-a}'; }
+
+if [ "$RUN_SCAN" = 1 ]; then
+  SPOOL="$OUT/spool"; MBOX="$SPOOL/bench"; SDB="$OUT/scan.db"
+  rm -rf "$SPOOL"; rm -f "$SDB" "$SDB-wal" "$SDB-shm"; mkdir -p "$SPOOL"
+  [ "$KEEP" = 1 ] || BIG_FILES+=("$MBOX")
+  log "scan: generating $SCAN_MESSAGES messages with 300 KB attachments in $MBOX"
+  python3 "$ROOT/bench/make_mbox.py" "$MBOX" --messages "$SCAN_MESSAGES" --attachment-kb 300 \
+    >"$OUT/make_mbox.txt" 2>&1 || { cat "$OUT/make_mbox.txt" >&2; exit 1; }
+  size=$(stat -c %s "$MBOX")
+  cat "$MBOX" >/dev/null   # warm the page cache: both commands read from memory
+  log "scan: sha256sum over $((size / 1048576)) MiB"
+  t0=$(now_s); $SERVER_CPU sha256sum "$MBOX" >"$OUT/sha256sum.txt"; t1=$(now_s)
+  SCAN=( "$DAEMON" scan --root "$SPOOL" --domain example.test -o spool.check_owner=false
+         -o spool.max_time_per_file=10m -o "store.path=$SDB" --format json )
+  log "scan: rcptguard scan, first (full) scan into a fresh $SDB"
+  t2=$(now_s); timev "$OUT/scan1.time" $SERVER_CPU "${SCAN[@]}" >"$OUT/scan1.json" 2>"$OUT/scan1.err"
+  rc1=$?; t3=$(now_s)
+  python3 "$ROOT/bench/make_mbox.py" "$MBOX" --append-bytes 1048576 >>"$OUT/make_mbox.txt" 2>&1
+  appended=$(( $(stat -c %s "$MBOX") - size ))
+  log "scan: rescan after appending $appended bytes"
+  t4=$(now_s); timev "$OUT/scan2.time" $SERVER_CPU "${SCAN[@]}" >"$OUT/scan2.json" 2>"$OUT/scan2.err"
+  rc2=$?; t5=$(now_s)
+  sha_s=$(secs "$t0" "$t1"); scan_s=$(secs "$t2" "$t3"); rescan_s=$(secs "$t4" "$t5")
+  sha_mibs=$(rate "$size" "$sha_s" 1048576); scan_mibs=$(rate "$size" "$scan_s" 1048576)
+  SCANMD="$OUT/scan.md"
+  {
+    echo "Machine: $(machine_line)"
+    echo
+    echo "mbox: $size bytes ($((size / 1048576)) MiB), $(sed -n 1p "$OUT/make_mbox.txt" | sed 's/^make_mbox: //'), page cache warm; pinning: ${SERVER_CPU:-none}."
+    echo
+    echo "| run | seconds | MiB/s | × sha256sum | bytes read | messages | attachments | peak RSS MB | exit |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '| sha256sum | %s | %s | 1.00 | %s | | | | 0 |\n' "$sha_s" "$sha_mibs" "$size"
+    printf '| rcptguard scan, fresh database | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$scan_s" "$scan_mibs" \
+      "$(awk -v a="$scan_mibs" -v b="$sha_mibs" 'BEGIN {if (b > 0) printf "%.2f", a/b}')" \
+      "$(json_num bytes_read "$OUT/scan1.json")" "$(json_num messages "$OUT/scan1.json")" \
+      "$(json_num attachments "$OUT/scan1.json")" "$(max_rss_mb "$OUT/scan1.time")" "$rc1"
+    printf '| rcptguard rescan after appending %s bytes | %s | | | %s | %s | %s | %s | %s |\n' "$appended" "$rescan_s" \
+      "$(json_num bytes_read "$OUT/scan2.json")" "$(json_num messages "$OUT/scan2.json")" \
+      "$(json_num attachments "$OUT/scan2.json")" "$(max_rss_mb "$OUT/scan2.time")" "$rc2"
+    grep -q '"time_budget_hit":true' "$OUT/scan1.json" "$OUT/scan2.json" &&
+      echo "Note: a scan hit spool.max_time_per_file; see $OUT/scan*.json"
+    echo
+    echo "Repeats found by the first scan: $(grep -o '"repeats":\[[^]]*\]' "$OUT/scan1.json" | head -c 400)"
+  } >"$SCANMD"
+  echo
+  cat "$SCANMD"
+  [ "$KEEP" = 1 ] || rm -f "$MBOX"
+fi
+
+if [ "$RUN_INGEST" = 1 ]; then
+  if [ ! -r "$INGEST_SRC" ]; then
+    log "ingest: $INGEST_SRC not found; skipped"
+  else
+    LOGF="$OUT/postfix-big.log"
+    [ "$KEEP" = 1 ] || BIG_FILES+=("$LOGF")
+    src_lines=$(wc -l <"$INGEST_SRC")
+    copies=$(( (INGEST_LINES + src_lines - 1) / src_lines ))
+    log "ingest: $copies copies of $(basename "$INGEST_SRC") into $LOGF"
+    for i in $(seq 1 "$copies"); do cat "$INGEST_SRC"; done >"$LOGF"
+    lines=$(wc -l <"$LOGF"); lsize=$(stat -c %s "$LOGF")
+    cat "$LOGF" >/dev/null
+    t0=$(now_s); timev "$OUT/grep.time" $SERVER_CPU grep -c status=sent "$LOGF" >"$OUT/grep.txt"; t1=$(now_s)
+    rm -f "$OUT/ingest.db" "$OUT/ingest.db-wal" "$OUT/ingest.db-shm"
+    log "ingest: rcptguard ingest of $lines lines into a fresh $OUT/ingest.db"
+    t2=$(now_s)
+    timev "$OUT/ingest.time" $SERVER_CPU "$DAEMON" ingest -c /dev/null -o "store.path=$OUT/ingest.db" "$LOGF" \
+      >"$OUT/ingest.out" 2>&1
+    rc=$?; t3=$(now_s)
+    grep_s=$(secs "$t0" "$t1"); ing_s=$(secs "$t2" "$t3")
+    grep_lps=$(rate "$lines" "$grep_s"); ing_lps=$(rate "$lines" "$ing_s")
+    INGMD="$OUT/ingest.md"
+    {
+      echo "Machine: $(machine_line)"
+      echo
+      echo "Log: $copies copies of $(basename "$INGEST_SRC"): $lines lines, $lsize bytes, page cache warm; pinning: ${SERVER_CPU:-none}."
+      echo
+      echo "| run | seconds | lines/s | × grep | MiB/s | peak RSS MB | exit |"
+      echo "|---|---:|---:|---:|---:|---:|---:|"
+      printf '| grep -c status=sent (%s matches) | %s | %.0f | 1.00 | %s | %s | 0 |\n' "$(cat "$OUT/grep.txt")" \
+        "$grep_s" "$grep_lps" "$(rate "$lsize" "$grep_s" 1048576)" "$(max_rss_mb "$OUT/grep.time")"
+      printf '| rcptguard ingest, fresh database | %s | %.0f | %s | %s | %s | %s |\n' "$ing_s" "$ing_lps" \
+        "$(awk -v a="$ing_lps" -v b="$grep_lps" 'BEGIN {if (b > 0) printf "%.2f", a/b}')" \
+        "$(rate "$lsize" "$ing_s" 1048576)" "$(max_rss_mb "$OUT/ingest.time")" "$rc"
+      echo
+      echo "rcptguard ingest's own summary:"
+      echo '```'
+      head -8 "$OUT/ingest.out"
+      echo '```'
+    } >"$INGMD"
+    echo
+    cat "$INGMD"
+    [ "$KEEP" = 1 ] || rm -f "$LOGF"
+  fi
+fi
+
 log "done; raw results in $OUT"
