@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rcptguard benchmark suite: one command, one machine, one go.
 #
-#   bench/run.sh                 # everything, about 9 minutes on 2 cores
+#   bench/run.sh                 # everything, about 10 minutes on 2 cores
 #   bench/run.sh --help          # options
 #
 # Builds the Release tree if needed, installs the Debian peers if absent (postfwd,
@@ -9,7 +9,9 @@
 # rcptguard-load at each connection count, several repetitions, and prints a markdown table of
 # medians with each system's throughput as a ratio of the reference server's (the physical limit:
 # a server that answers DUNNO with no parsing). Then the busy-database latency check, the memory
-# benchmark and the micro-benchmarks. Every process it starts is stopped by PID on exit.
+# benchmark, the micro-benchmarks, the spool scanner against sha256sum over a generated 1.4 GB
+# mbox (bench/make_mbox.py) and log ingestion against grep over a 1M-line Postfix log. Every
+# process it starts is stopped by PID on exit; the generated mbox and log are deleted unless --keep.
 # Raw output (client lines, server logs, configs) stays in the --out directory.
 set -uo pipefail
 
