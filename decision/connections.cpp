@@ -3,8 +3,6 @@
 #include "decision/connections.hpp"
 
 #include <algorithm>
-#include <cstdlib>
-#include <new>
 
 #include "decision/hash.hpp"
 
@@ -16,18 +14,8 @@ namespace {
 constexpr std::uint64_t client_counter = 0x636f6e6e2d636c69ULL;
 constexpr std::uint64_t pair_counter = 0x636f6e6e2d706169ULL;
 
-std::size_t set_count(std::size_t slots, std::size_t ways) {
-  std::size_t sets = 1;
-  while (sets * ways < slots) sets *= 2;
-  return sets;
-}
-
-template <class Entry>
-std::unique_ptr<Entry[], detail::free_deleter> zeroed(std::size_t count) {
-  void* memory = std::calloc(count, sizeof(Entry));
-  if (memory == nullptr) throw std::bad_alloc{};
-  return std::unique_ptr<Entry[], detail::free_deleter>(static_cast<Entry*>(memory));
-}
+using detail::set_count;
+using detail::zeroed;
 
 std::uint32_t tag_of(std::uint64_t fingerprint) {
   return static_cast<std::uint32_t>(fingerprint >> 32) | 1U;

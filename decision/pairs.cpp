@@ -2,26 +2,10 @@
 // untouched, so an idle table costs address space, not resident memory.
 #include "decision/pairs.hpp"
 
-#include <new>
-
 namespace rcptguard::decision {
 
-namespace {
-
-std::size_t set_count(std::size_t slots, std::size_t ways) {
-  std::size_t sets = 1;
-  while (sets * ways < slots) sets *= 2;
-  return sets;
-}
-
-template <class Entry>
-std::unique_ptr<Entry[], detail::free_deleter> zeroed(std::size_t count) {
-  void* memory = std::calloc(count, sizeof(Entry));
-  if (memory == nullptr) throw std::bad_alloc{};
-  return std::unique_ptr<Entry[], detail::free_deleter>(static_cast<Entry*>(memory));
-}
-
-}  // namespace
+using detail::set_count;
+using detail::zeroed;
 
 pair_tracker::pair_tracker(std::size_t slots)
     : entries_(zeroed<entry>(set_count(slots, ways) * ways)), sets_(set_count(slots, ways)) {}

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <new>
 
 namespace rcptguard::decision {
 
@@ -23,6 +24,22 @@ namespace detail {
 struct free_deleter {
   void operator()(void* p) const { std::free(p); }
 };
+
+/// Sets of `ways` entries needed for at least `slots` entries, a power of two so a hash masks.
+inline std::size_t set_count(std::size_t slots, std::size_t ways) {
+  std::size_t sets = 1;
+  while (sets * ways < slots) sets *= 2;
+  return sets;
+}
+
+/// A zero-filled table from calloc: its pages are only resident once touched, so a large
+/// default capacity costs nothing on a quiet server.
+template <class Entry>
+std::unique_ptr<Entry[], free_deleter> zeroed(std::size_t count) {
+  void* memory = std::calloc(count, sizeof(Entry));
+  if (memory == nullptr) throw std::bad_alloc{};
+  return std::unique_ptr<Entry[], free_deleter>(static_cast<Entry*>(memory));
+}
 }  // namespace detail
 
 class pair_tracker {

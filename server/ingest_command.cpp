@@ -24,6 +24,7 @@
 #include "ingest/timestamp.hpp"
 #include "server/alert_log.hpp"
 #include "server/daemon.hpp"
+#include "server/log_events.hpp"
 #include "store/ingest_positions.hpp"
 #include "store/schema.hpp"
 #include "store/store.hpp"
@@ -134,15 +135,7 @@ class pipeline {
       engine_.update_histories(histories, e.time);
     }
     feed_.tick(e.time);
-    decision::log_message m;
-    m.at = e.time;
-    m.recipient = e.recipient;
-    m.sender = e.sender;
-    m.client_address = e.client_address;
-    m.queue_id = e.queue_id;
-    m.size = e.size;
-    m.authenticated = e.authenticated;
-    feed_.feed(m);
+    feed_.feed(to_log_message(e));
     if (engine_.pending().deliveries.size() >= flush_deliveries) flush();
   }
 

@@ -11,6 +11,7 @@
 #include "config/duration.hpp"
 #include "decision/log_feed.hpp"
 #include "server/alert_log.hpp"
+#include "server/log_events.hpp"
 #include "store/ingest_positions.hpp"
 #include "store/schema.hpp"
 
@@ -162,18 +163,11 @@ void log_service::poll(decision::engine& engine, time_point now) {
         ++stale_events_;
         continue;
       }
-      decision::log_message m;
-      m.at = e.time;
+      decision::log_message m = to_log_message(e);
       if (e.time > now) {
         m.at = now;
         ++future_events_;
       }
-      m.recipient = e.recipient;
-      m.sender = e.sender;
-      m.client_address = e.client_address;
-      m.queue_id = e.queue_id;
-      m.size = e.size;
-      m.authenticated = e.authenticated;
       feed.feed(m);
       ++events_fed_;
     }
