@@ -1,6 +1,7 @@
 // `rcptguard review` end to end in-process: a real database written by store::apply(), the argv
 // front end, and the output parsed back (JSON Lines by a strict little parser, tables by text).
 #include "server/review_command.hpp"
+#include "tests/common/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -272,10 +273,7 @@ const std::string hostile_recipient = "ev\x1b[31mil\n\"q\\\xc3\xa9\xff@x.test";
 class ReviewCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = "/tmp/rg-review-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    db_ = (dir_ / "rcptguard.db").string();
+    db_ = dir_.file("rcptguard.db");
 
     store::store_options o;
     o.database.path = db_;
@@ -297,11 +295,6 @@ class ReviewCommandTest : public ::testing::Test {
                   episode("old@example.test", t0 - std::int64_t{30} * 86400,
                           t0 - std::int64_t{30} * 86400 + 60, true)};
     s.apply(b);
-  }
-
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
 
   struct result {
@@ -336,7 +329,7 @@ class ReviewCommandTest : public ::testing::Test {
     return r;
   }
 
-  std::filesystem::path dir_;
+  test_support::temp_dir dir_;
   std::string db_;
 };
 
@@ -492,7 +485,7 @@ TEST_F(ReviewCommandTest, TopRecipients) {
 }
 
 TEST_F(ReviewCommandTest, DatabaseComesFromTheSettingsLikeServe) {
-  const std::string toml = (dir_ / "rcptguard.toml").string();
+  const std::string toml = dir_.file("rcptguard.toml");
   std::ofstream(toml) << "[store]\npath = \"" << db_ << "\"\n";
   const result from_file = review({"alerts", "-c", toml, "--format", "json"});
   ASSERT_EQ(from_file.code, 0) << from_file.err;
@@ -508,13 +501,13 @@ TEST_F(ReviewCommandTest, DatabaseComesFromTheSettingsLikeServe) {
 }
 
 TEST_F(ReviewCommandTest, MissingOrForeignDatabaseFails) {
-  const std::string missing = (dir_ / "missing.db").string();
+  const std::string missing = dir_.file("missing.db");
   const result r = review({"alerts", "-d", missing});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(missing));  // never created
 
-  const std::string junk = (dir_ / "junk.db").string();
+  const std::string junk = dir_.file("junk.db");
   std::ofstream(junk) << "not a database at all, just text that is long enough to be a header";
   const result j = review({"top", "-d", junk});
   EXPECT_EQ(j.code, 1);

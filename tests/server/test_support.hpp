@@ -13,6 +13,8 @@
 #include <string_view>
 #include <thread>
 
+#include "tests/common/temp_dir.hpp"
+
 namespace rcptguard::server_test {
 
 using namespace std::chrono_literals;
@@ -112,21 +114,7 @@ class watchdog {
   std::thread thread_;
 };
 
-/// A fresh directory under /tmp, removed with its contents on destruction. /tmp rather than
-/// $TMPDIR because a unix socket path must fit in 108 bytes.
-class temp_dir {
- public:
-  temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir();
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string file(std::string_view name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using rcptguard::test_support::temp_dir;
 
 /// A loopback TCP port that was free a moment ago (bound to port 0, then released).
 std::uint16_t free_tcp_port();

@@ -14,30 +14,11 @@
 #include "common/time.hpp"
 #include "decision/events.hpp"
 #include "store/store.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace rcptguard::store::testing {
 
-/// A fresh directory under /tmp, removed with everything in it when the test ends.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = "/tmp/rg-store-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-
-  const std::filesystem::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using rcptguard::test_support::temp_dir;
 
 /// 2024-03-04T10:00:00Z, a Monday: a fixed origin so expected rows are easy to write down.
 inline constexpr std::int64_t t0 = 1709546400;
