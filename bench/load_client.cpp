@@ -55,16 +55,26 @@ options parse_args(int argc, char** argv) {
       if (i + 1 >= argc) usage();
       return argv[++i];
     };
-    if (a == "--target") o.target = next();
-    else if (a == "--connections") o.connections = std::stoi(next());
-    else if (a == "--duration") o.duration_s = std::stod(next());
-    else if (a == "--warmup") o.warmup_s = std::stod(next());
-    else if (a == "--recipients") o.recipients = std::stoi(next());
-    else if (a == "--hot-fraction") o.hot_fraction = std::stod(next());
-    else if (a == "--zipf") o.zipf = true;
-    else if (a == "--no-eom") o.eom = false;
-    else if (a == "--clients") o.clients = std::stoi(next());
-    else usage();
+    if (a == "--target")
+      o.target = next();
+    else if (a == "--connections")
+      o.connections = std::stoi(next());
+    else if (a == "--duration")
+      o.duration_s = std::stod(next());
+    else if (a == "--warmup")
+      o.warmup_s = std::stod(next());
+    else if (a == "--recipients")
+      o.recipients = std::stoi(next());
+    else if (a == "--hot-fraction")
+      o.hot_fraction = std::stod(next());
+    else if (a == "--zipf")
+      o.zipf = true;
+    else if (a == "--no-eom")
+      o.eom = false;
+    else if (a == "--clients")
+      o.clients = std::stoi(next());
+    else
+      usage();
   }
   if (o.connections < 1 || o.recipients < 1 || o.clients < 1 || o.duration_s <= 0) usage();
   return o;
@@ -133,9 +143,8 @@ void build_request(connection& c, int conn_index, bool eom) {
       "ccert_pubkey_fingerprint=\nencryption_protocol=\nencryption_cipher=\n"
       "encryption_keysize=0\npolicy_context=\n\n",
       eom ? "END-OF-MESSAGE" : "RCPT", (c.client >> 16) & 255, (c.client >> 8) & 255,
-      c.client & 255, c.client, 40000 + conn_index, c.client, c.client, c.message % 9973,
-      c.client, c.recipient, eom ? 1 : 0, eom ? "4F2A1B3C9D" : "", conn_index, c.message,
-      eom ? 2345 : 0);
+      c.client & 255, c.client, 40000 + conn_index, c.client, c.client, c.message % 9973, c.client,
+      c.recipient, eom ? 1 : 0, eom ? "4F2A1B3C9D" : "", conn_index, c.message, eom ? 2345 : 0);
   c.out.assign(buf, static_cast<std::size_t>(n));
   c.sent = 0;
 }
@@ -204,7 +213,8 @@ int main(int argc, char** argv) {
     build_request(c, index, c.at_eom);
     c.started = steady::now();
     const ssize_t w = ::write(c.fd, c.out.data(), c.out.size());
-    if (w != static_cast<ssize_t>(c.out.size())) ++errors;  // requests are far below a socket buffer
+    if (w != static_cast<ssize_t>(c.out.size()))
+      ++errors;  // requests are far below a socket buffer
   };
 
   for (int i = 0; i < o.connections; ++i) {
@@ -248,19 +258,22 @@ int main(int argc, char** argv) {
   std::sort(latencies_us.begin(), latencies_us.end());
   auto pct = [&](double p) -> double {
     if (latencies_us.empty()) return 0;
-    const auto i = static_cast<std::size_t>(std::min<double>(
-        static_cast<double>(latencies_us.size()) - 1, p * static_cast<double>(latencies_us.size())));
+    const auto i =
+        static_cast<std::size_t>(std::min<double>(static_cast<double>(latencies_us.size()) - 1,
+                                                  p * static_cast<double>(latencies_us.size())));
     return latencies_us[i] / 1000.0;
   };
-  std::printf("target=%s connections=%d duration=%.1fs requests=%llu rps=%.0f "
-              "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%llu actions=",
-              o.target.c_str(), o.connections, seconds,
-              static_cast<unsigned long long>(completed), static_cast<double>(completed) / seconds,
-              pct(0.50), pct(0.99), pct(0.999), latencies_us.empty() ? 0.0 : latencies_us.back() / 1000.0,
-              static_cast<unsigned long long>(errors));
+  std::printf(
+      "target=%s connections=%d duration=%.1fs requests=%llu rps=%.0f "
+      "p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%llu actions=",
+      o.target.c_str(), o.connections, seconds, static_cast<unsigned long long>(completed),
+      static_cast<double>(completed) / seconds, pct(0.50), pct(0.99), pct(0.999),
+      latencies_us.empty() ? 0.0 : latencies_us.back() / 1000.0,
+      static_cast<unsigned long long>(errors));
   bool first = true;
   for (const auto& [name, count] : actions) {
-    std::printf("%s%s:%llu", first ? "" : ",", name.c_str(), static_cast<unsigned long long>(count));
+    std::printf("%s%s:%llu", first ? "" : ",", name.c_str(),
+                static_cast<unsigned long long>(count));
     first = false;
   }
   std::printf("\n");

@@ -38,10 +38,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) usage();
-    if (a == "--recipients") total = std::atol(argv[++i]);
-    else if (a == "--cap") cap = std::atol(argv[++i]);
-    else if (a == "--checkpoints") checkpoints = std::atoi(argv[++i]);
-    else usage();
+    if (a == "--recipients")
+      total = std::atol(argv[++i]);
+    else if (a == "--cap")
+      cap = std::atol(argv[++i]);
+    else if (a == "--checkpoints")
+      checkpoints = std::atoi(argv[++i]);
+    else
+      usage();
   }
   if (total < 1 || cap < 1000 || checkpoints < 1) usage();
 
@@ -50,9 +54,10 @@ int main(int argc, char** argv) {
   config.max_tracked_recipients = static_cast<std::size_t>(cap);
   auto engine = std::make_unique<decision::engine>(config, 0x5eedULL);
   const long rss_built = bench::status_kb("VmRSS");
-  std::printf("membench: cap=%ld recipients=%ld rss_before=%ld kB rss_after_construct=%ld kB "
-              "(fixed tables %.1f MB resident)\n",
-              cap, total, rss_before, rss_built, (rss_built - rss_before) / 1024.0);
+  std::printf(
+      "membench: cap=%ld recipients=%ld rss_before=%ld kB rss_after_construct=%ld kB "
+      "(fixed tables %.1f MB resident)\n",
+      cap, total, rss_before, rss_built, (rss_built - rss_before) / 1024.0);
   std::printf("%12s %12s %12s %12s %14s %12s %12s\n", "fed", "tracked", "evictions", "VmRSS_MB",
               "marginal_B/key", "total_B/key", "slope_B/key");
 
@@ -81,7 +86,8 @@ int main(int argc, char** argv) {
       const double new_keys = static_cast<double>(s.tracked_recipients - last_tracked);
       // slope: growth per key added since the previous checkpoint, "-" once the cap holds
       char slope[32] = "-";
-      if (new_keys > 0) std::snprintf(slope, sizeof slope, "%.1f", (rss - last_rss) * 1024.0 / new_keys);
+      if (new_keys > 0)
+        std::snprintf(slope, sizeof slope, "%.1f", (rss - last_rss) * 1024.0 / new_keys);
       std::printf("%12ld %12zu %12llu %12.1f %14.1f %12.1f %12s\n", fed, s.tracked_recipients,
                   static_cast<unsigned long long>(s.recipient_evictions), rss / 1024.0,
                   keys > 0 ? (rss - rss_built) * 1024.0 / keys : 0.0,
@@ -93,10 +99,11 @@ int main(int argc, char** argv) {
     }
   }
   const auto s = engine->stats();
-  std::printf("membench: at_cap_rss=%.1f MB final_rss=%.1f MB growth_past_cap=%.1f MB "
-              "evictions=%llu tracked=%zu\n",
-              at_cap_rss / 1024.0, last_rss / 1024.0,
-              at_cap_rss > 0 ? (last_rss - at_cap_rss) / 1024.0 : 0.0,
-              static_cast<unsigned long long>(s.recipient_evictions), s.tracked_recipients);
+  std::printf(
+      "membench: at_cap_rss=%.1f MB final_rss=%.1f MB growth_past_cap=%.1f MB "
+      "evictions=%llu tracked=%zu\n",
+      at_cap_rss / 1024.0, last_rss / 1024.0,
+      at_cap_rss > 0 ? (last_rss - at_cap_rss) / 1024.0 : 0.0,
+      static_cast<unsigned long long>(s.recipient_evictions), s.tracked_recipients);
   return 0;
 }

@@ -69,8 +69,9 @@ BENCHMARK(BM_format_reply_dunno);
 void BM_format_reply_defer(benchmark::State& state) {
   protocol::policy_action action;
   protocol::parse_configured_action("DEFER_IF_PERMIT 4.2.1", action);
-  action.text = "4.2.1 Mailbox receiving mail at an unusual rate (score 2.4: 57 msgs/10m, "
-                "baseline 0.6); try again later";
+  action.text =
+      "4.2.1 Mailbox receiving mail at an unusual rate (score 2.4: 57 msgs/10m, "
+      "baseline 0.6); try again later";
   std::string out;
   for (auto _ : state) {
     out.clear();

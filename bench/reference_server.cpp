@@ -1,13 +1,13 @@
 // The physical-limit reference: a server that answers "action=DUNNO\n\n" to every request with
 // no parsing beyond finding the empty line that ends it. One thread, epoll, as a tuned C server
 // would be; whatever rcptguard costs on top of this is the cost of its parsing and detection.
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>

@@ -33,8 +33,8 @@ class zipf_picker {
   int operator()(Rng& rng) {
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     const auto it = std::lower_bound(cdf_.begin(), cdf_.end(), u);
-    return static_cast<int>(std::min<std::ptrdiff_t>(it - cdf_.begin(),
-                                                     static_cast<std::ptrdiff_t>(cdf_.size()) - 1));
+    return static_cast<int>(
+        std::min<std::ptrdiff_t>(it - cdf_.begin(), static_cast<std::ptrdiff_t>(cdf_.size()) - 1));
   }
 
  private:

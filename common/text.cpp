@@ -8,7 +8,9 @@ namespace {
 
 constexpr std::string_view truncation_mark = "...";
 
-bool is_printable_ascii(unsigned char c) { return c >= 0x20 && c < 0x7f; }
+bool is_printable_ascii(unsigned char c) {
+  return c >= 0x20 && c < 0x7f;
+}
 
 // Length of the UTF-8 sequence starting at s[i], or 0 when it is not a valid, shortest-form
 // sequence (RFC 3629: no surrogates, nothing above U+10FFFF, no overlong forms).

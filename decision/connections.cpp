@@ -34,8 +34,7 @@ connection_tracker::connection_tracker(std::size_t session_slots, std::size_t co
       counter_sets_(set_count(counter_slots, ways)) {}
 
 connection_tracker::entry& connection_tracker::slot(entry* table, std::size_t sets,
-                                                    std::uint64_t fingerprint,
-                                                    std::uint32_t minute,
+                                                    std::uint64_t fingerprint, std::uint32_t minute,
                                                     std::uint64_t& overwrites, bool& fresh) {
   const std::uint32_t tag = tag_of(fingerprint);
   entry* set = &table[(fingerprint & (sets - 1)) * ways];
@@ -120,8 +119,7 @@ connection_tracker::sighting connection_tracker::connect(std::uint64_t session,
   return seen;
 }
 
-connection_tracker::sighting connection_tracker::rcpt(std::uint64_t session,
-                                                      std::uint64_t client,
+connection_tracker::sighting connection_tracker::rcpt(std::uint64_t session, std::uint64_t client,
                                                       std::uint64_t recipient,
                                                       std::uint32_t minute) {
   sighting seen;
@@ -139,8 +137,8 @@ connection_tracker::sighting connection_tracker::rcpt(std::uint64_t session,
   // not another connection to it, however far apart; `start` separates sessions that re-use
   // an address and port.
   std::uint32_t pair_start = 0;
-  const bool first_for_recipient = touch(mix(mix(session, start), recipient), minute,
-                                         seen.new_connection, false, pair_start);
+  const bool first_for_recipient =
+      touch(mix(mix(session, start), recipient), minute, seen.new_connection, false, pair_start);
   seen.to_recipient = first_for_recipient ? bump(pair, minute) : peek(pair, minute);
   return seen;
 }

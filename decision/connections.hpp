@@ -35,9 +35,9 @@ class connection_tracker {
 
   /// What one request of a session tells about its client.
   struct sighting {
-    bool new_connection = false;        ///< this request opened a connection we had not counted
+    bool new_connection = false;           ///< this request opened a connection we had not counted
     std::uint32_t client_connections = 0;  ///< of the client in the current 10-minute epoch
-    std::uint32_t to_recipient = 0;     ///< of those, connections with an RCPT for the recipient
+    std::uint32_t to_recipient = 0;        ///< of those, connections with an RCPT for the recipient
   };
 
   /// A CONNECT-state request: always a new connection. `session` is 0 when the port is unknown.

@@ -211,8 +211,8 @@ std::uint64_t engine::session_key(const protocol::policy_request& request) const
 
 void engine::count_connection(recipient_state& state, const protocol::policy_request& request,
                               const keys& k, std::uint32_t minute) {
-  const connection_tracker::sighting seen = connections_.rcpt(
-      session_key(request), client_key(k.client_hash), k.recipient_hash, minute);
+  const connection_tracker::sighting seen =
+      connections_.rcpt(session_key(request), client_key(k.client_hash), k.recipient_hash, minute);
   if (seen.to_recipient == 0) return;
   // "All for this recipient": a client that spreads its connections over many recipients is an
   // MTA that reconnects per message, not a bomber. A restarted client counter (to_recipient >

@@ -84,8 +84,8 @@ struct engine_stats {
   std::size_t correspondents = 0;
   std::uint64_t correspondent_overwrites = 0;
   std::uint64_t pair_overwrites = 0;
-  std::uint64_t connect_requests = 0;         ///< CONNECT-state requests (smtpd_delay_reject=no)
-  std::uint64_t client_connections = 0;       ///< SMTP connections counted (CONNECT or new session)
+  std::uint64_t connect_requests = 0;    ///< CONNECT-state requests (smtpd_delay_reject=no)
+  std::uint64_t client_connections = 0;  ///< SMTP connections counted (CONNECT or new session)
   std::uint32_t busiest_client_connections = 0;  ///< most by one client, latest 10-min epoch
   std::uint64_t client_session_overwrites = 0;   ///< sessions forgotten early (may recount)
   std::uint64_t client_counter_overwrites = 0;   ///< connection counters restarted early

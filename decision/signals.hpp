@@ -32,8 +32,8 @@ struct observation {
   double expected_senders_hour = 0.0;
   double clients_ten = 0.0;
   double top_client_share = 0.0;
-  double top_client_sample = 0.0;      ///< RCPTs behind that share
-  double total_ten = 0.0;              ///< all inbound RCPTs of the server in 10 minutes
+  double top_client_sample = 0.0;  ///< RCPTs behind that share
+  double total_ten = 0.0;          ///< all inbound RCPTs of the server in 10 minutes
   /// Most connections one client opened for this recipient in a 10-minute epoch while they
   /// were at least connection_rate_share of all its connections.
   double client_connections = 0.0;

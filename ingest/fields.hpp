@@ -25,8 +25,9 @@ bool split_client(std::string_view text, std::string_view& name, std::string_vie
 /// Decimal digits at the start of `text`; 0 when there are none.
 std::uint64_t number(std::string_view text);
 
-/// Whether `token` is a Postfix queue id: short upper-case hex, or a long id (enable_long_queue_ids)
-/// of 12+ characters from Postfix's vowel-free alphabet, so words like "warning" never match.
+/// Whether `token` is a Postfix queue id: short upper-case hex, or a long id
+/// (enable_long_queue_ids) of 12+ characters from Postfix's vowel-free alphabet, so words like
+/// "warning" never match.
 bool postfix_queue_id(std::string_view token);
 
 /// Whether `token` is a Sendmail queue id: 12 to 16 letters and digits, at least 4 of them digits.

@@ -50,8 +50,8 @@ struct joiner_options {
   std::size_t max_open_messages = 100'000;
   std::chrono::seconds expiry{std::chrono::hours{2}};
   /// Postfix daemons and Sendmail mailers whose deliveries are inbound to the recipient.
-  std::vector<std::string> delivery_agents{"local",  "virtual", "lmtp",    "pipe",
-                                           "cyrus",  "cyrusv2", "procmail"};
+  std::vector<std::string> delivery_agents{"local", "virtual", "lmtp",    "pipe",
+                                           "cyrus", "cyrusv2", "procmail"};
   /// Only messages logged by these syslog hosts; empty: any.
   std::vector<std::string> hosts;
   /// Only messages received by these Postfix syslog names ("postfix", "postfix/submission",
@@ -64,15 +64,15 @@ struct joiner_options {
 
 struct joiner_stats {
   std::uint64_t messages_opened = 0;
-  std::uint64_t messages_removed = 0;  ///< completed by qmgr "removed" / Sendmail "done"
-  std::uint64_t messages_expired = 0;  ///< no line for `expiry`
-  std::uint64_t messages_evicted = 0;  ///< at max_open_messages
+  std::uint64_t messages_removed = 0;   ///< completed by qmgr "removed" / Sendmail "done"
+  std::uint64_t messages_expired = 0;   ///< no line for `expiry`
+  std::uint64_t messages_evicted = 0;   ///< at max_open_messages
   std::uint64_t orphan_deliveries = 0;  ///< delivery of a message whose arrival was not seen
   std::uint64_t events = 0;             ///< message_events emitted
-  std::uint64_t relayed = 0;     ///< deliveries by agents that are not inbound (smtp, ...)
-  std::uint64_t repeated = 0;    ///< same message and recipient again (retry, alias expansion)
-  std::uint64_t filtered = 0;    ///< deliveries of hosts/instances not selected
-  std::uint64_t rejects = 0;     ///< reject/warn lines seen (not counted as mail)
+  std::uint64_t relayed = 0;            ///< deliveries by agents that are not inbound (smtp, ...)
+  std::uint64_t repeated = 0;  ///< same message and recipient again (retry, alias expansion)
+  std::uint64_t filtered = 0;  ///< deliveries of hosts/instances not selected
+  std::uint64_t rejects = 0;   ///< reject/warn lines seen (not counted as mail)
   std::size_t open_messages = 0;
 };
 

@@ -16,10 +16,10 @@ enum class line_type : std::uint8_t {
   disconnect,  ///< smtpd "disconnect from"
   client,      ///< smtpd "QID: client=" (Postfix): where a queued message came from
   message_id,  ///< cleanup "QID: message-id="
-  sender,      ///< qmgr "QID: from=, size=, nrcpt=" or Sendmail "QID: from=, size=, nrcpts=, relay="
-  delivery,    ///< a delivery attempt: "QID: to=, ..., status=" / "stat="
-  removed,     ///< qmgr "QID: removed"
-  reject,      ///< smtpd/postscreen "reject:"/"warn:"/... lines, Sendmail "ruleset=... reject="
+  sender,    ///< qmgr "QID: from=, size=, nrcpt=" or Sendmail "QID: from=, size=, nrcpts=, relay="
+  delivery,  ///< a delivery attempt: "QID: to=, ..., status=" / "stat="
+  removed,   ///< qmgr "QID: removed"
+  reject,    ///< smtpd/postscreen "reject:"/"warn:"/... lines, Sendmail "ruleset=... reject="
   postscreen,  ///< other postscreen verdict lines (PASS, DNSBL, PREGREET, HANGUP, ...)
 };
 

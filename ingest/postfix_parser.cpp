@@ -136,8 +136,7 @@ void parse_postfix(std::string_view instance, std::string_view service, std::str
     } else {
       return;
     }
-    fields::split_client(message.substr(0, message.find(' ')), out.client_name,
-                         out.client_address);
+    fields::split_client(message.substr(0, message.find(' ')), out.client_name, out.client_address);
   }
 }
 

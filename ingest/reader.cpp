@@ -61,9 +61,9 @@ bool line_reader::fill() {
   if (n < 0) {
     int code = 0;
     const char* message = ::gzerror(as_gz(file_), &code);
-    throw std::runtime_error("cannot read " + path_ + ": " +
-                             (code == Z_ERRNO ? std::generic_category().message(errno)
-                                              : std::string(message)));
+    throw std::runtime_error(
+        "cannot read " + path_ + ": " +
+        (code == Z_ERRNO ? std::generic_category().message(errno) : std::string(message)));
   }
   if (n == 0) {
     eof_ = true;

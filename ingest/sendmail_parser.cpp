@@ -69,8 +69,8 @@ void parse_sendmail(std::string_view program, std::string_view message, mail_lin
     out.relay = fields::value(rest, "relay=", false);
     // stat= is last and free text: "Sent (ok:  Message 40279894 accepted)".
     const std::size_t stat = rest.find("stat=");
-    out.status = status_of(stat == std::string_view::npos ? std::string_view{}
-                                                          : rest.substr(stat + 5));
+    out.status =
+        status_of(stat == std::string_view::npos ? std::string_view{} : rest.substr(stat + 5));
     return;
   }
   // "<user@host>... User unknown": an RCPT refused at SMTP time.

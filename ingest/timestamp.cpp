@@ -164,8 +164,8 @@ int timestamp_parser::year_for(int month, int day, int seconds_of_day) {
     year = *options_.year;
   } else {
     // The reference in local civil time; the zone only matters within a day of New Year.
-    const std::int64_t reference =
-        to_unix_seconds(options_.reference) + (options_.utc_offset ? options_.utc_offset->count() : 0);
+    const std::int64_t reference = to_unix_seconds(options_.reference) +
+                                   (options_.utc_offset ? options_.utc_offset->count() : 0);
     year = civil_from_days(floor_div(reference, seconds_per_day)).year;
     if (civil(year) > reference + seconds_per_day) --year;
   }
@@ -189,8 +189,8 @@ std::size_t timestamp_parser::parse_classic(std::string_view line, time_point& o
   const int h = digits(line, pos, 2);
   const int m = digits(line, pos + 3, 2);
   const int s = digits(line, pos + 6, 2);
-  if (h < 0 || m < 0 || s < 0 || line[pos + 2] != ':' || line[pos + 5] != ':' || h > 23 ||
-      m > 59 || s > 60) {
+  if (h < 0 || m < 0 || s < 0 || line[pos + 2] != ':' || line[pos + 5] != ':' || h > 23 || m > 59 ||
+      s > 60) {
     return 0;
   }
   pos += 8;
@@ -216,8 +216,7 @@ std::size_t timestamp_parser::parse_iso_prefix(std::string_view line, time_point
   const int h = digits(line, 11, 2);
   const int m = digits(line, 14, 2);
   const int s = digits(line, 17, 2);
-  if (h < 0 || m < 0 || s < 0 || line[13] != ':' || line[16] != ':' || h > 23 || m > 59 ||
-      s > 60) {
+  if (h < 0 || m < 0 || s < 0 || line[13] != ':' || line[16] != ':' || h > 23 || m > 59 || s > 60) {
     return 0;
   }
   std::size_t pos = 19;

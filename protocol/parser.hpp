@@ -21,8 +21,8 @@ enum class parse_error : std::uint8_t {
   missing_equals,       ///< a non-empty line without '='
   empty_name,           ///< a line starting with '='
   nul_byte,             ///< NUL anywhere in a line (the protocol forbids it)
-  bad_number,           ///< a numeric attribute (size, ports, counts) that is not a decimal in range
-  wrong_request_type,   ///< request= missing or not "smtpd_access_policy"
+  bad_number,          ///< a numeric attribute (size, ports, counts) that is not a decimal in range
+  wrong_request_type,  ///< request= missing or not "smtpd_access_policy"
 };
 
 /// Stable, greppable name of an error for logs and counters ("line_too_long").

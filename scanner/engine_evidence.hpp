@@ -19,8 +19,8 @@ inline decision::spool_evidence to_spool_evidence(const repeated_attachment& rep
   decision::spool_evidence out;
   out.repeats = repeat.count;
   out.sha256_prefix = repeat.sha256.substr(0, evidence_hash_digits);
-  out.window = std::chrono::duration_cast<std::chrono::seconds>(repeat.last_stored -
-                                                                repeat.first_stored);
+  out.window =
+      std::chrono::duration_cast<std::chrono::seconds>(repeat.last_stored - repeat.first_stored);
   out.at = scanned_at;
   return out;
 }

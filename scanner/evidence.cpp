@@ -54,7 +54,8 @@ mailbox_evidence compute_evidence(std::span<const attachment_record> attachments
   }
 
   const std::int64_t now_hour = to_unix_seconds(now) / 3600 * 3600;
-  const std::int64_t first_hour = now_hour - (static_cast<std::int64_t>(options.growth_hours) - 1) * 3600;
+  const std::int64_t first_hour =
+      now_hour - (static_cast<std::int64_t>(options.growth_hours) - 1) * 3600;
   std::map<std::int64_t, hourly_growth> hours;
   for (const message_record& m : messages) {
     const std::int64_t hour = to_unix_seconds(m.stored_at) / 3600 * 3600;

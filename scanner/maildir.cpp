@@ -3,10 +3,11 @@
 #include "scanner/maildir.hpp"
 
 #include <dirent.h>
-#include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 namespace rcptguard::scanner {
 
@@ -38,7 +39,8 @@ maildir_listing list_maildir(int maildir_fd, std::size_t max_entries) {
         out.complete = false;
         break;
       }
-      out.files.push_back(maildir_file{sub, entry->d_name, static_cast<std::uint64_t>(entry->d_ino)});
+      out.files.push_back(
+          maildir_file{sub, entry->d_name, static_cast<std::uint64_t>(entry->d_ino)});
     }
     ::closedir(dir);
   }

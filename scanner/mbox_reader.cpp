@@ -128,9 +128,9 @@ bool mbox_reader::next_line(line& out) {
 void mbox_reader::append_content(mbox_message& message, std::string_view text, bool starts_line) {
   if (starts_line && !text.empty() && text.front() == '>') {
     const std::size_t quotes = text.find_first_not_of('>');
-    const bool escaped = quoting_ == from_quoting::mboxo
-                             ? text.substr(1, 5) == "From "
-                             : quotes != std::string_view::npos && text.substr(quotes, 5) == "From ";
+    const bool escaped = quoting_ == from_quoting::mboxo ? text.substr(1, 5) == "From "
+                                                         : quotes != std::string_view::npos &&
+                                                               text.substr(quotes, 5) == "From ";
     if (escaped) text.remove_prefix(1);
   }
   if (message.oversized) return;
@@ -202,8 +202,8 @@ bool mbox_reader::next(mbox_message& out) {
     // do not add one, and Netscape's counts run short). The count never hides a separator
     // that follows an empty line: in a Postfix spool the header is the sender's, and a huge
     // count would fold the following messages into one.
-    const bool past_counted_body = has_content_length_ && !in_header_ &&
-                                   current.offset >= body_start_ + content_length_;
+    const bool past_counted_body =
+        has_content_length_ && !in_header_ && current.offset >= body_start_ + content_length_;
     if (current.starts_line && (prev_empty_ || past_counted_body) &&
         is_from_line(without_eol(current.text))) {
       if (prev_empty_ && !out.oversized && out.content.size() >= last_empty_length) {
@@ -217,8 +217,8 @@ bool mbox_reader::next(mbox_message& out) {
       return true;
     }
     append_content(out, current.text, current.starts_line);
-    const bool empty = current.starts_line && without_eol(current.text).empty() &&
-                       current.text.back() == '\n';
+    const bool empty =
+        current.starts_line && without_eol(current.text).empty() && current.text.back() == '\n';
     if (in_header_ && current.starts_line) {
       if (empty) {
         in_header_ = false;

@@ -224,7 +224,8 @@ message_info scan_message(std::string_view message, const scan_limits& limits) {
     return info;
   }
   ensure_gmime();
-  gobject_ref<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(message.data(), message.size()));
+  gobject_ref<GMimeStream> stream(
+      g_mime_stream_mem_new_with_buffer(message.data(), message.size()));
   gobject_ref<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
   g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
   gobject_ref<GMimeMessage> parsed(g_mime_parser_construct_message(parser.get(), nullptr));

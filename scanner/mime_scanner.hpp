@@ -52,6 +52,7 @@ message_info scan_message(std::string_view message, const scan_limits& limits);
 
 /// Which leaf parts are recorded: those with a filename, an attachment disposition, or a
 /// non-text type. Plain text and HTML bodies are not attachments.
-bool is_attachment_like(std::string_view content_type, bool has_filename, bool disposition_attachment);
+bool is_attachment_like(std::string_view content_type, bool has_filename,
+                        bool disposition_attachment);
 
 }  // namespace rcptguard::scanner

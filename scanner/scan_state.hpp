@@ -43,7 +43,7 @@ struct file_state {
   std::uint64_t device = 0;
   std::uint64_t inode = 0;  ///< 0: never read
   std::uint64_t size = 0;
-  std::uint64_t offset = 0;  ///< end of the last complete message read
+  std::uint64_t offset = 0;         ///< end of the last complete message read
   std::uint32_t prefix_length = 0;  ///< bytes hashed at offset 0
   std::string prefix_sha256;
   std::uint32_t anchor_length = 0;  ///< bytes hashed just before `offset`

@@ -29,8 +29,8 @@ bool pread_exact(int fd, std::uint64_t offset, std::size_t length, std::string& 
   out.resize(length);
   std::size_t done = 0;
   while (done < length) {
-    const ssize_t got = ::pread(fd, out.data() + done, length - done,
-                                static_cast<off_t>(offset + done));
+    const ssize_t got =
+        ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) return false;
     done += static_cast<std::size_t>(got);
@@ -159,7 +159,8 @@ class scan_run {
     }
     // What follows a complete message must be the next message's separator.
     if (size > known.offset) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(5, size - known.offset));
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(5, size - known.offset));
       if (!pread_exact(fd, known.offset, n, bytes)) return "rewritten";
       verify_bytes += bytes.size();
       if (std::string_view("From ").substr(0, n) != bytes) return "rewritten";
@@ -252,7 +253,8 @@ class scan_run {
       if (box.mbox.inode != 0) reset(path, box);
       box.kind = mailbox_kind::maildir;
     }
-    const maildir_listing listing = list_maildir(maildir_fd, options_.limits.max_entries_per_directory);
+    const maildir_listing listing =
+        list_maildir(maildir_fd, options_.limits.max_entries_per_directory);
     const open_policy policy = policy_for(name);
     std::set<std::uint64_t> present;
     const auto started = steady::now();
@@ -300,7 +302,8 @@ class scan_run {
         const std::uint64_t gone = it->first;
         report_.removed_files.emplace_back(path, gone);
         std::erase_if(box.messages, [&](const message_record& m) { return m.origin == gone; });
-        std::erase_if(box.attachments, [&](const attachment_record& a) { return a.origin == gone; });
+        std::erase_if(box.attachments,
+                      [&](const attachment_record& a) { return a.origin == gone; });
         it = box.maildir_files.erase(it);
       }
     }
@@ -311,14 +314,22 @@ class scan_run {
   void record(const std::string& path, file_report& file, mailbox_state& box,
               const message_info& info, std::uint64_t bytes, std::uint64_t origin,
               std::optional<time_point> local_time) {
-    const time_point stored = info.received_at.value_or(local_time.value_or(info.date_header.value_or(now_)));
+    const time_point stored =
+        info.received_at.value_or(local_time.value_or(info.date_header.value_or(now_)));
     message_record message{stored, now_, bytes, origin};
     box.messages.push_back(message);
     report_.new_messages.emplace_back(path, message);
     for (const part_record& part : info.attachments) {
-      attachment_record a{path,          file.recipients.front(), part.sha256, part.filename,
-                          part.content_type, part.size,           stored,      now_,
-                          info.message_id,   origin};
+      attachment_record a{path,
+                          file.recipients.front(),
+                          part.sha256,
+                          part.filename,
+                          part.content_type,
+                          part.size,
+                          stored,
+                          now_,
+                          info.message_id,
+                          origin};
       box.attachments.push_back(a);
       report_.new_attachments.push_back(std::move(a));
       ++file.attachments;
@@ -328,12 +339,16 @@ class scan_run {
   void finish_mailbox(const std::string& path, const file_report& file, mailbox_state& box) {
     const time_point oldest = now_ - options_.retention;
     std::erase_if(box.messages, [&](const message_record& m) { return m.stored_at < oldest; });
-    std::erase_if(box.attachments, [&](const attachment_record& a) { return a.stored_at < oldest; });
+    std::erase_if(box.attachments,
+                  [&](const attachment_record& a) { return a.stored_at < oldest; });
     while (box.messages.size() > options_.limits.max_records_per_mailbox) box.messages.pop_front();
-    while (box.attachments.size() > options_.limits.max_records_per_mailbox) box.attachments.pop_front();
-    const std::vector<attachment_record> attachments(box.attachments.begin(), box.attachments.end());
+    while (box.attachments.size() > options_.limits.max_records_per_mailbox)
+      box.attachments.pop_front();
+    const std::vector<attachment_record> attachments(box.attachments.begin(),
+                                                     box.attachments.end());
     const std::vector<message_record> messages(box.messages.begin(), box.messages.end());
-    const mailbox_evidence evidence = compute_evidence(attachments, messages, now_, options_.evidence);
+    const mailbox_evidence evidence =
+        compute_evidence(attachments, messages, now_, options_.evidence);
     for (const std::string& recipient : file.recipients) {
       report_.recipients.push_back(recipient_report{recipient, path, evidence});
     }

@@ -23,7 +23,7 @@ struct scan_options {
   /// Spool directories: each regular file is an mbox named after its user, each subdirectory
   /// with new/ or cur/ a Maildir. Missing roots are skipped; a root reached twice (symlink) once.
   std::vector<std::filesystem::path> roots{"/var/mail", "/var/spool/mail"};
-  std::vector<std::string> domains;   ///< local domains, for user -> user@domain
+  std::vector<std::string> domains;    ///< local domains, for user -> user@domain
   std::vector<mapping_entry> mapping;  ///< explicit user or path -> address
   scan_limits limits;
   evidence_options evidence;
@@ -50,9 +50,9 @@ struct file_report {
   std::string warning;  ///< odd but read (world-writable, hard links)
   /// Why reading started over at 0: "truncated", "replaced", "rewritten"; empty otherwise.
   std::string restarted;
-  bool writer_active = false;   ///< lock probe failed: the last message waits for the next scan
+  bool writer_active = false;    ///< lock probe failed: the last message waits for the next scan
   bool time_budget_hit = false;  ///< stopped early; resumes next scan
-  std::uint64_t bytes_read = 0;          ///< everything read, identity checks included
+  std::uint64_t bytes_read = 0;  ///< everything read, identity checks included
   std::uint64_t message_bytes_read = 0;  ///< message data only
   std::uint32_t messages = 0;
   std::uint32_t attachments = 0;

@@ -93,8 +93,8 @@ class daemon {
       if (ep->kind == endpoint_kind::inet) {
         listeners.bind_tcp(ep->host, ep->port);
       } else {
-        listeners.bind_unix(ep->path, {config_.server.unix_socket_mode,
-                                       config_.server.unix_socket_group});
+        listeners.bind_unix(ep->path,
+                            {config_.server.unix_socket_mode, config_.server.unix_socket_group});
       }
       log_->info("LISTEN {}", text);
     }
@@ -104,13 +104,13 @@ class daemon {
     }
     // After the drop, so a database the unprivileged user cannot write fails now, not later.
     persistence_.open_and_restore(engine_, wall_clock_now());
-    spool_ = std::make_unique<spool_scheduler>(
-        io_, config_.spool, config_.store.path, log_,
-        [this](spool_evidence_list evidence, time_point now) {
-          for (const auto& [recipient, found] : evidence) {
-            engine_.update_spool_evidence(recipient, found, now);
-          }
-        });
+    spool_ =
+        std::make_unique<spool_scheduler>(io_, config_.spool, config_.store.path, log_,
+                                          [this](spool_evidence_list evidence, time_point now) {
+                                            for (const auto& [recipient, found] : evidence) {
+                                              engine_.update_spool_evidence(recipient, found, now);
+                                            }
+                                          });
     if (config_.spool.enabled) spool_->start();
     if (!config_.ingest.files.empty()) {
       log_service_ = std::make_unique<log_service>(config_.ingest, config_.store.path, log_);
@@ -151,8 +151,7 @@ class daemon {
         wait_for_signal();
         return;
       }
-      log_->info("SHUTDOWN on signal {}: no new connections, finishing requests in flight",
-                 signal);
+      log_->info("SHUTDOWN on signal {}: no new connections, finishing requests in flight", signal);
       shutdown();
     });
   }
@@ -233,13 +232,13 @@ class daemon {
         "idle_closed={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
         "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
         "store_written={} store_dropped={} store_failures={} store_queue={}",
-        tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer,
-        stats_.connections_accepted, stats_.connections_open, stats_.peak_connections,
-        stats_.idle_timeouts, stats_.internal_errors_answered, drops.empty() ? " none" : drops,
-        engine.tracked_recipients, engine.max_tracked_recipients, engine.recipient_evictions,
-        engine.open_transactions, engine.transactions_rolled_back, engine.open_episodes,
-        engine.monitor_would_defer, engine.correspondent_passes, store.records_written,
-        store.records_dropped, store.write_failures, store.queue_depth);
+        tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer, stats_.connections_accepted,
+        stats_.connections_open, stats_.peak_connections, stats_.idle_timeouts,
+        stats_.internal_errors_answered, drops.empty() ? " none" : drops, engine.tracked_recipients,
+        engine.max_tracked_recipients, engine.recipient_evictions, engine.open_transactions,
+        engine.transactions_rolled_back, engine.open_episodes, engine.monitor_would_defer,
+        engine.correspondent_passes, store.records_written, store.records_dropped,
+        store.write_failures, store.queue_depth);
   }
 
   daemon_options options_;

@@ -12,7 +12,7 @@
 namespace rcptguard::server {
 
 struct daemon_options {
-  std::filesystem::path config_file;  ///< empty: built-in defaults
+  std::filesystem::path config_file;   ///< empty: built-in defaults
   std::vector<std::string> overrides;  ///< re-applied on every reload, like the file itself
 };
 

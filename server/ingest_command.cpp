@@ -5,11 +5,11 @@
 #include "server/ingest_command.hpp"
 
 #define CXXOPTS_VECTOR_DELIMITER '\0'
-#include <cxxopts.hpp>
 #include <fmt/core.h>
 
 #include <atomic>
 #include <csignal>
+#include <cxxopts.hpp>
 #include <exception>
 #include <filesystem>
 #include <memory>
@@ -130,8 +130,8 @@ class pipeline {
     } else if (hour > hour_) {
       hour_ = hour;
       flush();
-      const auto histories = store::load_histories(
-          *positions_db_, e.time, static_cast<int>(settings_.store.history_weeks));
+      const auto histories = store::load_histories(*positions_db_, e.time,
+                                                   static_cast<int>(settings_.store.history_weeks));
       engine_.update_histories(histories, e.time);
     }
     feed_.tick(e.time);
@@ -287,8 +287,9 @@ int command_ingest(int argc, char** argv) {
       "rcptguard ingest",
       "Replay Postfix/Sendmail logs (plain, gzip, - for stdin) through the detection engine "
       "into the database, or follow live logs with --follow.");
-  options.add_options()("f,follow", "follow the files like tail -F (rotation-safe; resumes "
-                                    "at the stored position)")(
+  options.add_options()("f,follow",
+                        "follow the files like tail -F (rotation-safe; resumes "
+                        "at the stored position)")(
       "from-start", "follow mode: read from the beginning, not the stored position or the end")(
       "year", "year of the first line of classic syslog files (default: inferred from now)",
       cxxopts::value<int>())("utc-offset",
@@ -307,8 +308,9 @@ int command_ingest(int argc, char** argv) {
       "Postfix daemon or Sendmail mailer whose deliveries count as inbound; repeatable, "
       "replaces the default local, virtual, lmtp, pipe, cyrus, cyrusv2, procmail",
       cxxopts::value<std::vector<std::string>>())(
-      "c,config", "settings file (default " + std::string(default_config_path) +
-                      " if it exists, else built-in defaults)",
+      "c,config",
+      "settings file (default " + std::string(default_config_path) +
+          " if it exists, else built-in defaults)",
       cxxopts::value<std::string>())("o,option",
                                      "override one setting, e.g. -o store.path=/tmp/replay.db "
                                      "(repeatable)",

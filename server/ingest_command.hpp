@@ -25,7 +25,7 @@ struct ingest_options {
   bool follow = false;
   /// Follow mode: start at the beginning even when a position is stored (or the file is new).
   bool from_start = false;
-  std::optional<int> year;                        ///< of the first classic-syslog line
+  std::optional<int> year;                         ///< of the first classic-syslog line
   std::optional<std::chrono::seconds> utc_offset;  ///< of timestamps without one; unset: TZ
   std::string alerts_file;                         ///< empty: no JSON Lines output
   ingest::joiner_options joiner;

@@ -51,8 +51,8 @@ void remove_stale_socket(const std::string& path) {
     throw std::runtime_error("unix socket " + path + ": another process is listening on it");
   }
   if (::unlink(path.c_str()) != 0) {
-    throw std::runtime_error("unix socket " + path + ": cannot remove stale socket: " +
-                             std::strerror(errno));
+    throw std::runtime_error("unix socket " + path +
+                             ": cannot remove stale socket: " + std::strerror(errno));
   }
 }
 
@@ -157,21 +157,20 @@ void listener_set::retry_accept_later(const boost::system::error_code& ec,
   context_.log->error("ACCEPT FAILED: {}; retrying in {} ms", ec.message(),
                       accept_retry_delay.count());
   auto timer = std::make_shared<asio::steady_timer>(io_, accept_retry_delay);
-  timer->async_wait([timer, accept_again = std::move(accept_again)](
-                        const boost::system::error_code& wait_ec) {
-    if (!wait_ec) accept_again();
-  });
+  timer->async_wait(
+      [timer, accept_again = std::move(accept_again)](const boost::system::error_code& wait_ec) {
+        if (!wait_ec) accept_again();
+      });
 }
 
 template <typename Socket>
 void listener_set::launch(Socket socket, std::string peer) {
   const std::uint64_t id = next_id_++;
-  auto s = std::make_shared<session<Socket>>(
-      std::move(socket), id, std::move(peer), context_,
-      [this](session_base* closed) {
-        sessions_.erase(closed);
-        --context_.stats->connections_open;
-      });
+  auto s = std::make_shared<session<Socket>>(std::move(socket), id, std::move(peer), context_,
+                                             [this](session_base* closed) {
+                                               sessions_.erase(closed);
+                                               --context_.stats->connections_open;
+                                             });
   sessions_.insert(s.get());
   ++context_.stats->connections_accepted;
   ++context_.stats->connections_open;
@@ -205,17 +204,18 @@ void listener_set::accept_tcp(tcp::acceptor& acceptor) {
 }
 
 void listener_set::accept_unix(local::acceptor& acceptor) {
-  acceptor.async_accept([this, &acceptor](const boost::system::error_code& ec, local::socket socket) {
-    if (!accepting_) return;
-    if (!ec) {
-      const std::string peer = "unix:" + acceptor.local_endpoint().path();
-      if (admit(peer)) launch(std::move(socket), peer);
-    } else if (ec != asio::error::operation_aborted) {
-      retry_accept_later(ec, [this, &acceptor] { accept_unix(acceptor); });
-      return;
-    }
-    accept_unix(acceptor);
-  });
+  acceptor.async_accept(
+      [this, &acceptor](const boost::system::error_code& ec, local::socket socket) {
+        if (!accepting_) return;
+        if (!ec) {
+          const std::string peer = "unix:" + acceptor.local_endpoint().path();
+          if (admit(peer)) launch(std::move(socket), peer);
+        } else if (ec != asio::error::operation_aborted) {
+          retry_accept_later(ec, [this, &acceptor] { accept_unix(acceptor); });
+          return;
+        }
+        accept_unix(acceptor);
+      });
 }
 
 }  // namespace rcptguard::server

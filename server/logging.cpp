@@ -3,8 +3,9 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
-#include <stdexcept>
 #include <syslog.h>
+
+#include <stdexcept>
 
 namespace rcptguard::server {
 

@@ -3,8 +3,9 @@
 // arguments and sanitised by the caller; the format strings are ours.
 #pragma once
 
-#include <memory>
 #include <spdlog/spdlog.h>
+
+#include <memory>
 #include <string>
 
 #include "config/config.hpp"

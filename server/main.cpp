@@ -2,9 +2,10 @@
 // configuration, start-up error), 2 usage error.
 // An override value may itself hold commas (a TOML list); cxxopts must not split it.
 #define CXXOPTS_VECTOR_DELIMITER '\0'
+#include <fmt/core.h>
+
 #include <cxxopts.hpp>
 #include <filesystem>
-#include <fmt/core.h>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -44,8 +45,9 @@ constexpr const char* usage_text =
 using config_choice = rcptguard::server::daemon_options;
 
 void add_config_options(cxxopts::Options& options) {
-  options.add_options()("c,config", "settings file (default " + std::string(default_config_path) +
-                                        " if it exists, else built-in defaults)",
+  options.add_options()("c,config",
+                        "settings file (default " + std::string(default_config_path) +
+                            " if it exists, else built-in defaults)",
                         cxxopts::value<std::string>())(
       "o,option", "override one setting, e.g. -o server.listen=inet:127.0.0.1:10041 (repeatable)",
       cxxopts::value<std::vector<std::string>>())("h,help", "show this help");

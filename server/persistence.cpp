@@ -52,9 +52,11 @@ void persistence::open_and_restore(decision::engine& engine, time_point now) {
   auto db = std::make_unique<store::store>(options);
   const decision::restore_snapshot snapshot = db->load_snapshot(now);
   engine.restore(snapshot, now);
-  log_->info("STORE {}: restored {} recipient histories, {} minute rows, {} correspondents, {} open episodes",
-             settings_.path, snapshot.histories.size(), snapshot.recent_minutes.size(),
-             snapshot.correspondents.size(), snapshot.open_episodes.size());
+  log_->info(
+      "STORE {}: restored {} recipient histories, {} minute rows, {} correspondents, {} open "
+      "episodes",
+      settings_.path, snapshot.histories.size(), snapshot.recent_minutes.size(),
+      snapshot.correspondents.size(), snapshot.open_episodes.size());
 
   store::writer_options writer_options;
   writer_options.queue_capacity = settings_.queue_capacity;

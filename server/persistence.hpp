@@ -3,10 +3,11 @@
 // hour on a short-lived reader thread. The network thread only ever moves vectors.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio.hpp>
 #include <cstddef>
 #include <memory>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <vector>
 

@@ -33,10 +33,11 @@ void policy_handler::handle(const protocol::policy_request& request, std::uint64
     // The reply without "action=" and the closing empty line is what Postfix acts on.
     std::string_view action(reply);
     action = action.substr(reply_start + 7, action.size() - reply_start - 9);
-    log_->debug("REQUEST conn={} state={} client={} sender=<{}> recipient=<{}> instance={} action={}",
-                connection_id, protocol::to_string(request.state),
-                sanitize_for_log(request.client_address, 64), sanitize_for_log(request.sender),
-                sanitize_for_log(request.recipient), sanitize_for_log(request.instance, 64), action);
+    log_->debug(
+        "REQUEST conn={} state={} client={} sender=<{}> recipient=<{}> instance={} action={}",
+        connection_id, protocol::to_string(request.state),
+        sanitize_for_log(request.client_address, 64), sanitize_for_log(request.sender),
+        sanitize_for_log(request.recipient), sanitize_for_log(request.instance, 64), action);
   }
 }
 

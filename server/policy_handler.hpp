@@ -2,8 +2,9 @@
 // on the request path), asks the decision engine, counts the verdict and formats the reply.
 #pragma once
 
-#include <memory>
 #include <spdlog/spdlog.h>
+
+#include <memory>
 
 #include "decision/engine.hpp"
 #include "server/request_handler.hpp"
@@ -13,8 +14,7 @@ namespace rcptguard::server {
 
 class policy_handler final : public request_handler {
  public:
-  policy_handler(decision::engine& engine, server_stats& stats,
-                 std::shared_ptr<spdlog::logger> log)
+  policy_handler(decision::engine& engine, server_stats& stats, std::shared_ptr<spdlog::logger> log)
       : engine_(engine), stats_(stats), log_(std::move(log)) {}
 
   void handle(const protocol::policy_request& request, std::uint64_t connection_id,

@@ -17,7 +17,8 @@ void drop_privileges(const std::string& user) {
   if (pw->pw_uid == 0) throw std::runtime_error("server.user: '" + user + "' is root");
   if (::geteuid() != 0) {
     if (::geteuid() == pw->pw_uid) return;
-    throw std::runtime_error("server.user is '" + user + "' but the daemon was not started as root");
+    throw std::runtime_error("server.user is '" + user +
+                             "' but the daemon was not started as root");
   }
   if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
       ::setuid(pw->pw_uid) != 0) {

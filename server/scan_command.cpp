@@ -7,9 +7,8 @@
 
 // A --map value may hold commas; cxxopts must not split it.
 #define CXXOPTS_VECTOR_DELIMITER '\0'
-#include <fmt/core.h>
-
 #include <SQLiteCpp/Database.h>
+#include <fmt/core.h>
 
 #include <cxxopts.hpp>
 #include <filesystem>
@@ -20,10 +19,10 @@
 
 #include "common/text.hpp"
 #include "config/config.hpp"
+#include "scanner/scanner.hpp"
 #include "server/daemon.hpp"
 #include "server/review_command.hpp"
 #include "server/spool_scheduler.hpp"
-#include "scanner/scanner.hpp"
 #include "store/review.hpp"
 #include "store/schema.hpp"
 #include "store/spool.hpp"
@@ -43,22 +42,22 @@ struct usage_error {
 cxxopts::Options scan_options_parser() {
   cxxopts::Options options("rcptguard scan",
                            "Scan the mail spool once for repeated attachments (read-only).");
-  options.add_options()
-      ("root", "spool directory (repeatable; replaces spool.roots)",
-       cxxopts::value<std::vector<std::string>>())
-      ("domain", "local domain: mailbox bob -> bob@DOMAIN (repeatable; replaces spool.domains)",
-       cxxopts::value<std::vector<std::string>>())
-      ("map", "USER=ADDRESS or /PATH=ADDRESS for virtual mailboxes and aliases (repeatable; "
-       "replaces spool.map)",
-       cxxopts::value<std::vector<std::string>>())
-      ("d,database", "store scan state and evidence in this database (created if missing)",
-       cxxopts::value<std::string>())
-      ("c,config", "settings file: its [spool] section, and store.path as the database",
-       cxxopts::value<std::string>())
-      ("o,option", "override one setting, e.g. -o spool.window=2h or -o store.path=/tmp/rg.db",
-       cxxopts::value<std::vector<std::string>>())
-      ("format", "table or json (JSON Lines, one mailbox a line)", cxxopts::value<std::string>())
-      ("h,help", "show this help");
+  options.add_options()("root", "spool directory (repeatable; replaces spool.roots)",
+                        cxxopts::value<std::vector<std::string>>())(
+      "domain", "local domain: mailbox bob -> bob@DOMAIN (repeatable; replaces spool.domains)",
+      cxxopts::value<std::vector<std::string>>())(
+      "map",
+      "USER=ADDRESS or /PATH=ADDRESS for virtual mailboxes and aliases (repeatable; "
+      "replaces spool.map)",
+      cxxopts::value<std::vector<std::string>>())(
+      "d,database", "store scan state and evidence in this database (created if missing)",
+      cxxopts::value<std::string>())(
+      "c,config", "settings file: its [spool] section, and store.path as the database",
+      cxxopts::value<std::string>())(
+      "o,option", "override one setting, e.g. -o spool.window=2h or -o store.path=/tmp/rg.db",
+      cxxopts::value<std::vector<std::string>>())(
+      "format", "table or json (JSON Lines, one mailbox a line)", cxxopts::value<std::string>())(
+      "h,help", "show this help");
   return options;
 }
 
@@ -125,7 +124,8 @@ void print_json(const scanner::scan_report& report, std::FILE* out) {
     line += fmt::format("],\"messages\":{},\"attachments\":{},\"bytes_read\":{},\"offset\":{}",
                         f.messages, f.attachments, f.bytes_read, f.offset);
     line += ",\"refused\":" + (f.refused.empty() ? std::string("null") : json_quote(f.refused));
-    line += ",\"restarted\":" + (f.restarted.empty() ? std::string("null") : json_quote(f.restarted));
+    line +=
+        ",\"restarted\":" + (f.restarted.empty() ? std::string("null") : json_quote(f.restarted));
     line += fmt::format(",\"writer_active\":{},\"time_budget_hit\":{},\"skipped\":[",
                         f.writer_active, f.time_budget_hit);
     for (std::size_t i = 0; i < f.skipped.size(); ++i) {
@@ -180,9 +180,11 @@ scanner::scan_options options_of(const cxxopts::ParseResult& parsed, const confi
   scanner::scan_options options = scan_options_from(settings.spool);
   if (parsed.count("root") != 0) {
     options.roots.clear();
-    for (const auto& r : parsed["root"].as<std::vector<std::string>>()) options.roots.emplace_back(r);
+    for (const auto& r : parsed["root"].as<std::vector<std::string>>())
+      options.roots.emplace_back(r);
   }
-  if (parsed.count("domain") != 0) options.domains = parsed["domain"].as<std::vector<std::string>>();
+  if (parsed.count("domain") != 0)
+    options.domains = parsed["domain"].as<std::vector<std::string>>();
   if (parsed.count("map") != 0) {
     options.mapping.clear();
     for (const auto& m : parsed["map"].as<std::vector<std::string>>()) {
@@ -213,7 +215,8 @@ int scan_main(int argc, char** argv, const scan_io& io) {
     if (!settings) return exit_failure;
     options = options_of(parsed, *settings);
     database = database_of(parsed, *settings);
-    const std::string format = parsed.count("format") != 0 ? parsed["format"].as<std::string>() : "table";
+    const std::string format =
+        parsed.count("format") != 0 ? parsed["format"].as<std::string>() : "table";
     if (format != "table" && format != "json") {
       throw usage_error{"--format must be table or json, not '" + safe(format) + "'"};
     }

@@ -4,6 +4,8 @@
 // per request that starts at its first byte (a client dripping bytes cannot extend it).
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
@@ -13,7 +15,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <spdlog/spdlog.h>
 #include <string>
 
 #include "common/text.hpp"
@@ -119,9 +120,11 @@ class session : public session_base, public std::enable_shared_from_this<session
       case protocol::parse_status::error:
         context_.stats->count_parse_error(result.error);
         context_.stats->count_drop(drop_reason::parse_error);
-        context_.log->warn("REQUEST REJECTED conn={} peer={} reason={} (limits: line {}, attributes {}, request {})",
-                           id_, peer_, protocol::to_string(result.error), parser_.bounds().max_line,
-                           parser_.bounds().max_attributes, parser_.bounds().max_request);
+        context_.log->warn(
+            "REQUEST REJECTED conn={} peer={} reason={} (limits: line {}, attributes {}, request "
+            "{})",
+            id_, peer_, protocol::to_string(result.error), parser_.bounds().max_line,
+            parser_.bounds().max_attributes, parser_.bounds().max_request);
         close();
         return;
       case protocol::parse_status::complete:
@@ -156,8 +159,7 @@ class session : public session_base, public std::enable_shared_from_this<session
 
   // Returns true when a fail-open reply was prepared and should be written.
   bool internal_error(const char* what) {
-    const bool fail_open =
-        context_.settings.on_internal_error == internal_error_policy::fail_open;
+    const bool fail_open = context_.settings.on_internal_error == internal_error_policy::fail_open;
     context_.log->error("INTERNAL ERROR conn={} peer={}: {} ({})", id_, peer_,
                         sanitize_for_log(what, 200),
                         fail_open ? "answered DUNNO" : "disconnecting");
@@ -214,15 +216,17 @@ class session : public session_base, public std::enable_shared_from_this<session
     const auto now = clock::now();
     if (request_deadline_ && now >= *request_deadline_) {
       context_.stats->count_drop(drop_reason::request_timeout);
-      context_.log->warn("REQUEST TIMEOUT conn={} peer={}: request incomplete at its deadline ({} ms)",
-                         id_, peer_, context_.settings.request_timeout.count());
+      context_.log->warn(
+          "REQUEST TIMEOUT conn={} peer={}: request incomplete at its deadline ({} ms)", id_, peer_,
+          context_.settings.request_timeout.count());
       close();
       return;
     }
     if (busy_ && now >= write_deadline_) {
       context_.stats->count_drop(drop_reason::reply_timeout);
-      context_.log->warn("REPLY TIMEOUT conn={} peer={}: client did not read its reply within {} ms",
-                         id_, peer_, context_.settings.request_timeout.count());
+      context_.log->warn(
+          "REPLY TIMEOUT conn={} peer={}: client did not read its reply within {} ms", id_, peer_,
+          context_.settings.request_timeout.count());
       close();
       return;
     }

@@ -369,11 +369,8 @@ ALTER TABLE recipient_hour_sender_v5 RENAME TO recipient_hour_sender;
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
-    migration{1, schema_v1},
-    migration{2, schema_v2},
-    migration{3, schema_v3},
-    migration{4, schema_v4},
-    migration{5, schema_v5},
+    migration{1, schema_v1}, migration{2, schema_v2}, migration{3, schema_v3},
+    migration{4, schema_v4}, migration{5, schema_v5},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 

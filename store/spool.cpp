@@ -58,8 +58,9 @@ void save_scan(SQLite::Database& db, const scanner::scan_report& report,
   }
 
   SQLite::Statement insert_message(
-      db, "INSERT INTO spool_message (mailbox, stored_at, scanned_at, bytes, origin) "
-          "VALUES (?1, ?2, ?3, ?4, ?5)");
+      db,
+      "INSERT INTO spool_message (mailbox, stored_at, scanned_at, bytes, origin) "
+      "VALUES (?1, ?2, ?3, ?4, ?5)");
   for (const auto& [mailbox, m] : report.new_messages) {
     insert_message.bind(1, mailbox);
     insert_message.bind(2, to_unix_seconds(m.stored_at));
@@ -71,7 +72,8 @@ void save_scan(SQLite::Database& db, const scanner::scan_report& report,
   SQLite::Statement insert_attachment(
       db,
       "INSERT INTO spool_attachment (mailbox, recipient, sha256, filename, content_type, size, "
-      "message_id, stored_at, scanned_at, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+      "message_id, stored_at, scanned_at, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+      "?10)");
   for (const auto& a : report.new_attachments) {
     insert_attachment.bind(1, a.mailbox);
     insert_attachment.bind(2, a.recipient);
@@ -192,11 +194,11 @@ scanner::scan_state load_scan_state(SQLite::Database& db, time_point now,
       "WHERE stored_at >= ?1 ORDER BY id");
   messages.bind(1, since);
   while (messages.executeStep()) {
-    state.mailboxes[messages.getColumn(0).getString()].messages.push_back(scanner::message_record{
-        from_unix_seconds(messages.getColumn(1).getInt64()),
-        from_unix_seconds(messages.getColumn(2).getInt64()),
-        static_cast<std::uint64_t>(messages.getColumn(3).getInt64()),
-        static_cast<std::uint64_t>(messages.getColumn(4).getInt64())});
+    state.mailboxes[messages.getColumn(0).getString()].messages.push_back(
+        scanner::message_record{from_unix_seconds(messages.getColumn(1).getInt64()),
+                                from_unix_seconds(messages.getColumn(2).getInt64()),
+                                static_cast<std::uint64_t>(messages.getColumn(3).getInt64()),
+                                static_cast<std::uint64_t>(messages.getColumn(4).getInt64())});
   }
   SQLite::Statement attachments(
       db,

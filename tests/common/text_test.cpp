@@ -30,7 +30,9 @@ TEST(SanitizeForReply, CutsOnACodePointBoundary) {
   EXPECT_EQ(sanitize_for_reply("ab\xc3\xbc", 4), "ab\xc3\xbc");
 }
 
-TEST(AsciiLower, FoldsOnlyAscii) { EXPECT_EQ(ascii_lower("Bob@EXAMPLE.test\xc3\x9c"), "bob@example.test\xc3\x9c"); }
+TEST(AsciiLower, FoldsOnlyAscii) {
+  EXPECT_EQ(ascii_lower("Bob@EXAMPLE.test\xc3\x9c"), "bob@example.test\xc3\x9c");
+}
 
 }  // namespace
 }  // namespace rcptguard

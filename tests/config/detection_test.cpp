@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <set>
-
 #include <string>
 #include <vector>
 
@@ -398,9 +397,9 @@ TEST(Reload, AnInheritedChangeIsAClassChange) {
 // The engine sizes its tables once; every other detection knob changes on SIGHUP.
 TEST(Reload, EveryDetectionKeyButTableSizesIsReloadable) {
   const std::set<std::string_view> table_sizes{
-      "detection.max_tracked_recipients", "detection.pair_slots",
-      "detection.correspondent_slots",    "detection.client_session_slots",
-      "detection.client_connection_slots", "detection.max_open_transactions",
+      "detection.max_tracked_recipients",        "detection.pair_slots",
+      "detection.correspondent_slots",           "detection.client_session_slots",
+      "detection.client_connection_slots",       "detection.max_open_transactions",
       "detection.max_recipients_per_transaction"};
   for (const auto& s : settings::all()) {
     if (s.key.starts_with("detection.")) {

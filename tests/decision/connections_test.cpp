@@ -129,8 +129,8 @@ TEST(ConnectionRate, OneClientReconnectingForEveryMessageIsAReason) {
   verdict a;
   verdict b;
   for (int i = 0; i < 20; ++i) {
-    a = session_message(reconnecting, victim, "203.0.113.5",
-                        static_cast<std::uint16_t>(50000 + i), at_seconds(i * 30));
+    a = session_message(reconnecting, victim, "203.0.113.5", static_cast<std::uint16_t>(50000 + i),
+                        at_seconds(i * 30));
     b = session_message(one_session, victim, "203.0.113.5", 50000, at_seconds(i * 30));
   }
   EXPECT_EQ(a.level, verdict_level::warn);

@@ -1,11 +1,12 @@
 // Queue-id joining: which deliveries become message events, with what, and bounded state.
+#include "ingest/joiner.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "ingest/joiner.hpp"
 #include "ingest/line_parser.hpp"
 #include "ingest/reader.hpp"
 
@@ -84,12 +85,13 @@ TEST(Joiner, SendmailMailersAndRepeats) {
   gateway.delivery_agents = {"esmtp", "local"};
   const run all = join_file(corpus / "fluent-plugin-sendmail" / "sendmail-delivery.log", gateway);
   std::vector<std::string> got;
-  for (const auto& e : all.events) got.push_back(e.recipient + ":" + std::string(status_name(e.status)));
-  EXPECT_EQ(got, (std::vector<std::string>{"sent1@example.com:sent", "sent2@example.com:sent",
-                                           "deferred1@example.com:deferred",
-                                           "deferred2@example.com:deferred",
-                                           "sent3@example2.com:sent", "sent4@example2.com:sent",
-                                           "root@localhost.localdomain:sent"}));
+  for (const auto& e : all.events)
+    got.push_back(e.recipient + ":" + std::string(status_name(e.status)));
+  EXPECT_EQ(
+      got, (std::vector<std::string>{
+               "sent1@example.com:sent", "sent2@example.com:sent", "deferred1@example.com:deferred",
+               "deferred2@example.com:deferred", "sent3@example2.com:sent",
+               "sent4@example2.com:sent", "root@localhost.localdomain:sent"}));
   EXPECT_EQ(all.stats.repeated, 1U);  // deferred1's later success is the same message
 }
 
@@ -139,8 +141,9 @@ TEST(Joiner, IncompleteMessagesExpireAndTheCapHolds) {
 }
 
 TEST(Joiner, DeliveryWithoutArrivalIsAnOrphanButCounted) {
-  const run r = join_lines({"Jan 10 10:00:00 mx postfix/virtual[3]: DEAD12345: to=<u@y.test>, "
-                            "relay=virtual, delay=0.1, status=bounced (mailbox full)"});
+  const run r =
+      join_lines({"Jan 10 10:00:00 mx postfix/virtual[3]: DEAD12345: to=<u@y.test>, "
+                  "relay=virtual, delay=0.1, status=bounced (mailbox full)"});
   ASSERT_EQ(r.events.size(), 1U);
   EXPECT_EQ(r.events[0].status, delivery_status::bounced);
   EXPECT_EQ(r.events[0].sender, "");

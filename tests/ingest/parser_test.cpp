@@ -172,16 +172,18 @@ TEST(Postfix, MessageLifecycle) {
   EXPECT_EQ(m.type, line_type::message_id);
   EXPECT_EQ(m.message_id, "g.1@x");
 
-  m = parse_one("Jan 31 09:50:08 raptor postfix/qmgr[26374]: 4B80DE08044: from=<t@dinos.test>, "
-                "size=2703, nrcpt=2 (queue active)");
+  m = parse_one(
+      "Jan 31 09:50:08 raptor postfix/qmgr[26374]: 4B80DE08044: from=<t@dinos.test>, "
+      "size=2703, nrcpt=2 (queue active)");
   EXPECT_EQ(m.type, line_type::sender);
   EXPECT_EQ(m.sender, "t@dinos.test");
   EXPECT_EQ(m.size, 2703U);
   EXPECT_EQ(m.nrcpt, 2U);
 
-  m = parse_one("Jan 31 09:50:08 raptor postfix/pipe[29598]: 4B80DE08044: to=<trex@dinos.test>, "
-                "orig_to=<tyrannosaurus.rex@dinos.test>, relay=dovecot, delay=0.13, "
-                "delays=0.04/0/0/0.09, dsn=2.0.0, status=sent (delivered via dovecot service)");
+  m = parse_one(
+      "Jan 31 09:50:08 raptor postfix/pipe[29598]: 4B80DE08044: to=<trex@dinos.test>, "
+      "orig_to=<tyrannosaurus.rex@dinos.test>, relay=dovecot, delay=0.13, "
+      "delays=0.04/0/0/0.09, dsn=2.0.0, status=sent (delivered via dovecot service)");
   EXPECT_EQ(m.type, line_type::delivery);
   EXPECT_EQ(m.recipients, "<trex@dinos.test>");
   EXPECT_EQ(m.orig_to, "tyrannosaurus.rex@dinos.test");
@@ -191,16 +193,18 @@ TEST(Postfix, MessageLifecycle) {
 
   m = parse_one("Jan 31 09:50:08 raptor postfix/qmgr[26374]: 4B80DE08044: removed");
   EXPECT_EQ(m.type, line_type::removed);
-  m = parse_one("Jan 31 09:50:08 r postfix/qmgr[1]: 4B80DE08044: from=<a@b>, status=expired, "
-                "returned to sender");
+  m = parse_one(
+      "Jan 31 09:50:08 r postfix/qmgr[1]: 4B80DE08044: from=<a@b>, status=expired, "
+      "returned to sender");
   EXPECT_EQ(m.type, line_type::other);
 }
 
 TEST(Postfix, ServiceNamesAndInstances) {
-  mail_line m = parse_one("Mar 11 23:27:54 s postfix-smo/submission/smtpd[22427]: "
-                          "44JCRG5tYPzCqt2: reject: BDAT from signing-milter.example.com"
-                          "[192.0.2.109]: 550 5.5.3 <DATA>: Data command rejected; from=<a@b> "
-                          "to=<c@d> proto=ESMTP helo=<x>");
+  mail_line m = parse_one(
+      "Mar 11 23:27:54 s postfix-smo/submission/smtpd[22427]: "
+      "44JCRG5tYPzCqt2: reject: BDAT from signing-milter.example.com"
+      "[192.0.2.109]: 550 5.5.3 <DATA>: Data command rejected; from=<a@b> "
+      "to=<c@d> proto=ESMTP helo=<x>");
   EXPECT_EQ(m.type, line_type::reject);
   EXPECT_EQ(m.instance, "postfix-smo/submission");
   EXPECT_EQ(m.service, "smtpd");
@@ -211,25 +215,29 @@ TEST(Postfix, ServiceNamesAndInstances) {
   EXPECT_EQ(m.sender, "a@b");
   EXPECT_EQ(m.recipients, "<c@d>");
 
-  m = parse_one("Jan 1 00:00:00 h postfix-out/smtp[5]: ABCDEF123: to=<x@y>, relay=none, "
-                "delay=1, status=deferred (connect refused)");
+  m = parse_one(
+      "Jan 1 00:00:00 h postfix-out/smtp[5]: ABCDEF123: to=<x@y>, relay=none, "
+      "delay=1, status=deferred (connect refused)");
   EXPECT_EQ(m.instance, "postfix-out");
   EXPECT_EQ(m.status, delivery_status::deferred);
 
   // A policy service's WARN, as Postfix logs it.
-  m = parse_one("Jan 1 00:00:00 h postfix/smtpd[5]: NOQUEUE: warn: RCPT from a[192.0.2.9]: "
-                "rcptguard: 240 msgs/10m; from=<s@x> to=<r@y> proto=ESMTP helo=<a>");
+  m = parse_one(
+      "Jan 1 00:00:00 h postfix/smtpd[5]: NOQUEUE: warn: RCPT from a[192.0.2.9]: "
+      "rcptguard: 240 msgs/10m; from=<s@x> to=<r@y> proto=ESMTP helo=<a>");
   EXPECT_EQ(m.type, line_type::reject);
   EXPECT_EQ(m.action, "warn");
   EXPECT_EQ(m.stage, "RCPT");
 
-  m = parse_one("Jan 1 00:00:00 h postfix/smtpd[5]: warning: unknown[1.1.1.1]: SASL LOGIN "
-                "authentication failed: Password:");
+  m = parse_one(
+      "Jan 1 00:00:00 h postfix/smtpd[5]: warning: unknown[1.1.1.1]: SASL LOGIN "
+      "authentication failed: Password:");
   EXPECT_EQ(m.type, line_type::other);
 
-  m = parse_one("May  5 15:51:11 x postfix/postscreen[1148]: NOQUEUE: reject: RCPT from "
-                "[216.245.194.173]:60591: 550 5.7.1 Service unavailable; from=<s@e> to=<u@e> "
-                "proto=ESMTP helo=<x>");
+  m = parse_one(
+      "May  5 15:51:11 x postfix/postscreen[1148]: NOQUEUE: reject: RCPT from "
+      "[216.245.194.173]:60591: 550 5.7.1 Service unavailable; from=<s@e> to=<u@e> "
+      "proto=ESMTP helo=<x>");
   EXPECT_EQ(m.type, line_type::reject);
   EXPECT_EQ(m.client_address, "216.245.194.173");
   m = parse_one("May  5 15:51:11 x postfix/postscreen[1148]: PASS NEW [192.0.2.8]:5000");
@@ -249,9 +257,10 @@ TEST(Sendmail, Lifecycle) {
   EXPECT_EQ(m.nrcpt, 7U);
   EXPECT_EQ(m.client_address, "64.233.187.27");
 
-  m = parse_one("Apr  2 00:15:25 mta001 sendmail[32302]: u31FFPtp032300: to=<s1@example.com>,"
-                "<s2@example.com>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=245938, "
-                "relay=[93.184.216.34] [93.184.216.34], dsn=2.0.0, stat=Sent (ok: accepted)");
+  m = parse_one(
+      "Apr  2 00:15:25 mta001 sendmail[32302]: u31FFPtp032300: to=<s1@example.com>,"
+      "<s2@example.com>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=245938, "
+      "relay=[93.184.216.34] [93.184.216.34], dsn=2.0.0, stat=Sent (ok: accepted)");
   EXPECT_EQ(m.type, line_type::delivery);
   EXPECT_EQ(m.recipients, "<s1@example.com>,<s2@example.com>");
   EXPECT_EQ(m.service, "esmtp");
@@ -260,20 +269,23 @@ TEST(Sendmail, Lifecycle) {
   for_each_address(m.recipients, [&](std::string_view a) { each.emplace_back(a); });
   EXPECT_EQ(each, (std::vector<std::string>{"s1@example.com", "s2@example.com"}));
 
-  m = parse_one("Apr  2 00:15:25 mta001 sendmail[32302]: u31FFPtp032300: to=root@localhost, "
-                "ctladdr=root@localhost (0/0), delay=00:00:00, mailer=local, pri=1, dsn=2.0.0, "
-                "stat=Sent");
+  m = parse_one(
+      "Apr  2 00:15:25 mta001 sendmail[32302]: u31FFPtp032300: to=root@localhost, "
+      "ctladdr=root@localhost (0/0), delay=00:00:00, mailer=local, pri=1, dsn=2.0.0, "
+      "stat=Sent");
   EXPECT_EQ(m.recipients, "root@localhost");
   EXPECT_EQ(m.service, "local");
   EXPECT_EQ(m.status, delivery_status::sent);
 
-  m = parse_one("Apr  3 00:15:40 mta001 sendmail[12566]: u31FFPtp032300: to=<d@example.com>, "
-                "delay=1+00:00:15, mailer=esmtp, dsn=4.3.5, stat=Deferred: 451 4.3.5 problem");
+  m = parse_one(
+      "Apr  3 00:15:40 mta001 sendmail[12566]: u31FFPtp032300: to=<d@example.com>, "
+      "delay=1+00:00:15, mailer=esmtp, dsn=4.3.5, stat=Deferred: 451 4.3.5 problem");
   EXPECT_EQ(m.status, delivery_status::deferred);
 
-  m = parse_one("Feb 25 14:34:10 kismet sm-acceptingconnections[27713]: s1P819mk027713: "
-                "ruleset=check_rcpt, arg1=<a@freemailhost.ru>, relay=128-68.corbina.ru "
-                "[128.68.136.133], reject=550 5.7.1 <a@freemailhost.ru>... Relaying denied");
+  m = parse_one(
+      "Feb 25 14:34:10 kismet sm-acceptingconnections[27713]: s1P819mk027713: "
+      "ruleset=check_rcpt, arg1=<a@freemailhost.ru>, relay=128-68.corbina.ru "
+      "[128.68.136.133], reject=550 5.7.1 <a@freemailhost.ru>... Relaying denied");
   EXPECT_EQ(m.type, line_type::reject);
   EXPECT_EQ(m.stage, "check_rcpt");
   EXPECT_EQ(m.client_address, "128.68.136.133");

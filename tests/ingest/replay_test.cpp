@@ -77,8 +77,8 @@ std::string classic(std::int64_t t) {
   std::tm tm{};
   ::gmtime_r(&tt, &tm);
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%s %2d %02d:%02d:%02d", months[tm.tm_mon], tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::snprintf(buf, sizeof buf, "%s %2d %02d:%02d:%02d", months[tm.tm_mon], tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec);
   return buf;
 }
 
@@ -243,12 +243,13 @@ TEST(AlertLog, OneLinePerOpenedOrEscalatedEpisodeWithEscapedText) {
   while (std::fgets(buf, sizeof buf, f) != nullptr) got.emplace_back(buf);
   std::fclose(f);
   ASSERT_EQ(got.size(), 2U);
-  EXPECT_EQ(got[0],
-            R"({"type":"episode","time":"2025-03-19T14:00:00Z","recipient":"vic\"tim\n@example.test",)"
-            R"("verdict":"warn","score":2.5,"window":"10m","observed":240,"baseline":6,)"
-            R"("reasons":"240 msgs/10m\u0001","source":"log","attack":["T1667","AN1009"],)"
-            R"("started":"2025-03-19T14:00:00Z","escalated":false})"
-            "\n");
+  EXPECT_EQ(
+      got[0],
+      R"({"type":"episode","time":"2025-03-19T14:00:00Z","recipient":"vic\"tim\n@example.test",)"
+      R"("verdict":"warn","score":2.5,"window":"10m","observed":240,"baseline":6,)"
+      R"("reasons":"240 msgs/10m\u0001","source":"log","attack":["T1667","AN1009"],)"
+      R"("started":"2025-03-19T14:00:00Z","escalated":false})"
+      "\n");
   EXPECT_NE(got[1].find(R"("time":"2025-03-19T14:02:00Z")"), std::string::npos);
   EXPECT_NE(got[1].find(R"("verdict":"defer")"), std::string::npos);
 }

@@ -85,7 +85,8 @@ TEST(MimeScanner, PostfixBombSampleHashesMatchTheOriginalFiles) {
   EXPECT_EQ(names_of_photo["photo.jpg"], 5);
   EXPECT_EQ(names_of_photo["copy-of-photo.jpg"], 1);
   EXPECT_EQ(hash_by_name["notes.txt"], hash_of_file(dir / "attachments/notes.txt"));
-  EXPECT_EQ(hash_by_name["Quarterly Report 2024.pdf"], hash_of_file(dir / "attachments/invoice.pdf"));
+  EXPECT_EQ(hash_by_name["Quarterly Report 2024.pdf"],
+            hash_of_file(dir / "attachments/invoice.pdf"));
 }
 
 TEST(MimeScanner, MessageIdAndTimesAreRead) {
@@ -114,9 +115,8 @@ TEST(MimeScanner, KnownAnswerEncodingsDecodeToThePhoto) {
       "Content-Type: text/plain; charset=utf-8\nContent-Disposition: attachment; filename=w.txt\n"
       "Content-Transfer-Encoding: quoted-printable\n",
       read_file(enc / "wikipedia.qp"));
-  for (const auto& [message, expected] :
-       std::vector<std::pair<std::string, std::string>>{{b64, photo}, {uu, photo},
-                                                        {qp, hash_of_file(enc / "wikipedia.txt")}}) {
+  for (const auto& [message, expected] : std::vector<std::pair<std::string, std::string>>{
+           {b64, photo}, {uu, photo}, {qp, hash_of_file(enc / "wikipedia.txt")}}) {
     const message_info info = scan_message(message, scan_limits{});
     ASSERT_EQ(info.attachments.size(), 1u);
     EXPECT_EQ(info.attachments[0].sha256, expected);
@@ -125,8 +125,8 @@ TEST(MimeScanner, KnownAnswerEncodingsDecodeToThePhoto) {
 
 TEST(MimeScanner, Rfc2231FilenamesAreDecoded) {
   const auto dir = corpus_dir / "mime/james-mime4j/mimetools-testmsgs";
-  for (const char* name : {"attachment-filename-encoding-UTF8.msg",
-                           "attachment-filename-encoding-Latin1.msg"}) {
+  for (const char* name :
+       {"attachment-filename-encoding-UTF8.msg", "attachment-filename-encoding-Latin1.msg"}) {
     const message_info info = scan_message(read_file(dir / name), scan_limits{});
     ASSERT_EQ(info.attachments.size(), 1u) << name;
     EXPECT_EQ(info.attachments[0].filename, "attachment.\xC3\xA4\xC3\xB6\xC3\xBC") << name;
@@ -183,8 +183,8 @@ TEST(MimeScanner, OversizedMessageAndHeaderAreSkipped) {
   EXPECT_EQ(scan_message(wrap("", std::string(2000, 'x')), limits).skipped,
             skip_reason::message_too_large);
   // A real 135 KB folded To: header (MimeKit's stack-overflow test) meets header_size_limit.
-  const message_info huge_header =
-      scan_message(read_file(corpus_dir / "mime/mimekit/messages/stack-overflow.txt"), scan_limits{});
+  const message_info huge_header = scan_message(
+      read_file(corpus_dir / "mime/mimekit/messages/stack-overflow.txt"), scan_limits{});
   EXPECT_EQ(huge_header.skipped, skip_reason::header_too_large);
 }
 
@@ -196,7 +196,8 @@ TEST(MimeScanner, ConcurrentScansAgree) {
   std::vector<std::string> hashes(4);
   for (std::size_t t = 0; t < hashes.size(); ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 50; ++i) hashes[t] = scan_message(message, scan_limits{}).attachments.at(0).sha256;
+      for (int i = 0; i < 50; ++i)
+        hashes[t] = scan_message(message, scan_limits{}).attachments.at(0).sha256;
     });
   }
   for (auto& th : threads) th.join();

@@ -66,7 +66,8 @@ TEST_F(ScanCommand, TableNamesTheRepeatedAttachment) {
 
 TEST_F(ScanCommand, JsonAndDatabaseRoundTrip) {
   const std::string db = (dir_.path() / "rg.db").string();
-  result r = run({"--root", root(), "--map", "bob=robert@example.test", "-d", db, "--format", "json"});
+  result r =
+      run({"--root", root(), "--map", "bob=robert@example.test", "-d", db, "--format", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("\"recipients\":[\"robert@example.test\"]"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"count\":6"), std::string::npos) << r.out;

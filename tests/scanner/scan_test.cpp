@@ -1,8 +1,6 @@
 // scan_once over real spool directories: repeated attachments with the right counts, the
 // Postfix bomb sample, incremental reads (bytes asserted), truncation, rewrite, replacement,
 // symlinks, owners, writer locks, Maildir, bounds, and the conversion to engine evidence.
-#include "scanner/scanner.hpp"
-
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -10,6 +8,7 @@
 #include <algorithm>
 
 #include "scanner/engine_evidence.hpp"
+#include "scanner/scanner.hpp"
 #include "scanner/sha256.hpp"
 #include "scanner_test_util.hpp"
 
@@ -267,7 +266,8 @@ TEST(Scan, MaildirReadsEachFileOnceAndForgetsRemovedOnes) {
     std::string m = mbox_message("carol@example.test", i, "same.bin", "maildir flood");
     return m.substr(m.find('\n') + 1);  // no From_ line in a Maildir file
   };
-  for (int i = 0; i < 3; ++i) write_file(maildir / "new" / ("170000000" + std::to_string(i) + ".host"), message(i));
+  for (int i = 0; i < 3; ++i)
+    write_file(maildir / "new" / ("170000000" + std::to_string(i) + ".host"), message(i));
   write_file(maildir / "cur" / "1700000009.host:2,S", message(9));
   write_file(maildir / "tmp" / "partial", "half a message");
   scan_state state;
@@ -280,7 +280,8 @@ TEST(Scan, MaildirReadsEachFileOnceAndForgetsRemovedOnes) {
   EXPECT_EQ(evidence_for(report, "carol@example.test")->evidence.repeats.at(0).count, 4u);
 
   // new/ -> cur/ keeps the inode: not read again.
-  std::filesystem::rename(maildir / "new" / "1700000000.host", maildir / "cur" / "1700000000.host:2,S");
+  std::filesystem::rename(maildir / "new" / "1700000000.host",
+                          maildir / "cur" / "1700000000.host:2,S");
   const std::string extra = message(5);
   write_file(maildir / "new" / "1700000005.host", extra);
   report = scan_once(options, state, sample_now);

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "scanner/scanner.hpp"
-#include "store/schema.hpp"
 #include "scanner_test_util.hpp"
+#include "store/schema.hpp"
 
 namespace rcptguard::store {
 namespace {

@@ -1,6 +1,7 @@
 // The real `rcptguard` binary as an operator and Postfix meet it: exit codes of the CLI, serving
 // over TCP and a unix socket, SIGHUP with a bad and a good settings file, and SIGTERM/SIGINT
 // draining. Every child is started here, killed by PID in teardown, and watched by a watchdog.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
@@ -20,8 +21,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include "tests/server/test_support.hpp"
 
@@ -535,9 +534,8 @@ TEST_F(RcptguardBinary, KeepsAnsweringWhileTheDatabaseIsLockedAndLosesNothing) {
   ASSERT_TRUE(daemon);
   test_client client = test_client::tcp(port_);
   flood(client, "warmup@example.test", 0, 1);
-  ASSERT_TRUE(eventually([&] {
-    return count_rows(dir_.file("db"), "SELECT count(*) FROM recipient_minute") >= 1;
-  }));
+  ASSERT_TRUE(eventually(
+      [&] { return count_rows(dir_.file("db"), "SELECT count(*) FROM recipient_minute") >= 1; }));
 
   auto locker = std::make_unique<SQLite::Database>(dir_.file("db"), SQLite::OPEN_READWRITE);
   locker->exec("BEGIN EXCLUSIVE");
@@ -552,12 +550,14 @@ TEST_F(RcptguardBinary, KeepsAnsweringWhileTheDatabaseIsLockedAndLosesNothing) {
 
   daemon->signal(SIGTERM);
   ASSERT_EQ(daemon->wait_exit(10s), 0) << daemon->err();
-  EXPECT_EQ(count_rows(dir_.file("db"), "SELECT coalesce(sum(accepted), 0) FROM recipient_hourly "
-                                        "WHERE recipient = 'bob@example.test'"),
+  EXPECT_EQ(count_rows(dir_.file("db"),
+                       "SELECT coalesce(sum(accepted), 0) FROM recipient_hourly "
+                       "WHERE recipient = 'bob@example.test'"),
             30U)
       << daemon->err();
-  EXPECT_GE(count_rows(dir_.file("db"), "SELECT count(*) FROM verdict "
-                                        "WHERE recipient = 'bob@example.test'"),
+  EXPECT_GE(count_rows(dir_.file("db"),
+                       "SELECT count(*) FROM verdict "
+                       "WHERE recipient = 'bob@example.test'"),
             1U);
 }
 

@@ -1,7 +1,6 @@
 // `rcptguard review` end to end in-process: a real database written by store::apply(), the argv
 // front end, and the output parsed back (JSON Lines by a strict little parser, tables by text).
 #include "server/review_command.hpp"
-#include "tests/common/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,6 +21,7 @@
 #include "decision/events.hpp"
 #include "store/review.hpp"
 #include "store/store.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace rcptguard::server {
 namespace {

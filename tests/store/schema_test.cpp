@@ -75,9 +75,10 @@ TEST(Schema, VersionOneFileMigratesKeepingItsVerdicts) {
 
 // The primary-key columns of a WITHOUT ROWID table, in key order.
 std::string primary_key(SQLite::Database& db, const std::string& table) {
-  SQLite::Statement st(db,
-                       "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info("
-                       "(SELECT name FROM pragma_index_list(?1) WHERE origin = 'pk')) ORDER BY seqno)");
+  SQLite::Statement st(
+      db,
+      "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info("
+      "(SELECT name FROM pragma_index_list(?1) WHERE origin = 'pk')) ORDER BY seqno)");
   st.bind(1, table);
   return st.executeStep() ? st.getColumn(0).getString() : "";
 }
@@ -147,7 +148,8 @@ TEST(Schema, VersionFourFileMigratesToTimeFirstKeysKeepingItsRows) {
   {
     store s({.database = {.path = path}});
     decision::outbox batch;
-    batch.deliveries.push_back(testing::delivery(1709546430, "bob@example.test", "s1@x.test", true));
+    batch.deliveries.push_back(
+        testing::delivery(1709546430, "bob@example.test", "s1@x.test", true));
     s.apply(batch);
     const decision::restore_snapshot snapshot = s.load_snapshot(testing::at(1709546530));
     ASSERT_EQ(snapshot.recent_minutes.size(), 4u);
@@ -157,8 +159,9 @@ TEST(Schema, VersionFourFileMigratesToTimeFirstKeysKeepingItsRows) {
     EXPECT_EQ(snapshot.recent_minutes[3].recipient, "carol@example.test");
   }
   EXPECT_EQ(query_int(path, "SELECT count(*) FROM recipient_minute"), 4);
-  EXPECT_EQ(query_int(path, "SELECT accepted FROM recipient_minute "
-                            "WHERE recipient = 'bob@example.test' AND minute_start = 1709546400"),
+  EXPECT_EQ(query_int(path,
+                      "SELECT accepted FROM recipient_minute "
+                      "WHERE recipient = 'bob@example.test' AND minute_start = 1709546400"),
             4);
   EXPECT_EQ(query_int(path, "SELECT count(*) FROM recipient_hour_sender"), 4);
   EXPECT_EQ(query_int(path, "SELECT distinct_senders FROM recipient_hourly"), 2);
