@@ -4,12 +4,10 @@
 // replayed logs end with the baselines three weeks of live traffic would have built.
 #include "server/ingest_command.hpp"
 
-#define CXXOPTS_VECTOR_DELIMITER '\0'
 #include <fmt/core.h>
 
 #include <atomic>
 #include <csignal>
-#include <cxxopts.hpp>
 #include <exception>
 #include <filesystem>
 #include <memory>
@@ -23,6 +21,7 @@
 #include "ingest/reader.hpp"
 #include "ingest/timestamp.hpp"
 #include "server/alert_log.hpp"
+#include "server/cxxopts.hpp"
 #include "server/daemon.hpp"
 #include "server/log_events.hpp"
 #include "store/ingest_positions.hpp"

@@ -1,10 +1,7 @@
 // rcptguard: one binary, one subcommand per job. Exit codes: 0 success, 1 failure (bad
 // configuration, start-up error), 2 usage error.
-// An override value may itself hold commas (a TOML list); cxxopts must not split it.
-#define CXXOPTS_VECTOR_DELIMITER '\0'
 #include <fmt/core.h>
 
-#include <cxxopts.hpp>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -12,6 +9,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "server/cxxopts.hpp"
 #include "server/daemon.hpp"
 #include "server/ingest_command.hpp"
 #include "server/review_command.hpp"

@@ -4,14 +4,11 @@
 // json_quote(), so neither a terminal nor a SIEM can be fed control sequences or broken lines.
 #include "server/review_command.hpp"
 
-// An override value may itself hold commas (a TOML list); cxxopts must not split it.
-#define CXXOPTS_VECTOR_DELIMITER '\0'
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cxxopts.hpp>
 #include <exception>
 #include <filesystem>
 #include <system_error>
@@ -22,6 +19,7 @@
 #include "config/config.hpp"
 #include "config/duration.hpp"
 #include "decision/keys.hpp"
+#include "server/cxxopts.hpp"
 #include "server/daemon.hpp"
 #include "store/review.hpp"
 #include "store/schema.hpp"

@@ -5,12 +5,9 @@
 // through sanitize_for_log(), JSON through json_quote().
 #include "server/scan_command.hpp"
 
-// A --map value may hold commas; cxxopts must not split it.
-#define CXXOPTS_VECTOR_DELIMITER '\0'
 #include <SQLiteCpp/Database.h>
 #include <fmt/core.h>
 
-#include <cxxopts.hpp>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -20,6 +17,7 @@
 #include "common/text.hpp"
 #include "config/config.hpp"
 #include "scanner/scanner.hpp"
+#include "server/cxxopts.hpp"
 #include "server/daemon.hpp"
 #include "server/review_command.hpp"
 #include "server/spool_scheduler.hpp"

@@ -22,6 +22,7 @@
 #include "store/review.hpp"
 #include "store/store.hpp"
 #include "tests/common/temp_dir.hpp"
+#include "tests/store/store_test_util.hpp"
 
 namespace rcptguard::server {
 namespace {
@@ -215,55 +216,18 @@ std::set<std::string> keys_of(const json& j) {
 // ---------------------------------------------------------------------------------------------
 // Fixture: a database with episodes, verdicts with reasons, deliveries and correspondents.
 
-/// 2024-03-04T10:00:00Z.
-constexpr std::int64_t t0 = 1709546400;
+// Records shaped as the store tests build them; every episode here peaks at score 4.5.
+using store::testing::at;
+using store::testing::delivery;
+using store::testing::t0;
+using store::testing::verdict;
+
 /// The review's "now": two hours after t0.
 constexpr std::int64_t now_s = t0 + 7200;
 
-time_point at(std::int64_t s) {
-  return from_unix_seconds(s);
-}
-
-decision::delivery_record delivery(std::int64_t when, std::string recipient, std::string sender,
-                                   bool accepted) {
-  decision::delivery_record d;
-  d.at = at(when);
-  d.recipient = std::move(recipient);
-  d.sender = std::move(sender);
-  d.client = "192.0.2.1";
-  d.size = 1000;
-  d.accepted = accepted;
-  return d;
-}
-
-decision::verdict_record verdict(std::int64_t when, std::string recipient) {
-  decision::verdict_record v;
-  v.at = at(when);
-  v.recipient = std::move(recipient);
-  v.sender = "spam@bad.test";
-  v.client = "198.51.100.7";
-  v.level = decision::verdict_level::defer;
-  v.score = 3.5;
-  v.action_text = "DEFER_IF_PERMIT 4.2.1 rcptguard: flood";
-  v.reasons = {{"volume_10m", 2.0, 240, 6, "240 msgs/10m, baseline 6"},
-               {"sender_diversity", 1.5, 180, 3, "180 senders"}};
-  return v;
-}
-
 decision::episode_record episode(std::string recipient, std::int64_t started, std::int64_t updated,
                                  bool ended) {
-  decision::episode_record e;
-  e.recipient = std::move(recipient);
-  e.started = at(started);
-  e.updated = at(updated);
-  e.ended = ended;
-  e.peak_level = decision::verdict_level::defer;
-  e.peak_score = 4.5;
-  e.peak_window = "10m";
-  e.peak_observed = 240;
-  e.peak_baseline = 6;
-  e.summary = "240 msgs/10m, baseline 6";
-  return e;
+  return store::testing::episode(std::move(recipient), started, updated, ended, 4.5);
 }
 
 // Hostile text from the network: an ANSI escape, a newline, a quote, a backslash, valid UTF-8
@@ -358,7 +322,7 @@ TEST_F(ReviewCommandTest, AlertsJsonLinesHaveTheSiemShape) {
   EXPECT_EQ(bob["window"].str(), "10m");
   EXPECT_DOUBLE_EQ(bob["observed"].num(), 240);
   EXPECT_DOUBLE_EQ(bob["baseline"].num(), 6);
-  EXPECT_EQ(bob["reasons"].str(), "240 msgs/10m, baseline 6");
+  EXPECT_EQ(bob["reasons"].str(), "rcptguard: bob@example.test 240 msgs/10m, baseline 6");
   EXPECT_EQ(bob["source"].str(), "policy");
   ASSERT_EQ(bob["attack"].arr().size(), 2u);
   EXPECT_EQ(bob["attack"].arr()[0].str(), "T1667");
