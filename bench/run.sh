@@ -141,7 +141,7 @@ fi
 # --- build -----------------------------------------------------------------------------------
 LOAD="$BUILD/bench/rcptguard-load"
 REFSRV="$BUILD/bench/rcptguard-reference-server"
-DAEMON="$BUILD/server/rcptguard"
+DAEMON="$BUILD/cli/rcptguard"
 MEMBENCH="$BUILD/bench/rcptguard-membench"
 MICRO="$BUILD/bench/rcptguard-microbench"
 if [ "$BUILD_STEP" = 1 ]; then

@@ -11,6 +11,15 @@ namespace rcptguard {
 /// non-ASCII become '?', and a cut is marked with "...". Never lets a peer forge a log line.
 std::string sanitize_for_log(std::string_view untrusted, std::size_t max_bytes = 100);
 
+/// How much of one untrusted name (an address, a path, a reason) a log line, table or error
+/// message quotes: an address is at most 256 bytes (RFC 5321), paths rarely more.
+inline constexpr std::size_t max_printable = 320;
+
+/// sanitize_for_log() at max_printable: the one way the daemon and the commands quote a name.
+inline std::string printable(std::string_view untrusted) {
+  return sanitize_for_log(untrusted, max_printable);
+}
+
 /// Replaces every byte sequence that is not valid UTF-8, and every C0 control or DEL, with '?'.
 /// Truncates at max_bytes on a code point boundary. Postfix treats a non-UTF-8 reply as a
 /// failed exchange when SMTPUTF8 is on, and a CR or LF would split the reply.

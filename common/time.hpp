@@ -1,5 +1,6 @@
 // Time as the decision engine and the store see it: a wall-clock instant passed in by the caller.
-// Nothing below server/ reads a clock, so log replay and tests drive time explicitly.
+// The libraries never read a clock themselves, so log replay and tests drive time explicitly;
+// the transport, the daemon and the commands read it through wall_clock_now().
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,11 @@ inline std::int64_t to_unix_seconds(time_point t) {
 
 inline time_point from_unix_seconds(std::int64_t s) {
   return time_point{std::chrono::seconds{s}};
+}
+
+/// The system clock now, at the resolution of time_point. Only the top floor calls this.
+inline time_point wall_clock_now() {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(clock_type::now());
 }
 
 }  // namespace rcptguard

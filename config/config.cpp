@@ -311,15 +311,6 @@ class loader {
           "\"postfix/submission\") or Sendmail programs whose mail the hook does not see, or "
           "set ingest.hosts to the other servers whose logs are followed");
     }
-    // Log events are fed as RCPT plus END-OF-MESSAGE; "auto" would take the latter for
-    // Postfix's smtpd_end_of_data_restrictions hook and then wait, for every policy RCPT, for
-    // an END-OF-MESSAGE request that never comes when Postfix only has the RCPT hook.
-    if (config_.detection.end_of_message_hook == decision::eom_hook::auto_detect) {
-      add(origin("ingest.files", "detection.end_of_message_hook") +
-          ": detection.end_of_message_hook must be \"present\" or \"absent\" when "
-          "ingest.files is set: the log events' END-OF-MESSAGE requests would make \"auto\" "
-          "believe Postfix sends them too");
-    }
     for (auto it = ingest.files.begin(); it != ingest.files.end(); ++it) {
       if (std::find(ingest.files.begin(), it, *it) != it) {
         add(origin("ingest.files") + ": ingest.files: " + in_quotes(*it) +
@@ -927,6 +918,15 @@ std::vector<setting_change> apply_reloadable(config& running, const config& load
     }
   }
   return changes;
+}
+
+load_result load_settings(const config_source& source) {
+  if (source.file.empty()) return load_config_string("", source.overrides, "defaults");
+  return load_config(source.file, source.overrides);
+}
+
+std::string describe(const config_source& source) {
+  return source.file.empty() ? std::string{"defaults"} : source.file.string();
 }
 
 }  // namespace rcptguard

@@ -15,14 +15,16 @@
 
 #include "decision/settings.hpp"
 #include "protocol/limits.hpp"
+#include "protocol/reply.hpp"
 
 namespace rcptguard {
 
 // Each enum's names are listed beside it, in enumerator order: the table stores a setting's
 // position in this list, so the two cannot disagree.
 
-/// What to answer when rcptguard itself fails on a well-formed request.
-enum class internal_error_policy : std::uint8_t { fail_open, disconnect };
+/// What to answer when rcptguard itself fails on a well-formed request (the transport's choice,
+/// declared with the reply format).
+using internal_error_policy = protocol::internal_error_policy;
 inline constexpr std::array<std::string_view, 2> internal_error_policy_names{"fail-open",
                                                                              "disconnect"};
 
@@ -92,14 +94,16 @@ struct store_settings {
   std::chrono::milliseconds prune_interval{};
 };
 
-/// The spool scanner run by the daemon; server/spool_scheduler.hpp turns it into
+/// The spool scanner run by the daemon; scan_options_from() (config/options.hpp) turns it into
 /// scanner::scan_options, whose field comments give the reasons for the defaults.
 struct spool_settings {
   bool enabled{};
   std::chrono::milliseconds interval{};
-  std::vector<std::string> roots;    ///< absolute directories
-  std::vector<std::string> domains;  ///< local domains: mailbox bob -> bob@domain
-  std::vector<std::string> map;      ///< "user=address" or "/path=address"
+  std::vector<std::string> roots;          ///< absolute directories
+  std::vector<std::string> virtual_roots;  ///< absolute directories of virtual mailboxes
+  std::vector<std::string> virtual_owner;  ///< user names or numeric uids
+  std::vector<std::string> domains;        ///< local domains: mailbox bob -> bob@domain
+  std::vector<std::string> map;            ///< "user=address" or "/path=address"
   std::uint32_t min_repeats{};
   std::chrono::seconds window{};
   std::chrono::seconds retention{};
@@ -161,6 +165,21 @@ load_result load_config(const std::filesystem::path& file,
 load_result load_config_string(std::string_view toml_text,
                                const std::vector<std::string>& overrides,
                                std::string_view source_name);
+
+/// Where the settings come from. The overrides are re-applied on every reload, like the file.
+struct config_source {
+  std::filesystem::path file;          ///< empty: built-in defaults
+  std::vector<std::string> overrides;  ///< "section.key=value", as given to -o
+};
+
+/// The file every command reads when none is named, if it exists.
+inline constexpr const char* default_config_path = "/etc/rcptguard/rcptguard.toml";
+
+/// Loads `source` the same way at start-up, for every command and at every reload.
+load_result load_settings(const config_source& source);
+
+/// "defaults" or the file's path, for messages about `source`.
+std::string describe(const config_source& source);
 
 /// Every setting at its default.
 config default_config();

@@ -2,11 +2,15 @@
 // except detection's: those rows read their default from decision/settings.hpp.
 #include "config/settings.hpp"
 
+#include <pwd.h>
+#include <sys/types.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -352,6 +356,34 @@ std::string check_mapping(std::string_view text) {
   return {};
 }
 
+// scanner::owner_uid()'s rule, which rg_config cannot call (see check_mapping): digits are a
+// uid, anything else must be a user here, so a typo fails at load instead of refusing every
+// virtual mailbox at each scan.
+std::string check_user_or_uid(std::string_view text) {
+  if (text.empty()) return "expected a user name or a numeric uid";
+  if (std::any_of(text.begin(), text.end(), is_control_or_space)) {
+    return "a user name has no spaces or control characters";
+  }
+  if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::uint64_t uid = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), uid);
+    if (error != std::errc{} || end != text.data() + text.size() ||
+        uid >= std::numeric_limits<uid_t>::max()) {
+      return "uid out of range";
+    }
+    return {};
+  }
+  const std::string name{text};
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  std::array<char, 16384> buffer{};
+  if (::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return "no user named '" + name + "' on this system; give an existing user or a numeric uid";
+  }
+  return {};
+}
+
 // Syslog host names, Postfix syslog names ("postfix/submission") and delivery agents appear
 // as one token in a log line, so a space could never match.
 std::string check_log_token(std::string_view text) {
@@ -403,9 +435,7 @@ constexpr std::array section_table{
             "log's timestamp, and remembered position by position in the database of [store], "
             "so a restart neither skips nor double-counts. A message must not be counted by "
             "both the policy hook and the log: while the daemon answers policy requests, "
-            "instances (or hosts) must name only what the hook does not see, and "
-            "detection.end_of_message_hook must say whether Postfix sends END-OF-MESSAGE "
-            "requests (the log's events include them, which \"auto\" would misread). Old logs are "
+            "instances (or hosts) must name only what the hook does not see. Old logs are "
             "replayed with `rcptguard ingest`, not here: lines older than a few minutes when "
             "read are skipped, since the engine counts in wall-clock windows."},
     section{"alerts", "Alert episodes for a SIEM, from the policy hook and from logs."},
@@ -498,11 +528,24 @@ std::vector<setting> make_table() {
                "was delivered since the last, so a short interval costs little."),
       text_list(RG_FIELD(spool, roots), R"(["/var/mail", "/var/spool/mail"])", check_absolute_path,
                 reload,
-                "Spool directories: each file is an mbox named after its user (local(8) "
-                "mail_spool_directory), each subdirectory with new/ or cur/ a Maildir, so a "
-                "virtual mailbox tree such as /var/vmail/example.test is a root as well. Missing "
-                "roots are skipped, and one reached twice through a symlink is read once. Read "
-                "afresh every scan, so a reload applies to the next one."),
+                "Local spool directories: each file is an mbox named after its user (local(8) "
+                "mail_spool_directory), each subdirectory with new/ or cur/ a Maildir, and each "
+                "mailbox is owned by that user (check_owner). Virtual mailboxes, owned by one "
+                "virtual uid, go in virtual_roots instead. Missing roots are skipped, and one "
+                "reached twice through a symlink is read once. Read afresh every scan, so a "
+                "reload applies to the next one."),
+      text_list(RG_FIELD(spool, virtual_roots), "[]", check_absolute_path, reload,
+                "Spool directories of virtual mailboxes, read like roots: virtual(8)'s "
+                "virtual_mailbox_base/DOMAIN, or Dovecot's /var/vmail/DOMAIN when mail_location "
+                "is maildir:/var/vmail/%d/%n. Their mailboxes are owned by virtual_owner whatever "
+                "they are named, since a local part such as list or news may also be a system "
+                "user. A directory in both lists is read as virtual, and a map path inside one "
+                "follows the same rule."),
+      text_list(RG_FIELD(spool, virtual_owner), "[]", check_user_or_uid, reload,
+                "User names or numeric uids that own the mailboxes of virtual_roots: Postfix's "
+                "virtual_uid_maps, Dovecot's mail_uid, e.g. [\"vmail\"]. A name that is not a "
+                "user is an error; while none is known, every mailbox of virtual_roots is "
+                "refused (with check_owner)."),
       text_list(RG_FIELD(spool, domains), "[]", check_domain, reload,
                 "Local domains: mailbox bob stands for bob@ each of them. Empty: only mailboxes "
                 "named in map give evidence the engine can use, since a bare user name is not "
@@ -524,8 +567,10 @@ std::vector<setting> make_table() {
                "Spool messages, attachments and evidence stored longer ago than this are deleted "
                "from the database and from the scanner's memory."),
       boolean(RG_FIELD(spool, check_owner), "true", reload,
-              "Refuse a mailbox not owned by the local user it is named after (when that user "
-              "exists), so a planted file cannot speak for someone else's mailbox."),
+              "Refuse a mailbox not owned by whom its layout says, so a planted file cannot "
+              "speak for someone else's mailbox: in roots, the local user it is named after "
+              "(when that user exists); in virtual_roots, one of virtual_owner. Maildir message "
+              "files follow their Maildir's rule."),
       integer(RG_FIELD(spool, max_message_bytes), "67108864", 64 * 1024, 1024 * mebibyte, reload,
               "Largest message parsed, in bytes; a larger one is skipped, and reading goes on "
               "after it. Postfix's message_size_limit default is 10 MB; 64 MiB leaves room for "

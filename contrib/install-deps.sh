@@ -14,6 +14,7 @@ build_packages=(
   libssl-dev            # SHA-256 of attachments
   libgmime-3.0-dev      # MIME parsing in the spool scanner
   zlib1g-dev            # gzip-compressed rotated mail logs (ingest)
+  nlohmann-json3-dev    # valid JSON out of review, scan and the alert file (header-only)
 )
 test_packages=(libgtest-dev libgmock-dev)
 

@@ -9,4 +9,4 @@ bash contrib/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" --target rcptguard
 mkdir -p var
-exec build/server/rcptguard serve --config etc/rcptguard.toml -o store.path=var/rcptguard.db "$@"
+exec build/cli/rcptguard serve --config etc/rcptguard.toml -o store.path=var/rcptguard.db "$@"

@@ -209,10 +209,10 @@ std::uint64_t engine::session_key(const protocol::policy_request& request) const
   return key == 0 ? 1 : key;
 }
 
-void engine::count_connection(recipient_state& state, const protocol::policy_request& request,
-                              const keys& k, std::uint32_t minute) {
+void engine::count_connection(recipient_state& state, std::uint64_t session, const keys& k,
+                              std::uint32_t minute) {
   const connection_tracker::sighting seen =
-      connections_.rcpt(session_key(request), client_key(k.client_hash), k.recipient_hash, minute);
+      connections_.rcpt(session, client_key(k.client_hash), k.recipient_hash, minute);
   if (seen.to_recipient == 0) return;
   // "All for this recipient": a client that spreads its connections over many recipients is an
   // MTA that reconnects per message, not a bomber. A restarted client counter (to_recipient >
@@ -231,7 +231,6 @@ verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t c
   normalise_client(request.client_address, config_.ipv6_prefix, client_buf_);
   const keys k{hash_(recipient_buf_), hash_(sender_buf_), hash_(client_buf_)};
   const bool authenticated = !request.sasl_username.empty();
-  const std::uint32_t minute = unix_minute(now);
 
   std::uint32_t txn = transaction_table::npos;
   bool duplicate = false;
@@ -248,43 +247,11 @@ verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t c
     }
   }
 
-  const std::uint32_t slot = track(recipient_buf_, k.recipient_hash, now);
-  recipient_state& state = recipients_.at(slot);
-  state.windows.advance(minute);
-  if (duplicate) {
-    ++stats_.duplicate_rcpts;
-  } else {
-    count_attempt(state, k, minute);
-    count_connection(state, request, k, minute);
-  }
-
-  const observation seen = observe(state, k.recipient_hash, now);
-  const assessment judged = assess(seen, limits_of(state));
-  verdict_level level = verdict_level::dunno;
-  if (state.has(recipient_state::allowlisted)) {
-    // Counted, never judged: an allow-listed recipient opens no episodes either.
-    if (level_for(judged.score, limits_of(state)) != verdict_level::dunno) {
-      ++stats_.allowlisted_passes;
-    }
-  } else {
-    level = judge(state, recipient_buf_, seen, judged, now);
-    if (level != verdict_level::dunno && allowlisted(request)) {
-      ++stats_.allowlisted_passes;
-      level = verdict_level::dunno;
-    }
-  }
-  if (level == verdict_level::defer) {
-    const auto episode = episodes_.find(k.recipient_hash);
-    const std::uint64_t sender = sender_buf_.empty() ? 0 : k.sender_hash;
-    if (episode != episodes_.end() &&
-        is_correspondent(k.recipient_hash, sender, episode->second.started)) {
-      ++stats_.correspondent_passes;
-      level = verdict_level::dunno;
-    }
-  }
+  const judgement j = count_and_judge(k, session_key(request), request.client_address, duplicate,
+                                      now, event_source::policy);
   const bool monitor_only =
-      level == verdict_level::defer && config_.mode == detection_mode::monitor;
-  const bool deferred = level == verdict_level::defer && !monitor_only;
+      j.level == verdict_level::defer && config_.mode == detection_mode::monitor;
+  const bool deferred = j.level == verdict_level::defer && !monitor_only;
 
   if (!duplicate) {
     // Settled now: deferred by us, or counted as accepted at RCPT (no two-phase, no instance,
@@ -301,12 +268,77 @@ verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t c
                        authenticated, now);
       }
       record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, !deferred,
-                      authenticated, now);
+                      authenticated, now, event_source::policy);
     }
   }
 
-  if (level == verdict_level::dunno) return {};
-  return respond(level, monitor_only, seen, judged, now);
+  if (j.level == verdict_level::dunno) return {};
+  return respond(j.level, monitor_only, j.seen, j.judged, now, event_source::policy);
+}
+
+verdict engine::observe_delivery(const observed_delivery& delivery, time_point at) {
+  ++stats_.observed_deliveries;
+  normalise_address(delivery.recipient, config_.recipient_delimiters, recipient_buf_);
+  if (recipient_buf_.empty()) return {};
+  normalise_address(delivery.sender, config_.recipient_delimiters, sender_buf_);
+  normalise_client(delivery.client_address, config_.ipv6_prefix, client_buf_);
+  const keys k{hash_(recipient_buf_), hash_(sender_buf_), hash_(client_buf_)};
+
+  // A log line names no client port, so there is no session to count as a connection: the
+  // same as a policy RCPT without client_port. Connections counted from CONNECT requests of
+  // the same client still show.
+  const judgement j = count_and_judge(k, 0, delivery.client_address, false, at, event_source::log);
+  // The mail is in the mailbox already, whatever we would have answered: it counts as accepted
+  // (as the policy path's RCPT + END-OF-MESSAGE) and a DEFER can only be what enforce mode
+  // would have done. No transaction: there is nothing left to commit or roll back.
+  count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
+                 delivery.authenticated, at);
+  record_delivery(recipient_buf_, sender_buf_, client_buf_, delivery.size, true,
+                  delivery.authenticated, at, event_source::log);
+
+  if (j.level == verdict_level::dunno) return {};
+  return respond(j.level, j.level == verdict_level::defer, j.seen, j.judged, at, event_source::log);
+}
+
+engine::judgement engine::count_and_judge(const keys& k, std::uint64_t session,
+                                          std::string_view client_address, bool repeat,
+                                          time_point now, event_source source) {
+  const std::uint32_t minute = unix_minute(now);
+  const std::uint32_t slot = track(recipient_buf_, k.recipient_hash, now);
+  recipient_state& state = recipients_.at(slot);
+  state.windows.advance(minute);
+  if (repeat) {
+    ++stats_.duplicate_rcpts;
+  } else {
+    count_attempt(state, k, minute);
+    count_connection(state, session, k, minute);
+  }
+
+  judgement out;
+  out.seen = observe(state, k.recipient_hash, now);
+  out.judged = assess(out.seen, limits_of(state));
+  if (state.has(recipient_state::allowlisted)) {
+    // Counted, never judged: an allow-listed recipient opens no episodes either.
+    if (level_for(out.judged.score, limits_of(state)) != verdict_level::dunno) {
+      ++stats_.allowlisted_passes;
+    }
+    return out;
+  }
+  out.level = judge(state, recipient_buf_, out.seen, out.judged, now, source);
+  if (out.level != verdict_level::dunno && allowlisted(sender_buf_, client_address)) {
+    ++stats_.allowlisted_passes;
+    out.level = verdict_level::dunno;
+  }
+  if (out.level == verdict_level::defer) {
+    const auto episode = episodes_.find(k.recipient_hash);
+    const std::uint64_t sender = sender_buf_.empty() ? 0 : k.sender_hash;
+    if (episode != episodes_.end() &&
+        is_correspondent(k.recipient_hash, sender, episode->second.started)) {
+      ++stats_.correspondent_passes;
+      out.level = verdict_level::dunno;
+    }
+  }
+  return out;
 }
 
 void engine::on_end_of_message(const protocol::policy_request& request, time_point now) {
@@ -328,10 +360,11 @@ void engine::on_end_of_message(const protocol::policy_request& request, time_poi
   recipient_state& state = recipients_.at(track(recipient_buf_, k.recipient_hash, now));
   state.windows.advance(unix_minute(now));
   count_attempt(state, k, unix_minute(now));
-  count_connection(state, request, k, unix_minute(now));
+  count_connection(state, session_key(request), k, unix_minute(now));
   count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                  authenticated, now);
-  record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, true, authenticated, now);
+  record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, true, authenticated, now,
+                  event_source::policy);
 }
 
 void engine::connection_closed(std::uint64_t connection_id, time_point now) {
@@ -376,7 +409,8 @@ void engine::roll_back(std::uint32_t slot, time_point /*now*/) {
     const tentative& rcpt = txn.recipients[i];
     if (rcpt.settled) continue;
     // The attempt was counted at RCPT time; it stays an attempt, never an acceptance.
-    record_delivery(rcpt.recipient, txn.sender, txn.client, 0, false, txn.authenticated, rcpt.at);
+    record_delivery(rcpt.recipient, txn.sender, txn.client, 0, false, txn.authenticated, rcpt.at,
+                    event_source::policy);
   }
   ++stats_.transactions_rolled_back;
   transactions_.release(slot);
@@ -402,7 +436,7 @@ void engine::commit(std::uint32_t slot, const protocol::policy_request& request,
       count_accepted(rcpt.recipient, rcpt.recipient_hash, txn.sender_hash, txn.authenticated, now);
     }
     record_delivery(rcpt.recipient, txn.sender, txn.client, accepted ? request.size : 0, accepted,
-                    txn.authenticated, accepted ? now : rcpt.at);
+                    txn.authenticated, accepted ? now : rcpt.at, event_source::policy);
   }
   ++stats_.transactions_committed;
   transactions_.release(slot);
@@ -410,7 +444,7 @@ void engine::commit(std::uint32_t slot, const protocol::policy_request& request,
 
 void engine::record_delivery(std::string_view recipient, std::string_view sender,
                              std::string_view client, std::uint64_t size, bool accepted,
-                             bool authenticated, time_point at) {
+                             bool authenticated, time_point at, event_source source) {
   delivery_record record;
   record.at = at;
   record.recipient.assign(recipient);
@@ -419,7 +453,7 @@ void engine::record_delivery(std::string_view recipient, std::string_view sender
   record.size = size;
   record.accepted = accepted;
   record.authenticated = authenticated;
-  record.source = source_;
+  record.source = source;
   outbox_.deliveries.push_back(std::move(record));
 }
 
@@ -553,7 +587,8 @@ observation engine::observe(const recipient_state& state, std::uint64_t key_hash
 }
 
 verdict_level engine::judge(recipient_state& state, std::string_view recipient,
-                            const observation& seen, const assessment& judged, time_point now) {
+                            const observation& seen, const assessment& judged, time_point now,
+                            event_source source) {
   const thresholds& limits = limits_of(state);
   auto found = episodes_.find(state.key_hash);
   verdict_level level = verdict_level::dunno;
@@ -561,7 +596,8 @@ verdict_level engine::judge(recipient_state& state, std::string_view recipient,
     level = level_for(judged.score, limits);
     if (level == verdict_level::dunno) return level;
     found = episodes_.emplace(state.key_hash, open_episode(recipient, level, now)).first;
-    found->second.source = source_;
+    // Its later records (new peaks, the close from tick()) keep the source that opened it.
+    found->second.source = source;
     state.set(recipient_state::flagged, true);
   } else {
     level = hold(found->second, judged.score, limits, now);
@@ -605,13 +641,13 @@ bool engine::is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender
   return first != 0 && from_minute(first) + config_.correspondent_min_age <= episode_start;
 }
 
-bool engine::allowlisted(const protocol::policy_request& request) const {
-  return (!allow_senders_.empty() && allow_senders_.matches(sender_buf_)) ||
-         allow_clients_.contains(request.client_address);
+bool engine::allowlisted(std::string_view sender, std::string_view client_address) const {
+  return (!allow_senders_.empty() && allow_senders_.matches(sender)) ||
+         allow_clients_.contains(client_address);
 }
 
 verdict engine::respond(verdict_level level, bool monitor_only, const observation& seen,
-                        const assessment& judged, time_point now) {
+                        const assessment& judged, time_point now, event_source source) {
   text_buf_.clear();
   summarise(recipient_buf_, seen, judged, text_buf_);
   verdict answer;
@@ -643,7 +679,7 @@ verdict engine::respond(verdict_level level, bool monitor_only, const observatio
   record.action_text = rendered_action(answer.action);
   record.reasons = answer.reasons;
   record.monitor_only = monitor_only;
-  record.source = source_;
+  record.source = source;
   outbox_.verdicts.push_back(std::move(record));
   return answer;
 }

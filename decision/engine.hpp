@@ -1,4 +1,5 @@
-// The decision engine: a parsed request and its time in, a verdict out, records to the outbox.
+// The decision engine: a parsed request (or a delivery seen in the mail log) and its time in, a
+// verdict out, records to the outbox.
 // Pure: no clock, no I/O, no threads, no locks, no exceptions on bad input; one owner thread.
 // Persistence happens elsewhere from the records in pending(); learned state comes back in
 // through restore() and update_histories().
@@ -43,6 +44,19 @@ struct spool_evidence {
   time_point at;                   ///< when the scanner found them
 };
 
+/// One recipient of one message that a mail log showed delivered (not a policy request).
+///
+/// Double counting: the engine counts whatever it is given. Which deliveries to pass - only
+/// those of hosts and Postfix instances the policy hook does not cover - is the caller's
+/// choice, because only the log tells where a message came in.
+struct observed_delivery {
+  std::string_view recipient;
+  std::string_view sender;  ///< empty for the null sender
+  std::string_view client_address;
+  std::uint64_t size = 0;
+  bool authenticated = false;  ///< the client logged in (SASL): it is one of our users
+};
+
 /// What reconfigure() did not, or not yet, apply; the daemon logs it.
 struct reconfigure_result {
   /// Table sizes whose new value differs from the running one; they keep the running value
@@ -62,8 +76,9 @@ struct engine_stats {
   std::uint64_t requests = 0;
   std::uint64_t rcpt_requests = 0;
   std::uint64_t end_of_message_requests = 0;
-  std::uint64_t duplicate_rcpts = 0;  ///< same instance + recipient again (Postfix retry)
-  std::uint64_t untracked_rcpts = 0;  ///< beyond max_recipients_per_transaction
+  std::uint64_t observed_deliveries = 0;  ///< observe_delivery() calls; not requests
+  std::uint64_t duplicate_rcpts = 0;      ///< same instance + recipient again (Postfix retry)
+  std::uint64_t untracked_rcpts = 0;      ///< beyond max_recipients_per_transaction
   std::size_t tracked_recipients = 0;
   std::size_t max_tracked_recipients = 0;
   std::uint64_t recipient_evictions = 0;  ///< at the key cap
@@ -126,6 +141,19 @@ class engine {
   verdict decide(const protocol::policy_request& request, std::uint64_t connection_id,
                  time_point now);
 
+  /// Counts a delivery the mail log showed at `at`, with the same counting, windows,
+  /// baselines, episodes and verdict logic as a policy RCPT accepted and committed at
+  /// END-OF-MESSAGE; returns the verdict the policy path would have answered. The mail was
+  /// already delivered, so it always counts as accepted and a DEFER level is recorded as
+  /// "would defer" (monitor_only) whatever the mode. Records are marked event_source::log.
+  /// Opens no transaction and does not touch END-OF-MESSAGE auto-detection.
+  ///
+  /// So the returned verdict is never an enforced DEFER: a would-defer comes back as
+  /// verdict_level::warn (as in monitor mode), and its verdict_record in pending() has
+  /// level defer and monitor_only set. Housekeeping stays the caller's: tick() on log time
+  /// for a replay, on the daemon's clock when following.
+  verdict observe_delivery(const observed_delivery& delivery, time_point at);
+
   /// The policy connection closed: its open transaction is rolled back unless Postfix retries
   /// it on another connection within detached_transaction_grace (see tick()).
   void connection_closed(std::uint64_t connection_id, time_point now);
@@ -165,10 +193,6 @@ class engine {
   /// Records produced since the caller last cleared it.
   outbox& pending() { return outbox_; }
 
-  /// Which source the following calls record (deliveries, verdicts, episodes they open):
-  /// event_source::log while the log feed drives the engine, policy otherwise.
-  void set_source(event_source source) { source_ = source; }
-
   engine_stats stats() const;
   recipient_view inspect(std::string_view recipient, time_point now) const;
   const settings& config() const { return config_; }
@@ -180,16 +204,29 @@ class engine {
     std::uint64_t client_hash = 0;
   };
 
+  /// The level one RCPT or logged delivery earns, with what it was judged on.
+  struct judgement {
+    verdict_level level = verdict_level::dunno;
+    observation seen;
+    assessment judged;
+  };
+
   verdict on_rcpt(const protocol::policy_request& request, std::uint64_t connection_id,
                   time_point now);
+  /// The part of an RCPT that a logged delivery shares: counts the attempt of the message in
+  /// recipient_buf_/sender_buf_/client_buf_ (unless `repeat`: Postfix re-sent an RCPT already
+  /// counted) and judges its recipient, allow-lists and correspondent pass included.
+  /// `session` is session_key() or 0 when unknown; `client_address` is as Postfix wrote it.
+  judgement count_and_judge(const keys& k, std::uint64_t session, std::string_view client_address,
+                            bool repeat, time_point now, event_source source);
   void on_end_of_message(const protocol::policy_request& request, time_point now);
   void on_other(const protocol::policy_request& request, std::uint64_t connection_id,
                 time_point now);
 
   void on_connect(const protocol::policy_request& request, time_point now);
   /// The connection_rate bookkeeping of one RCPT: counts its session and notes the recipient.
-  void count_connection(recipient_state& state, const protocol::policy_request& request,
-                        const keys& k, std::uint32_t minute);
+  void count_connection(recipient_state& state, std::uint64_t session, const keys& k,
+                        std::uint32_t minute);
   std::uint64_t session_key(const protocol::policy_request& request) const;
   std::uint64_t client_key(std::uint64_t client_hash) const { return mix(client_hash, 3); }
 
@@ -209,21 +246,24 @@ class engine {
   void roll_back(std::uint32_t slot, time_point now);
   void commit(std::uint32_t slot, const protocol::policy_request& request, time_point now);
   void record_delivery(std::string_view recipient, std::string_view sender, std::string_view client,
-                       std::uint64_t size, bool accepted, bool authenticated, time_point at);
+                       std::uint64_t size, bool accepted, bool authenticated, time_point at,
+                       event_source source);
   void count_accepted(std::string_view recipient, std::uint64_t recipient_hash,
                       std::uint64_t sender_hash, bool authenticated, time_point now);
 
   void count_attempt(recipient_state& state, const keys& k, std::uint32_t minute);
   observation observe(const recipient_state& state, std::uint64_t key_hash, time_point now) const;
   verdict_level judge(recipient_state& state, std::string_view recipient, const observation& seen,
-                      const assessment& judged, time_point now);
+                      const assessment& judged, time_point now, event_source source);
   void close_episode(std::uint64_t key_hash, time_point now);
   bool is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender_hash,
                         time_point episode_start) const;
-  /// The sender or the client is allow-listed (the recipient is a flag on its state).
-  bool allowlisted(const protocol::policy_request& request) const;
+  /// The sender (a normalised key) or the client is allow-listed (the recipient is a flag on
+  /// its state). The client is taken as Postfix wrote it, not aggregated: allow_clients may
+  /// name networks narrower than ipv6_prefix.
+  bool allowlisted(std::string_view sender, std::string_view client_address) const;
   verdict respond(verdict_level level, bool monitor_only, const observation& seen,
-                  const assessment& judged, time_point now);
+                  const assessment& judged, time_point now, event_source source);
 
   std::uint64_t pair_fingerprint(std::uint64_t a, std::uint64_t b) const { return mix(a, b); }
 
@@ -250,7 +290,6 @@ class engine {
   std::uint32_t total_head_ = 0;
 
   outbox outbox_;
-  event_source source_ = event_source::policy;
   engine_stats stats_;
   std::uint32_t expiry_cursor_ = 0;
 

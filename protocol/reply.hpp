@@ -26,6 +26,11 @@ struct policy_action {
   static policy_action dunno() { return {}; }
 };
 
+/// What a server does when it fails itself on a well-formed request: answer DUNNO (Postfix
+/// carries on as if the policy check were not there) or disconnect without a reply (Postfix
+/// retries, then applies its default_action).
+enum class internal_error_policy : std::uint8_t { fail_open, disconnect };
+
 enum class action_error : std::uint8_t { none, bad_code };
 
 /// Validates an action parsed from configuration ("DEFER_IF_PERMIT 4.2.1", "450 4.2.1",

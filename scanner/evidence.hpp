@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/time.hpp"
+#include "scanner/report.hpp"
 #include "scanner/scan_state.hpp"
 
 namespace rcptguard::scanner {
@@ -24,34 +25,6 @@ struct evidence_options {
   std::uint32_t growth_hours = 24;
   /// Filenames quoted per repeated hash.
   std::size_t max_filename_examples = 3;
-};
-
-struct repeated_attachment {
-  std::string sha256;
-  std::uint32_t count = 0;
-  std::uint64_t size = 0;
-  time_point first_stored;
-  time_point last_stored;
-  std::vector<std::string> filenames;  ///< distinct, in order of appearance, capped
-};
-
-struct hourly_growth {
-  time_point hour;  ///< start of the hour (UTC)
-  std::uint32_t messages = 0;
-  std::uint64_t bytes = 0;
-};
-
-struct near_duplicate {
-  std::string filename;
-  std::uint64_t size = 0;
-  std::uint32_t copies = 0;
-  std::uint32_t distinct_hashes = 0;
-};
-
-struct mailbox_evidence {
-  std::vector<repeated_attachment> repeats;  ///< most copies first
-  std::vector<hourly_growth> growth;         ///< oldest hour first, hours with mail only
-  std::vector<near_duplicate> near_duplicates;
 };
 
 mailbox_evidence compute_evidence(std::span<const attachment_record> attachments,

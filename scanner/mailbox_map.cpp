@@ -48,23 +48,23 @@ std::vector<std::string> recipient_mapper::explicit_paths() const {
   return out;
 }
 
-std::vector<std::filesystem::path> distinct_roots(const std::vector<std::filesystem::path>& roots,
-                                                  std::vector<std::string>& notes) {
-  std::vector<std::filesystem::path> out;
+std::vector<spool_root> distinct_roots(const std::vector<spool_root>& roots,
+                                       std::vector<std::string>& notes) {
+  std::vector<spool_root> out;
   std::set<std::pair<dev_t, ino_t>> seen;
-  for (const auto& root : roots) {
+  for (const spool_root& root : roots) {
     struct stat st {};
     // A root is the administrator's choice, so it may itself be a symlink (/var/mail ->
     // spool/mail); entries inside it are never followed.
-    if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      notes.push_back(root.string() + ": not a directory, skipped");
+    if (::stat(root.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      notes.push_back(root.path.string() + ": not a directory, skipped");
       continue;
     }
     if (!seen.insert({st.st_dev, st.st_ino}).second) {
-      notes.push_back(root.string() + ": same directory as an earlier root, skipped");
+      notes.push_back(root.path.string() + ": same directory as an earlier root, skipped");
       continue;
     }
-    out.push_back(root);
+    out.push_back(spool_root{root.path, root.layout, st.st_dev, st.st_ino});
   }
   return out;
 }

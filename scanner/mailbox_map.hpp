@@ -5,6 +5,9 @@
 // virtual mailboxes and aliases, and overrides the domain rule for that mailbox.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -37,10 +40,24 @@ class recipient_mapper {
   std::vector<mapping_entry> entries_;
 };
 
+/// Who owns the mailboxes of a spool root (scan_options::check_owner says what is checked).
+enum class root_layout : std::uint8_t {
+  local,             ///< local(8) spool: each mailbox belongs to the user it is named after
+  virtual_mailboxes  ///< virtual(8), Dovecot: every mailbox belongs to the virtual owner(s)
+};
+
+struct spool_root {
+  std::filesystem::path path;
+  root_layout layout = root_layout::local;
+  /// The directory's identity, filled in by distinct_roots().
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
 /// Roots in order with duplicates removed, compared by the directory's device and inode, so
-/// /var/mail and /var/spool/mail count once when one links to the other. Roots that do not
-/// exist are dropped with a note.
-std::vector<std::filesystem::path> distinct_roots(const std::vector<std::filesystem::path>& roots,
-                                                  std::vector<std::string>& notes);
+/// /var/mail and /var/spool/mail count once when one links to the other (the first one listed
+/// is kept, with its layout). Roots that do not exist are dropped with a note.
+std::vector<spool_root> distinct_roots(const std::vector<spool_root>& roots,
+                                       std::vector<std::string>& notes);
 
 }  // namespace rcptguard::scanner

@@ -13,18 +13,9 @@
 
 #include "common/time.hpp"
 #include "scanner/limits.hpp"
+#include "scanner/report.hpp"
 
 namespace rcptguard::scanner {
-
-enum class skip_reason : std::uint8_t {
-  none,
-  message_too_large,  ///< over max_message_bytes
-  header_too_large,   ///< top-level header block over max_header_bytes
-  too_deep,           ///< MIME nesting over max_mime_depth
-  too_many_parts,     ///< over max_mime_parts (also the pre-check on container types)
-  unparsable,         ///< GMime built no message from it
-  time_budget,        ///< the file's time ran out before this message (read next scan)
-};
 
 std::string_view to_string(skip_reason reason);
 

@@ -5,7 +5,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <limits>
 #include <system_error>
 #include <vector>
 
@@ -71,9 +74,15 @@ open_result safe_open_at(int dir_fd, const char* name, const open_policy& policy
     result.refusal = "not a regular file; refused";
     return result;
   }
-  if (policy.expected_uid && opened.status.st_uid != *policy.expected_uid) {
-    result.refusal = "owned by uid " + std::to_string(opened.status.st_uid) + ", expected uid " +
-                     std::to_string(*policy.expected_uid) + "; refused";
+  const std::vector<uid_t>& owners = policy.expected_uids;
+  if (!owners.empty() &&
+      std::find(owners.begin(), owners.end(), opened.status.st_uid) == owners.end()) {
+    std::string expected;
+    for (const uid_t uid : owners) {
+      expected += (expected.empty() ? "uid " : " or ") + std::to_string(uid);
+    }
+    result.refusal = "owned by uid " + std::to_string(opened.status.st_uid) + ", expected " +
+                     expected + " (" + policy.owner_rule + "); refused";
     return result;
   }
   if ((opened.status.st_mode & S_IWOTH) != 0) opened.warning = "world-writable";
@@ -116,6 +125,22 @@ std::optional<uid_t> local_user_uid(const std::string& name) {
     return std::nullopt;
   }
   return found->pw_uid;
+}
+
+std::optional<uid_t> owner_uid(const std::string& name_or_uid) {
+  const char* first = name_or_uid.data();
+  const char* last = first + name_or_uid.size();
+  if (!name_or_uid.empty() &&
+      std::all_of(first, last, [](char c) { return c >= '0' && c <= '9'; })) {
+    uid_t uid = 0;
+    const auto [end, error] = std::from_chars(first, last, uid);
+    // (uid_t)-1 means "no uid" to chown(2) and setreuid(2); no file is owned by it.
+    if (error != std::errc{} || end != last || uid == std::numeric_limits<uid_t>::max()) {
+      return std::nullopt;
+    }
+    return uid;
+  }
+  return local_user_uid(name_or_uid);
 }
 
 }  // namespace rcptguard::scanner

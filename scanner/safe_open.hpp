@@ -18,6 +18,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace rcptguard::scanner {
 
@@ -45,9 +46,12 @@ class unique_fd {
 };
 
 struct open_policy {
-  /// The owner the file must have. Empty: any owner (a virtual mailbox, or a name that is not
-  /// a local user, has no expected owner; the refusal of symlinks still holds).
-  std::optional<uid_t> expected_uid;
+  /// The owners the file may have. Empty: any owner (a local spool file named after no local
+  /// user has no expected owner; the refusal of symlinks still holds).
+  std::vector<uid_t> expected_uids;
+  /// Who those uids are, quoted in a refusal so that it says which rule the file broke, e.g.
+  /// "the local user it is named after".
+  std::string owner_rule;
   /// Probe the writer's fcntl lock and dotlock (see the file comment).
   bool probe_lock = true;
 };
@@ -74,5 +78,9 @@ unique_fd open_directory_at(int dir_fd, const char* name, std::string& refusal);
 
 /// The uid of a local user name, if there is one (getpwnam_r; thread-safe).
 std::optional<uid_t> local_user_uid(const std::string& name);
+
+/// A configured owner: a numeric uid as it is, else the uid of that user name; empty when it is
+/// neither. User names are never all digits (useradd refuses them), so a number is a uid.
+std::optional<uid_t> owner_uid(const std::string& name_or_uid);
 
 }  // namespace rcptguard::scanner

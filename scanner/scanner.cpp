@@ -50,13 +50,58 @@ class scan_run {
   }
 
   scan_report run() {
-    for (const auto& root : distinct_roots(options_.roots, report_.notes)) scan_root(root);
+    if (options_.check_owner && !options_.virtual_roots.empty()) resolve_virtual_owners();
+    // Virtual roots first: a directory listed as both is read with the rule that was asked for
+    // explicitly, not with the default roots' one.
+    std::vector<spool_root> listed;
+    for (const auto& root : options_.virtual_roots) {
+      listed.push_back({root, root_layout::virtual_mailboxes});
+    }
+    for (const auto& root : options_.roots) listed.push_back({root, root_layout::local});
+    roots_ = distinct_roots(listed, report_.notes);
+    for (const spool_root& root : roots_) scan_root(root.path, root.layout);
     for (const std::string& path : mapper_.explicit_paths()) scan_explicit(path);
     return std::move(report_);
   }
 
  private:
-  void scan_root(const std::filesystem::path& root) {
+  void resolve_virtual_owners() {
+    std::string unknown;
+    for (const std::string& owner : options_.virtual_owners) {
+      if (const auto uid = owner_uid(owner)) {
+        virtual_uids_.push_back(*uid);
+        continue;
+      }
+      report_.notes.push_back("virtual owner '" + owner + "' is not a user");
+      unknown += (unknown.empty() ? "" : ", ") + owner;
+    }
+    if (!virtual_uids_.empty()) return;
+    no_virtual_owner_ =
+        unknown.empty()
+            ? "a virtual mailbox, but no virtual owner is configured; refused"
+            : "a virtual mailbox, but its owner (" + unknown + ") is not a user; refused";
+  }
+
+  // A mapped path inside a virtual root is a virtual mailbox: Dovecot keeps
+  // /var/vmail/DOMAIN/USER/Maildir below where the root's listing reaches, so the map names it.
+  // Compared by directory identity, so the path may be spelled through a symlink.
+  root_layout layout_of(const std::filesystem::path& dir) const {
+    if (options_.virtual_roots.empty()) return root_layout::local;
+    for (std::filesystem::path p = dir;; p = p.parent_path()) {
+      struct stat st {};
+      if (::stat(p.c_str(), &st) == 0) {
+        for (const spool_root& root : roots_) {
+          if (root.layout == root_layout::virtual_mailboxes && root.device == st.st_dev &&
+              root.inode == st.st_ino) {
+            return root_layout::virtual_mailboxes;
+          }
+        }
+      }
+      if (p == p.parent_path()) return root_layout::local;
+    }
+  }
+
+  void scan_root(const std::filesystem::path& root, root_layout layout) {
     // The root itself may be a symlink chosen by the administrator; entries are not followed.
     const int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -84,7 +129,7 @@ class scan_run {
     ::closedir(dir);
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
-      scan_entry(root_fd.get(), name, (root / name).string());
+      scan_entry(root_fd.get(), name, (root / name).string(), layout);
     }
   }
 
@@ -101,10 +146,11 @@ class scan_run {
       return;
     }
     unique_fd dir_fd(fd);
-    scan_entry(dir_fd.get(), name, (dir / name).string());
+    scan_entry(dir_fd.get(), name, (dir / name).string(), layout_of(dir));
   }
 
-  void scan_entry(int dir_fd, const std::string& name, const std::string& path) {
+  void scan_entry(int dir_fd, const std::string& name, const std::string& path,
+                  root_layout layout) {
     if (!visited_.insert(path).second) return;
     struct stat st {};
     if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
@@ -112,18 +158,36 @@ class scan_run {
       std::string refusal;
       unique_fd maildir_fd = open_directory_at(dir_fd, name.c_str(), refusal);
       if (maildir_fd && looks_like_maildir(maildir_fd.get())) {
-        scan_maildir(maildir_fd.get(), name, path);
+        scan_maildir(maildir_fd.get(), name, path, layout);
       }
       return;
     }
-    scan_mbox(dir_fd, name, path);
+    scan_mbox(dir_fd, name, path, layout);
   }
 
-  open_policy policy_for(const std::string& user) const {
+  open_policy policy_for(const std::string& user, root_layout layout) const {
     open_policy policy;
     policy.probe_lock = options_.probe_lock;
-    if (options_.check_owner) policy.expected_uid = local_user_uid(user);
+    if (!options_.check_owner) return policy;
+    if (layout == root_layout::virtual_mailboxes) {
+      policy.expected_uids = virtual_uids_;
+      policy.owner_rule = "a virtual mailbox owner";
+    } else if (const auto uid = local_user_uid(user)) {
+      policy.expected_uids = {*uid};
+      policy.owner_rule = "the local user it is named after";
+    }
     return policy;
+  }
+
+  // An empty owner list would let open_policy accept any owner: a virtual mailbox whose owners
+  // are all unknown is refused instead of being read unchecked.
+  bool refused_for_want_of_owner(file_report& file, root_layout layout) const {
+    if (!options_.check_owner || layout != root_layout::virtual_mailboxes ||
+        !virtual_uids_.empty()) {
+      return false;
+    }
+    file.refused = no_virtual_owner_;
+    return true;
   }
 
   file_report& new_report(const std::string& path, const std::string& user, mailbox_kind kind) {
@@ -200,9 +264,10 @@ class scan_run {
     report_.restarted_mailboxes.push_back(path);
   }
 
-  void scan_mbox(int dir_fd, const std::string& name, const std::string& path) {
+  void scan_mbox(int dir_fd, const std::string& name, const std::string& path, root_layout layout) {
     file_report& file = new_report(path, name, mailbox_kind::mbox);
-    open_result opened = safe_open_at(dir_fd, name.c_str(), policy_for(name));
+    if (refused_for_want_of_owner(file, layout)) return;
+    open_result opened = safe_open_at(dir_fd, name.c_str(), policy_for(name, layout));
     if (!opened.file) {
       file.refused = opened.refusal;
       return;
@@ -246,8 +311,10 @@ class scan_run {
     finish_mailbox(path, file, box);
   }
 
-  void scan_maildir(int maildir_fd, const std::string& name, const std::string& path) {
+  void scan_maildir(int maildir_fd, const std::string& name, const std::string& path,
+                    root_layout layout) {
     file_report& file = new_report(path, name, mailbox_kind::maildir);
+    if (refused_for_want_of_owner(file, layout)) return;
     mailbox_state& box = state_.mailboxes[path];
     if (box.kind != mailbox_kind::maildir) {
       if (box.mbox.inode != 0) reset(path, box);
@@ -255,7 +322,7 @@ class scan_run {
     }
     const maildir_listing listing =
         list_maildir(maildir_fd, options_.limits.max_entries_per_directory);
-    const open_policy policy = policy_for(name);
+    const open_policy policy = policy_for(name, layout);
     std::set<std::uint64_t> present;
     const auto started = steady::now();
     for (const maildir_file& entry : listing.files) {
@@ -360,6 +427,9 @@ class scan_run {
   recipient_mapper mapper_;
   scan_report report_;
   std::set<std::string> visited_;
+  std::vector<spool_root> roots_;
+  std::vector<uid_t> virtual_uids_;  ///< of options_.virtual_owners, looked up for this scan
+  std::string no_virtual_owner_;     ///< the refusal when virtual_uids_ is empty
 };
 
 }  // namespace

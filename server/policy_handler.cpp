@@ -5,14 +5,6 @@
 
 namespace rcptguard::server {
 
-namespace {
-
-time_point wall_clock_now() {
-  return std::chrono::time_point_cast<std::chrono::microseconds>(clock_type::now());
-}
-
-}  // namespace
-
 void policy_handler::handle(const protocol::policy_request& request, std::uint64_t connection_id,
                             std::string& reply) {
   const decision::verdict verdict = engine_.decide(request, connection_id, wall_clock_now());

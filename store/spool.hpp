@@ -1,8 +1,8 @@
 // The spool scanner's persistence: scan state per mailbox (so a restart resumes where the last
 // scan stopped instead of rescanning every mailbox), the messages and attachments found, and
 // the repeated-attachment evidence, in the v4 tables (schema.cpp). Like store.hpp it sees the
-// scanner only through plain data headers (scanner/scan_state.hpp, scanner/scanner.hpp's
-// report structs) and calls none of its code, so rg_store does not link rg_scanner.
+// scanner only through its plain data headers (scanner/scan_state.hpp, scanner/report.hpp) and
+// calls none of its code, so rg_store does not link rg_scanner.
 #pragma once
 
 #include <SQLiteCpp/Database.h>
@@ -11,8 +11,8 @@
 #include <cstdint>
 
 #include "common/time.hpp"
+#include "scanner/report.hpp"
 #include "scanner/scan_state.hpp"
-#include "scanner/scanner.hpp"
 
 namespace rcptguard::store {
 

@@ -18,7 +18,10 @@
 #   5. with --flood (or RCPTGUARD_E2E_FLOOD=1): floods one recipient, first with
 #      detection.mode=monitor (expects Postfix "warn: RCPT from" lines), then with
 #      detection.mode=enforce (expects 4xx for the flooded recipient while another recipient
-#      still gets mail).
+#      still gets mail); then has the daemon's spool scanner read the virtual mailboxes
+#      (spool.virtual_roots, owned by the virtual(8) user): repeated attachments in one of them
+#      escalate its next message, and mailboxes named like system users (list, root) are read,
+#      not refused, whichever users exist on the machine.
 #
 # The machine's own Postfix (/etc/postfix, /var/spool/postfix, port 25) is never touched: every
 # postfix command gets "-c <private config dir>". Files under /etc/postfix are only read
@@ -53,6 +56,9 @@ readonly HELO=client.example.test
 readonly ALICE=alice@example.test
 readonly BOB=bob@example.test
 readonly CAROL=carol@example.test
+# Virtual mailboxes named like system users: list on Debian (base-passwd), root everywhere.
+readonly LIST=list@example.test
+readonly ROOT=root@example.test
 
 RCPTGUARD=""
 CONFIG=""
@@ -332,8 +338,8 @@ make_private_postfix() {
   cp -- "$master_template" "$PF_CONF/master.cf"
   : >"$PF_CONF/main.cf"
 
-  printf '%s %s\n' "$ALICE" alice "$BOB" bob "$CAROL" carol "postmaster@example.test" postmaster \
-    >"$PF_CONF/vmailbox"
+  printf '%s %s\n' "$ALICE" alice "$BOB" bob "$CAROL" carol "$LIST" list "$ROOT" root \
+    "postmaster@example.test" postmaster >"$PF_CONF/vmailbox"
 
   local policy_inet="check_policy_service { inet:127.0.0.1:$POLICY_PORT, timeout=10s, default_action=DUNNO }"
   local policy_unix="check_policy_service { unix:$SOCK, timeout=10s, default_action=DUNNO }"
@@ -512,12 +518,26 @@ phase_flood() {
 # finds the copies, and the next message to the same mailbox is judged with that evidence. Eight
 # messages are below every volume warning (the minute window warns at 12); the ninth scores
 # volume 0.75 + evidence 0.75, a warning that it would not be without the evidence.
+# $TMP/mail is a virtual(8) spool: every mailbox is owned by $MAIL_USER, whatever it is named.
+# Read with the local rule, a mailbox named like a system user (list, root; carol too on a
+# machine that has such a user) would be refused as not owned by that user; the virtual rule
+# reads them all, so this phase passes whichever users exist.
 phase_spool() {
   say "phase 4: the same attachment stored again and again in $CAROL's mailbox"
-  local i attachment="$TMP/swaks/photo.bin" db="$TMP/rcptguard/spool.db" reply
+  local i who attachment="$TMP/swaks/photo.bin" db="$TMP/rcptguard/spool.db" reply
   head -c 20000 /dev/urandom >"$attachment"
   start_rcptguard "$db" -o detection.mode=monitor -o spool.enabled=true -o spool.interval=10s \
-    -o "spool.roots=[\"$TMP/mail\"]" -o 'spool.domains=["example.test"]'
+    -o 'spool.roots=[]' -o "spool.virtual_roots=[\"$TMP/mail\"]" \
+    -o "spool.virtual_owner=[\"$MAIL_USER\"]" -o 'spool.domains=["example.test"]'
+  # Three copies each (spool.min_repeats) to the mailboxes named like system users, delivered
+  # before carol's, so the scan that finds carol's copies has read theirs too.
+  for who in "$LIST" "$ROOT"; do
+    for ((i = 1; i <= 3; i++)); do
+      send_with_attachment "sys-${who%@*}$i" "$who" "$attachment" || fail "swaks to $who failed"
+    done
+    wait_in_mbox "$TMP/mail/${who%@*}" "sys-${who%@*}[0-9]" 3 60 ||
+      fail "the 3 messages did not reach $who's mbox"
+  done
   for ((i = 1; i <= 8; i++)); do
     send_with_attachment "sp$i" "$CAROL" "$attachment" || fail "swaks sp$i to $CAROL failed"
   done
@@ -529,6 +549,14 @@ phase_spool() {
   grep -q "SPOOL evidence $CAROL" "$RG_LOG" ||
     fail "the spool scan found no repeated attachment for $CAROL: $(grep 'SPOOL' "$RG_LOG" | tail -n 3)"
   say "scanner: $(grep -m1 "SPOOL evidence $CAROL" "$RG_LOG" | sed -E 's/^.*(SPOOL)/\1/')"
+  for who in "$LIST" "$ROOT"; do
+    grep -q "SPOOL evidence $who" "$RG_LOG" ||
+      fail "the spool scan found no repeated attachment for $who (a virtual mailbox named like a system user): $(grep 'SPOOL refused' "$RG_LOG" | head -n 3)"
+  done
+  if grep -q 'SPOOL refused' "$RG_LOG"; then
+    fail "the spool scan refused a virtual mailbox: $(grep -m1 'SPOOL refused' "$RG_LOG")"
+  fi
+  say "scanner: read the virtual mailboxes named like system users ($LIST, $ROOT), refused none"
   send_with_attachment sp9 "$CAROL" "$attachment" || fail "swaks sp9 to $CAROL failed"
   reply=$(grep -E "REQUEST .*state=RCPT .*recipient=<$CAROL>" "$RG_LOG" | tail -n 1)
   grep -q 'action=WARN .*identical attachments' <<<"$reply" ||

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 
-#include "scanner/engine_evidence.hpp"
 #include "scanner/scanner.hpp"
 #include "scanner/sha256.hpp"
 #include "scanner_test_util.hpp"
@@ -78,12 +77,7 @@ TEST(Scan, PostfixBombSampleGivesRepeatEvidenceForBob) {
   EXPECT_EQ(repeat.filenames, (std::vector<std::string>{"photo.jpg", "copy-of-photo.jpg"}));
   EXPECT_LE(repeat.first_stored, repeat.last_stored);
 
-  const decision::spool_evidence engine = to_spool_evidence(repeat, sample_now);
-  EXPECT_EQ(engine.repeats, 6u);
-  EXPECT_EQ(engine.sha256_prefix, "4f722330b79e");
-  EXPECT_EQ(engine.window, repeat.last_stored - repeat.first_stored);
-  EXPECT_EQ(engine.at, sample_now);
-  EXPECT_TRUE(strongest_evidence(evidence->evidence, sample_now).has_value());
+  EXPECT_EQ(repeat.sha256.substr(0, 12), "4f722330b79e");
 
   // Stored times come from our Received header, so they sit within the sample's minute.
   ASSERT_EQ(report.new_attachments.size(), 8u);

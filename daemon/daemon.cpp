@@ -1,0 +1,284 @@
+#include "daemon/daemon.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio.hpp>
+#include <csignal>
+#include <memory>
+#include <random>
+#include <stdexcept>
+
+#include "common/random.hpp"
+#include "common/text.hpp"
+#include "config/address.hpp"
+#include "daemon/alert_file.hpp"
+#include "daemon/daemon_log.hpp"
+#include "daemon/mail_log_service.hpp"
+#include "daemon/persistence.hpp"
+#include "daemon/privileges.hpp"
+#include "daemon/spool_service.hpp"
+#include "decision/engine.hpp"
+#include "server/listener.hpp"
+#include "server/policy_handler.hpp"
+#include "server/session.hpp"
+#include "server/stats.hpp"
+
+namespace rcptguard::daemon {
+
+namespace asio = boost::asio;
+using server::listener_set;
+using server::policy_handler;
+using server::server_stats;
+using server::session_context;
+using server::session_settings;
+
+namespace {
+
+session_settings session_settings_from(const config& c) {
+  return session_settings{c.limits, c.server.idle_timeout, c.server.request_timeout,
+                          c.server.on_internal_error};
+}
+
+// The allowlist is parsed once per (re)load; config validation already proved every entry.
+std::vector<cidr> parse_allowlist(const std::vector<std::string>& entries) {
+  std::vector<cidr> nets;
+  for (const auto& entry : entries) {
+    std::string error;
+    if (auto net = parse_cidr(entry, error)) nets.push_back(*net);
+  }
+  return nets;
+}
+
+// Every hash of attacker-chosen keys is keyed with this; a fixed seed would let a sender craft
+// colliding recipients offline.
+
+// Housekeeping (transaction time-outs, cool-downs, hand-over to the store) runs at least once a
+// second and at least as often as the store flushes.
+std::chrono::milliseconds housekeeping_interval(const config& c) {
+  return std::min<std::chrono::milliseconds>(c.store.flush_interval, std::chrono::seconds{1});
+}
+
+class daemon_runtime {
+ public:
+  daemon_runtime(config_source source, config initial, std::shared_ptr<spdlog::logger> log)
+      : source_(std::move(source)),
+        config_(std::move(initial)),
+        log_(std::move(log)),
+        signals_(io_, SIGTERM, SIGINT, SIGHUP),
+        summary_timer_(io_),
+        housekeeping_timer_(io_),
+        engine_(config_.detection, random_hash_seed()),
+        persistence_(io_, config_.store, log_),
+        alerts_(config_.alerts.file, log_),
+        handler_(engine_, stats_, log_) {
+    context_.settings = session_settings_from(config_);
+    context_.handler = &handler_;
+    context_.stats = &stats_;
+    context_.log = log_;
+    allowlist_ = parse_allowlist(config_.server.allow_clients);
+  }
+
+  int run() {
+    listener_set listeners(io_, context_, [this](const asio::ip::address& address) {
+      return client_allowed(address);
+    });
+    listeners_ = &listeners;
+    listeners.set_max_connections(config_.server.max_connections);
+    for (const auto& text : config_.server.listen) {
+      std::string error;
+      const auto ep = parse_endpoint(text, error);
+      if (!ep) throw std::runtime_error("server.listen: " + error);
+      if (ep->kind == endpoint_kind::inet) {
+        listeners.bind_tcp(ep->host, ep->port);
+      } else {
+        listeners.bind_unix(ep->path,
+                            {config_.server.unix_socket_mode, config_.server.unix_socket_group});
+      }
+      log_->info("LISTEN {}", text);
+    }
+    drop_privileges(config_.server.user);
+    if (::geteuid() == 0) {
+      log_->warn("running as root: set server.user to drop privileges after binding");
+    }
+    // After the drop, so a database the unprivileged user cannot write fails now, not later.
+    persistence_.open_and_restore(engine_, wall_clock_now());
+    spool_ =
+        std::make_unique<spool_service>(io_, config_.spool, config_.store.path, log_,
+                                        [this](spool_evidence_list evidence, time_point now) {
+                                          for (const auto& [recipient, found] : evidence) {
+                                            engine_.update_spool_evidence(recipient, found, now);
+                                          }
+                                        });
+    if (config_.spool.enabled) spool_->start();
+    if (!config_.ingest.files.empty()) {
+      mail_logs_ = std::make_unique<mail_log_service>(config_.ingest, config_.store.path, log_);
+      mail_logs_->open(wall_clock_now());
+    }
+    wait_for_signal();
+    schedule_summary();
+    schedule_housekeeping();
+    listeners.start_accepting();
+    log_->info("STARTED rcptguard {} mode={} pid={}", RCPTGUARD_VERSION,
+               rcptguard::to_string(config_.detection.mode), ::getpid());
+    io_.run();
+    listeners_ = nullptr;
+    if (spool_) spool_->stop();
+    alerts_.write(engine_.pending().episodes);
+    persistence_.stop(engine_);
+    if (mail_logs_) mail_logs_->stop(wall_clock_now());
+    log_summary("FINAL");
+    log_->info("STOPPED after serving {} connection(s)", stats_.connections_accepted);
+    log_->flush();
+    return 0;
+  }
+
+ private:
+  bool client_allowed(const asio::ip::address& address) const {
+    const auto in_allowlist = [this](const auto& bytes) {
+      return std::ranges::any_of(allowlist_, [&](const cidr& net) { return net.contains(bytes); });
+    };
+    return address.is_v4() ? in_allowlist(address.to_v4().to_bytes())
+                           : in_allowlist(address.to_v6().to_bytes());
+  }
+
+  void wait_for_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        reload();
+        wait_for_signal();
+        return;
+      }
+      log_->info("SHUTDOWN on signal {}: no new connections, finishing requests in flight", signal);
+      shutdown();
+    });
+  }
+
+  void shutdown() {
+    signals_.cancel();
+    summary_timer_.cancel();
+    housekeeping_timer_.cancel();
+    if (spool_) spool_->request_stop();
+    if (listeners_ != nullptr) listeners_->shutdown();
+  }
+
+  void reload() {
+    const load_result loaded = load_settings(source_);
+    if (!loaded.ok()) {
+      for (const auto& error : loaded.errors) log_->error("RELOAD REJECTED {}", error);
+      log_->error("RELOAD REJECTED: keeping the running configuration");
+      return;
+    }
+    std::size_t applied = 0;
+    for (const auto& change : apply_reloadable(config_, *loaded.settings)) {
+      if (change.reloadable) {
+        ++applied;
+      } else {
+        log_->warn("RELOAD {} changed: takes effect after a restart", change.key);
+      }
+    }
+    const decision::reconfigure_result engine_change =
+        engine_.reconfigure(config_.detection, wall_clock_now());
+    for (const auto& entry : engine_change.invalid_allow_clients) {
+      log_->warn("RELOAD detection.allow_clients entry '{}' never matches", entry);
+    }
+    if (spool_) spool_->reconfigure(config_.spool);
+    if (mail_logs_) mail_logs_->reconfigure(config_.ingest);
+    context_.settings = session_settings_from(config_);
+    allowlist_ = parse_allowlist(config_.server.allow_clients);
+    if (listeners_ != nullptr) listeners_->set_max_connections(config_.server.max_connections);
+    log_->set_level(to_spdlog(config_.log.level));
+    schedule_summary();
+    log_->info("RELOADED {}: {} setting(s) applied", describe(source_), applied);
+  }
+
+  void schedule_housekeeping() {
+    housekeeping_timer_.expires_after(housekeeping_interval(config_));
+    housekeeping_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      const time_point now = wall_clock_now();
+      if (mail_logs_) mail_logs_->poll(engine_, now);
+      engine_.tick(now);
+      alerts_.write(engine_.pending().episodes);
+      persistence_.pump(engine_, now);
+      schedule_housekeeping();
+    });
+  }
+
+  void schedule_summary() {
+    summary_timer_.cancel();
+    if (config_.log.summary_interval.count() == 0) return;
+    summary_timer_.expires_after(config_.log.summary_interval);
+    summary_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      log_summary("SUMMARY");
+      schedule_summary();
+    });
+  }
+
+  void log_summary(const char* tag) {
+    const decision::engine_stats engine = engine_.stats();
+    const store::writer_stats store = persistence_.writer_stats();
+    std::string drops;
+    for (std::size_t i = 0; i < server::drop_reason_count; ++i) {
+      if (stats_.drops.at(i) == 0) continue;
+      fmt::format_to(std::back_inserter(drops), " {}={}",
+                     server::to_string(static_cast<server::drop_reason>(i)), stats_.drops.at(i));
+    }
+    log_->info(
+        "{} requests={} dunno={} warn={} defer={} connections={} open={} peak_open={} "
+        "idle_closed={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
+        "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
+        "store_written={} store_dropped={} store_failures={} store_queue={}",
+        tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer, stats_.connections_accepted,
+        stats_.connections_open, stats_.peak_connections, stats_.idle_timeouts,
+        stats_.internal_errors_answered, drops.empty() ? " none" : drops, engine.tracked_recipients,
+        engine.max_tracked_recipients, engine.recipient_evictions, engine.open_transactions,
+        engine.transactions_rolled_back, engine.open_episodes, engine.monitor_would_defer,
+        engine.correspondent_passes, store.records_written, store.records_dropped,
+        store.write_failures, store.queue_depth);
+  }
+
+  config_source source_;
+  config config_;
+  std::shared_ptr<spdlog::logger> log_;
+  asio::io_context io_{1};
+  asio::signal_set signals_;
+  asio::steady_timer summary_timer_;
+  asio::steady_timer housekeeping_timer_;
+  server_stats stats_;
+  decision::engine engine_;
+  persistence persistence_;
+  // Declared after engine_ and persistence_, so its thread is joined before they go.
+  std::unique_ptr<spool_service> spool_;
+  // Also after engine_ and persistence_: its reader thread is joined before they go.
+  std::unique_ptr<mail_log_service> mail_logs_;
+  alert_sink alerts_;
+  policy_handler handler_;
+  session_context context_;
+  std::vector<cidr> allowlist_;
+  listener_set* listeners_ = nullptr;
+};
+
+}  // namespace
+
+int run_daemon(const config_source& source, config initial) {
+  std::shared_ptr<spdlog::logger> log;
+  try {
+    log = make_logger(initial.log);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "rcptguard: fatal: {}\n", e.what());
+    return 1;
+  }
+  try {
+    daemon_runtime d(source, std::move(initial), log);
+    return d.run();
+  } catch (const std::exception& e) {
+    log->critical("FATAL {}", e.what());
+    log->flush();
+    return 1;
+  }
+}
+
+}  // namespace rcptguard::daemon

@@ -1,0 +1,15 @@
+// The daemon's life cycle, in Postfix's order: privileged set-up (bind sockets, open the log),
+// drop privileges, unprivileged set-up (open the store, restore state), then serve until
+// SIGTERM/SIGINT; SIGHUP re-reads the configuration and swaps what can change at run time.
+#pragma once
+
+#include "config/config.hpp"
+
+namespace rcptguard::daemon {
+
+/// Runs the daemon in the foreground with an already validated configuration, loaded from
+/// `source`, which every SIGHUP loads again. Returns the process exit code: 0 after a clean
+/// shutdown, 1 when start-up failed.
+int run_daemon(const config_source& source, config initial);
+
+}  // namespace rcptguard::daemon

@@ -1,0 +1,165 @@
+// Mail logs followed inside the daemon ([ingest] files). The same pipeline runs stand-alone as
+// `rcptguard ingest` (cli/ingest_command.cpp); this is the daemon's half of it.
+//
+// Threads. A reader thread follows the files (ingest::follower, tail -F semantics), parses the
+// lines and joins them by queue id: that is the part whose cost grows with the log, and a
+// follower hands out everything appended since its last call, so a backlog (a restart after a
+// long stop, a burst) is read there and never on the network thread. It queues the resulting
+// message events in batches, with a bounded number of events queued (the reader waits when the
+// queue is full, so memory stays bounded however far behind it is). The network thread, which
+// owns the decision engine, takes at most max_events_per_poll events per poll() and feeds them
+// to the engine's delivery entry (count_delivery()), so the policy connections are never starved.
+//
+// Time. The daemon ticks the engine on wall time, and the engine counts every event into its
+// current minute. So an event is fed at its log timestamp only when that is recent: one dated
+// in the future (a wrong ingest.utc_offset, clock skew) is fed at `now`, and one older than
+// max_event_lag is skipped and counted (stale_events, logged): counting an hour of backlog in
+// one minute would look like a flood. Mail delivered while the daemon was down is therefore
+// not counted, from the log as from the policy hook; old logs are replayed with
+// `rcptguard ingest` before starting the daemon.
+//
+// Positions. A file's position is stored (table ingest_position, on this service's own
+// connection) only once every event read before it has been fed to the engine AND the
+// engine's records of those events have been handed to the store's writer: the daemon calls
+// persistence.pump() after poll(), so the positions reached by one poll() are stored by a later
+// one. They are stored at most once a second (position_save_interval), and once more at
+// stop() after the writer's final flush. A crash therefore re-reads, and counts again, at most
+// the lines of the last second (plus what the writer had not committed, as for policy records);
+// a clean stop re-reads nothing. Lines read from a huge backlog get a stored position only once
+// the follower has handed out the whole backlog (it reports positions per poll, not per line),
+// so a crash during such a catch-up re-reads it; its events are stale then and skipped anyway.
+// The joiner's open messages are not stored: a message whose lines straddle a restart is
+// counted as an orphan delivery (without its sender) or not at all.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/text.hpp"
+#include "common/time.hpp"
+#include "config/config.hpp"
+#include "daemon/mail_log_pipeline.hpp"
+#include "daemon/worker.hpp"
+#include "decision/engine.hpp"
+#include "ingest/follower.hpp"
+#include "ingest/joiner.hpp"
+
+namespace SQLite {
+class Database;
+}
+
+namespace rcptguard::daemon {
+
+struct mail_log_service_stats {
+  ingest::parse_counts lines;
+  ingest::joiner_stats joiner;
+  std::uint64_t long_lines = 0;
+  std::uint64_t rotations = 0;
+  std::uint64_t truncations = 0;
+  std::uint64_t events_fed = 0;
+  std::uint64_t stale_events = 0;   ///< older than max_event_lag when fed: skipped
+  std::uint64_t future_events = 0;  ///< dated after `now`: fed at `now`
+  std::uint64_t position_saves = 0;
+  std::uint64_t position_save_failures = 0;
+  std::size_t queued_events = 0;
+};
+
+class mail_log_service {
+ public:
+  /// Events one poll() feeds at most: about 20 ms of engine work.
+  static constexpr std::size_t max_events_per_poll = 50'000;
+  /// Events queued between the threads at most; the reader waits beyond this.
+  static constexpr std::size_t max_queued_events = 200'000;
+  /// Events older than this when fed are skipped (see the header comment).
+  static constexpr std::chrono::minutes max_event_lag{5};
+  static constexpr std::chrono::seconds position_save_interval{1};
+
+  /// `database` is store.path, already opened (and migrated) by the daemon's persistence.
+  mail_log_service(ingest_settings settings, std::string database,
+                   std::shared_ptr<spdlog::logger> log);
+  mail_log_service(const mail_log_service&) = delete;
+  mail_log_service& operator=(const mail_log_service&) = delete;
+  ~mail_log_service();
+
+  /// Opens the service's own database connection, starts each follower at its stored position
+  /// (a file not seen before at its end, like tail -F) and starts the reader thread. Throws
+  /// std::exception with the reason when the database cannot be used; a missing log file is
+  /// waited for.
+  void open(time_point now);
+
+  /// On the engine's thread, from the daemon's housekeeping timer: stores the positions whose
+  /// records the last pump() handed to the writer (at most once a second), then feeds up to
+  /// max_events_per_poll queued events to `engine` through count_delivery(). Never throws:
+  /// a database error is logged and the positions are stored at a later call.
+  void poll(decision::engine& engine, time_point now);
+
+  /// A reload: ingest.poll_interval applies to the reader's next wait. The other keys apply on
+  /// restart (settings table).
+  void reconfigure(const ingest_settings& settings);
+
+  /// Stops and joins the reader thread, then stores the positions of everything fed. Call it
+  /// after persistence.stop(), which hands the last records to the writer and flushes them.
+  /// Events still queued are not fed; their lines are read again at the next start.
+  void stop(time_point now);
+
+  mail_log_service_stats stats() const;
+
+ private:
+  /// A batch of events, and the positions the followers reached once they are all fed.
+  struct batch {
+    std::vector<ingest::message_event> events;
+    std::vector<std::pair<std::size_t, ingest::follow_position>> positions;
+  };
+
+  void read_round();
+  /// Stops the reader thread, also when it waits for queue space.
+  void halt_reader();
+  /// Queues `b`, waiting while the queue is full; false when stopping (b is dropped).
+  bool push(batch&& b);
+  void save_positions(const std::vector<std::optional<ingest::follow_position>>& positions,
+                      time_point now);
+
+  const std::string database_;
+  const std::shared_ptr<spdlog::logger> log_;
+
+  // Reader thread only, after open().
+  std::vector<std::unique_ptr<ingest::follower>> followers_;
+  std::unique_ptr<mail_log_reader> reader_;
+
+  const ingest_settings settings_;  ///< as at start; a reload changes only the worker's interval
+
+  mutable std::mutex mutex_;       ///< guards the members down to stats_
+  std::condition_variable space_;  ///< the reader: the queue has room again
+  bool stopping_ = false;
+  std::deque<batch> queue_;
+  std::size_t queued_events_ = 0;
+  mail_log_service_stats stats_;  ///< the reader's counts; the feeding counts are below
+
+  // Engine thread only.
+  std::unique_ptr<SQLite::Database> db_;
+  std::vector<std::optional<ingest::follow_position>> fed_;     ///< after the events fed
+  std::vector<std::optional<ingest::follow_position>> stored_;  ///< last written
+  std::optional<time_point> last_save_;
+  delivery_counts fed_counts_;
+  std::uint64_t stale_events_ = 0;
+  std::uint64_t future_events_ = 0;
+  std::uint64_t position_saves_ = 0;
+  std::uint64_t position_save_failures_ = 0;
+  std::uint64_t stale_logged_ = 0;  ///< stale_events_ when last logged
+  std::optional<time_point> stale_log_time_;
+
+  /// Last member: the reader thread is joined before the members it uses go.
+  periodic_worker worker_;
+};
+
+}  // namespace rcptguard::daemon
