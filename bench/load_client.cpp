@@ -3,6 +3,16 @@
 // is an RCPT request followed, optionally, by its END-OF-MESSAGE request with the same
 // instance, with the full Postfix 3.7 attribute set. Reports throughput, latency percentiles
 // and the actions returned. epoll directly, so the client costs as little CPU as possible.
+//
+// Workloads (recipients are user0..userN-1@example.test):
+//   zipf     --zipf or --mix zipf: zipf(1.0) over --recipients; the head is a flood in progress
+//   uniform  --uniform N or --mix uniform: uniform over N (or --recipients) recipients
+//   prod     --mix prod: uniform background over --recipients (default 1,000,000) plus
+//            --flood-share (default 0.005) of messages to --flood-targets (default 3) extra
+//            recipients userN..userN+k-1: with the daemon's default thresholds the background
+//            stays under every floor, so only the floods (under 1 % of requests) are flagged.
+// --rcpt-only (or --no-eom) sends RCPT requests only. The first output line (target=...) is what
+// bench/run.sh parses; a second line (workload=...) describes the workload and action shares.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,18 +42,30 @@ struct options {
   int connections = 64;
   double duration_s = 5.0;
   double warmup_s = 1.0;
-  int recipients = 10000;     ///< distinct recipient addresses
-  double hot_fraction = 0.0;  ///< share of messages to user0 (a flood in progress)
-  bool zipf = false;          ///< recipients drawn from a zipf(1.0) distribution
-  bool eom = true;            ///< follow each RCPT with its END-OF-MESSAGE
-  int clients = 200;          ///< distinct client addresses
+  int recipients = 10000;       ///< distinct recipient addresses
+  double hot_fraction = 0.0;    ///< share of messages to user0 (a flood in progress)
+  bool zipf = false;            ///< recipients drawn from a zipf(1.0) distribution
+  bool eom = true;              ///< follow each RCPT with its END-OF-MESSAGE
+  int clients = 200;            ///< distinct client addresses
+  std::string mix = "uniform";  ///< zipf | uniform | prod (what is printed on the workload line)
+  double flood_share = 0.005;   ///< prod: share of messages to the flood targets
+  int flood_targets = 3;        ///< prod: recipients userN..userN+k-1 under a flood
+  bool recipients_given = false;
 };
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: rcptguard-load [--target inet:HOST:PORT|unix:/path] [--connections N]\n"
-               "         [--duration S] [--warmup S] [--recipients N] [--hot-fraction F]\n"
-               "         [--zipf] [--no-eom] [--clients N]\n");
+  std::fprintf(
+      stderr,
+      "usage: rcptguard-load [--target inet:HOST:PORT|unix:/path] [--connections N]\n"
+      "         [--duration S] [--warmup S] [--recipients N] [--hot-fraction F]\n"
+      "         [--zipf] [--no-eom] [--clients N]\n"
+      "         [--uniform N] [--rcpt-only] [--mix zipf|uniform|prod]\n"
+      "         [--flood-share F] [--flood-targets K]\n"
+      "  --uniform N      N recipients drawn uniformly (the default distribution)\n"
+      "  --rcpt-only      RCPT requests only, no END-OF-MESSAGE (same as --no-eom)\n"
+      "  --mix prod       uniform background over --recipients (default 1000000) plus\n"
+      "                   --flood-share (0.005) of messages to --flood-targets (3)\n"
+      "                   further recipients: under 1 %% flagged with default thresholds\n");
   std::exit(2);
 }
 
@@ -63,20 +85,41 @@ options parse_args(int argc, char** argv) {
       o.duration_s = std::stod(next());
     else if (a == "--warmup")
       o.warmup_s = std::stod(next());
-    else if (a == "--recipients")
+    else if (a == "--recipients") {
       o.recipients = std::stoi(next());
+      o.recipients_given = true;
+    } else if (a == "--uniform") {
+      o.recipients = std::stoi(next());
+      o.recipients_given = true;
+      o.zipf = false;
+      o.mix = "uniform";
+    } else if (a == "--mix") {
+      o.mix = next();
+      if (o.mix != "zipf" && o.mix != "uniform" && o.mix != "prod") usage();
+    } else if (a == "--flood-share")
+      o.flood_share = std::stod(next());
+    else if (a == "--flood-targets")
+      o.flood_targets = std::stoi(next());
     else if (a == "--hot-fraction")
       o.hot_fraction = std::stod(next());
     else if (a == "--zipf")
       o.zipf = true;
-    else if (a == "--no-eom")
+    else if (a == "--no-eom" || a == "--rcpt-only")
       o.eom = false;
     else if (a == "--clients")
       o.clients = std::stoi(next());
     else
       usage();
   }
-  if (o.connections < 1 || o.recipients < 1 || o.clients < 1 || o.duration_s <= 0) usage();
+  if (o.zipf && o.mix == "uniform") o.mix = "zipf";
+  if (o.mix == "zipf") o.zipf = true;
+  if (o.mix == "prod") {
+    o.zipf = false;
+    if (!o.recipients_given) o.recipients = 1'000'000;
+  }
+  if (o.connections < 1 || o.recipients < 1 || o.clients < 1 || o.duration_s <= 0 ||
+      o.flood_share < 0 || o.flood_share > 1 || o.flood_targets < 1)
+    usage();
   return o;
 }
 
@@ -165,12 +208,15 @@ int main(int argc, char** argv) {
       zipf_cdf.push_back(acc);
     }
   }
+  const bool prod = o.mix == "prod";
   auto pick_recipient = [&]() -> int {
     if (o.hot_fraction > 0 && unit(rng) < o.hot_fraction) return 0;
+    if (prod && unit(rng) < o.flood_share)
+      return o.recipients + static_cast<int>(rng() % static_cast<std::uint64_t>(o.flood_targets));
     if (o.zipf) {
       const double u = unit(rng);
-      return static_cast<int>(std::lower_bound(zipf_cdf.begin(), zipf_cdf.end(), u) -
-                              zipf_cdf.begin());
+      const auto at = std::lower_bound(zipf_cdf.begin(), zipf_cdf.end(), u) - zipf_cdf.begin();
+      return static_cast<int>(std::min<std::ptrdiff_t>(at, o.recipients - 1));
     }
     return static_cast<int>(rng() % static_cast<std::uint64_t>(o.recipients));
   };
@@ -277,6 +323,26 @@ int main(int argc, char** argv) {
     first = false;
   }
   std::printf("\n");
+  // The workload and each action's share of the answers (flagged = anything but DUNNO/OK).
+  std::uint64_t flagged = 0;
+  for (const auto& [name, count] : actions) {
+    if (name != "DUNNO" && name != "dunno" && name != "OK" && name != "ok") flagged += count;
+  }
+  std::printf("workload=%s recipients=%d distribution=%s requests_per_message=%d", o.mix.c_str(),
+              o.recipients, o.zipf ? "zipf" : "uniform", o.eom ? 2 : 1);
+  if (prod) std::printf(" flood_share=%g flood_targets=%d", o.flood_share, o.flood_targets);
+  if (o.hot_fraction > 0) std::printf(" hot_fraction=%g", o.hot_fraction);
+  std::printf(" clients=%d shares=", o.clients);
+  first = true;
+  for (const auto& [name, count] : actions) {
+    std::printf(
+        "%s%s:%.3f%%", first ? "" : ",", name.c_str(),
+        completed > 0 ? 100.0 * static_cast<double>(count) / static_cast<double>(completed) : 0.0);
+    first = false;
+  }
+  std::printf(
+      " flagged_pct=%.3f\n",
+      completed > 0 ? 100.0 * static_cast<double>(flagged) / static_cast<double>(completed) : 0.0);
   for (auto& c : conns) ::close(c.fd);
   return errors == 0 ? 0 : 1;
 }

@@ -164,11 +164,6 @@ def main():
     # about len(archived_group)/n of a recipient.
     mean_rcpt = 0.86 + 0.08 * 2 + 0.045 * 4 + 0.015 * 18 + (len(archived_group) / n)
     lines_per_msg = (4 + mean_rcpt) if postfix else (1 + mean_rcpt)
-    if a.deliveries:
-        messages = a.deliveries / mean_rcpt
-    else:
-        messages = a.lines / lines_per_msg
-    messages *= 1.002  # aim a hair above; the top-up below guarantees the minimum
     busy_list_per_hour = 0 if a.no_busy else 14.0
     busy_tickets_per_hour = 0 if a.no_busy else 5.0
 
@@ -211,6 +206,14 @@ def main():
                 events.append((t0 + span * rand(), [f"tickets@{dom}"], f"monitoring@ops{k}.example",
                                f"nagios{k}.ops.example[203.0.113.{100 + k}]"))
     events.sort(key=lambda e: e[0])
+
+    # The background fills what the busy accounts, floods and storms leave of the budget.
+    special_msgs = len(events) + (busy_list_per_hour + busy_tickets_per_hour) * (end - start) / 3600
+    if a.deliveries:
+        messages = max(0.0, a.deliveries - special_msgs) / mean_rcpt
+    else:
+        messages = max(0.0, a.lines - special_msgs * (5 if postfix else 2)) / lines_per_msg
+    messages *= 1.002  # aim a hair above; the top-up at the end guarantees the minimum
 
     # --- writing ----------------------------------------------------------------------------------
     out = sys.stdout if a.output == "-" else open(a.output, "w", buffering=1 << 20)
@@ -355,29 +358,26 @@ def main():
         count = int(expected)
         carry = expected - count
         r_h = wt / max(1e-9, (hi - lo) / 3600.0) / mean_rhythm  # this hour's rhythm vs average
-        specials = []
+        items = []  # (time, recipients or None for an ordinary message, sender, client)
         if busy_list_per_hour:
             for _ in range(int(busy_list_per_hour * r_h + rand())):
-                m = list_members[randrange(len(list_members))]
-                specials.append((lo + (hi - lo) * rand(), [f"list@{dom}"], m,
-                                 f"mx.{m.partition('@')[2]}[198.51.100.{hash(m) % 250 + 1}]"))
+                j = randrange(len(list_members))
+                m = list_members[j]
+                items.append((lo + (hi - lo) * rand(), [f"list@{dom}"], m,
+                              f"mx.{m.partition('@')[2]}[198.51.100.{j % 250 + 1}]"))
             for _ in range(int(busy_tickets_per_hour * r_h + rand())):
                 j = randrange(5000)
-                specials.append((lo + (hi - lo) * rand(), [f"tickets@{dom}"], ext_senders[j], ext_clients[j]))
-        specials.sort(key=lambda e: e[0])
-        times = sorted(lo + (hi - lo) * rand() for _ in range(count))
-        si = 0
-        for t in times:
-            while ev < len(events) and events[ev][0] <= t:
-                emit(*events[ev])
-                ev += 1
-            while si < len(specials) and specials[si][0] <= t:
-                emit(*specials[si])
-                si += 1
-            emit(t, *background(t))
-        while si < len(specials):
-            emit(*specials[si])
-            si += 1
+                items.append((lo + (hi - lo) * rand(), [f"tickets@{dom}"], ext_senders[j], ext_clients[j]))
+        while ev < len(events) and events[ev][0] < hi:
+            items.append(events[ev])
+            ev += 1
+        items.extend((lo + (hi - lo) * rand(), None, None, None) for _ in range(count))
+        items.sort(key=lambda e: e[0])
+        for t, rcpts, sender, client in items:
+            if rcpts is None:
+                emit(t, *background(t))
+            else:
+                emit(t, rcpts, sender, client)
     while ev < len(events):
         emit(*events[ev])
         ev += 1

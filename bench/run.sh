@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # rcptguard benchmark suite: one command, one machine, one go.
 #
-#   bench/run.sh                 # everything, about 10 minutes on 2 cores
+#   bench/run.sh                 # everything: about 10 minutes on 2 cores for the original
+#                                # sections, ~15 more for workloads + sustain + replay, plus
+#                                # building the 10M-request history database once (see
+#                                # bench/make_history.sh; reused from --history-db afterwards)
 #   bench/run.sh --help          # options
 #
 # Builds the Release tree if needed, installs the Debian peers if absent (postfwd,
@@ -13,6 +16,18 @@
 # mbox (bench/make_mbox.py) and log ingestion against grep over a 1M-line Postfix log. Every
 # process it starts is stopped by PID on exit; the generated mbox and log are deleted unless --keep.
 # Raw output (client lines, server logs, configs) stays in the --out directory.
+#
+# Issue 10's sections (each in --only; all on by default):
+#   workloads  daemon vs reference at each connection count for the zipf workload, uniform over
+#              1M recipients with RCPT only, and the production-like mix (< 1 % flagged), every
+#              daemon started on a fresh copy of a pre-filled history database (>= 10M requests,
+#              bench/make_history.sh; built once into --history-db and reused)
+#   sustain    a 60 s run at the highest load the client drives, on a copy of the same history:
+#              store_written/store_dropped from the daemon's FINAL line, the database size before
+#              and after (bytes per request), the writer's batch latency if the daemon logs it
+#   replay     rcptguard ingest of a generated delivery-dense Postfix log and Sendmail log
+#              (bench/make_maillog.py, >= 1M lines, three weeks) into a fresh database: lines/s
+#              and bytes per delivered message
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +55,29 @@ SCAN_MESSAGES=3500      # x 300 KB attachments, base64: ~1.4 GB of mbox
 INGEST_LINES=1000000
 INGEST_SRC="$ROOT/../shared/corpus/logs/pixelpark-postfix-logsums/mail.log.first12000lines.log"
 PEER_LIMIT=40   # messages per recipient per 600 s: rcptguard's ten_minutes_defer_floor
+RUN_WORKLOADS=1
+RUN_SUSTAIN=1
+RUN_REPLAY=1
+WORKLOADS="zipf uniform prod"
+WL_SYSTEMS="reference enforce"
+UNIFORM_RECIPIENTS=1000000
+PROD_RECIPIENTS=1000000
+FLOOD_SHARE=0.005
+FLOOD_TARGETS=3
+HISTORY_DB=""            # default: $BUILD/bench-history-<requests>-<mailboxes>.db
+HISTORY_REQUESTS=""      # default 10000000 (issue 10: at least 10 million requests of history)
+HISTORY_MAILBOXES=100000
+HISTORY=1
+HISTORY_REBUILD=0
+HISTORY_DB_GIVEN=0
+SUSTAIN_DURATION=""      # default 60
+SUSTAIN_CONNECTIONS=64
+SUSTAIN_WORKLOADS="uniform"
+SUSTAIN_SYSTEM=enforce
+REPLAY_LINES=""          # default 1000000
+REPLAY_FORMATS="postfix sendmail"
+REPLAY_MAILBOXES=300
+QUICK=0
 
 usage() {
   cat <<EOF
@@ -53,16 +91,45 @@ usage: bench/run.sh [options]
   --pin MODE          split: server on CPU 0, client on CPU 1 (default); none: no pinning;
                       compare: measure reference and rcptguard monitor at 64 connections both
                       ways, print that, and exit
-  --base-port P       first loopback port (default $BASE_PORT; uses P..P+9)
+  --base-port P       first loopback port (default $BASE_PORT; uses P..P+12)
   --build-dir DIR     CMake build tree (default $BUILD)
   --out DIR           raw results (default: a new /tmp/rcptguard-bench.XXXXXX)
   --no-install        never apt-get install the peers
   --no-build          use the binaries in --build-dir as they are
-  --only WHAT         table | busy | mem | micro | scan | ingest (repeatable; default: all six)
-  --keep              keep the generated mbox and log (scan, ingest) in --out
+  --only WHAT         table | busy | mem | micro | scan | ingest | workloads | sustain | replay
+                      (repeatable; default: all nine)
+  --keep              keep the generated mbox and logs (scan, ingest, replay) in --out
   --scan-messages N   messages of 300 KB in the scan benchmark's mbox (default $SCAN_MESSAGES)
   --ingest-lines N    at least this many log lines for the ingest benchmark (default $INGEST_LINES)
-  --quick             --reps 1 --duration 2 --connections "8 64": a smoke test
+  --quick             --reps 1 --duration 2 --connections "8 64", and for the issue-10 sections
+                      a 200,000-request history, a 10 s sustained run, 200,000-line replays:
+                      a smoke test
+ workloads (daemon vs reference on a pre-filled history database):
+  --workloads LIST    any of: zipf uniform prod (default "$WORKLOADS")
+                        zipf: --recipients zipf(1.0), RCPT + END-OF-MESSAGE (the table's load)
+                        uniform: --uniform-recipients uniform, RCPT only
+                        prod: uniform background over --prod-recipients plus --flood-share of
+                        messages to $FLOOD_TARGETS flood targets; under 1 % of answers flagged
+  --wl-systems LIST   any of: reference monitor enforce (default "$WL_SYSTEMS")
+  --uniform-recipients N   (default $UNIFORM_RECIPIENTS)
+  --prod-recipients N      (default $PROD_RECIPIENTS)
+  --flood-share F     prod: share of messages to the flood targets (default $FLOOD_SHARE)
+  --history-db PATH   pre-filled database, copied for every daemon start; built with
+                      bench/make_history.sh when absent (or its .meta does not match)
+                      (default BUILD/bench-history-REQUESTS-MAILBOXES.db)
+  --history-requests N     requests (deliveries) of history (default 10000000)
+  --history-mailboxes N    recipients user0..userN-1 of the history (default $HISTORY_MAILBOXES)
+  --history-rebuild   build the history database again even if it matches
+  --no-history        start the daemons on a fresh database instead (development only)
+ sustain (60 s at the highest load the client drives, on a copy of the history):
+  --sustain-duration S     (default 60)
+  --sustain-connections N  (default $SUSTAIN_CONNECTIONS)
+  --sustain-workloads LIST any of: zipf uniform prod (default "$SUSTAIN_WORKLOADS")
+  --sustain-system NAME    monitor | enforce (default $SUSTAIN_SYSTEM)
+ replay (rcptguard ingest of generated delivery-dense logs into a fresh database):
+  --replay-lines N    at least this many lines per log (default 1000000)
+  --replay-formats LIST    any of: postfix sendmail (default "$REPLAY_FORMATS")
+  --replay-mailboxes N     ordinary mailboxes in the generated logs (default $REPLAY_MAILBOXES)
 EOF
   exit 2
 }
@@ -86,21 +153,55 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --scan-messages) SCAN_MESSAGES=$2; shift 2 ;;
     --ingest-lines) INGEST_LINES=$2; shift 2 ;;
-    --quick) REPS=1; DURATION=2; CONNECTIONS="8 64"; shift ;;
+    --quick) REPS=1; DURATION=2; CONNECTIONS="8 64"; QUICK=1; shift ;;
+    --workloads) WORKLOADS=$2; shift 2 ;;
+    --wl-systems) WL_SYSTEMS=$2; shift 2 ;;
+    --uniform-recipients) UNIFORM_RECIPIENTS=$2; shift 2 ;;
+    --prod-recipients) PROD_RECIPIENTS=$2; shift 2 ;;
+    --flood-share) FLOOD_SHARE=$2; shift 2 ;;
+    --history-db) HISTORY_DB=$2; HISTORY_DB_GIVEN=1; shift 2 ;;
+    --history-requests) HISTORY_REQUESTS=$2; shift 2 ;;
+    --history-mailboxes) HISTORY_MAILBOXES=$2; shift 2 ;;
+    --history-rebuild) HISTORY_REBUILD=1; shift ;;
+    --no-history) HISTORY=0; shift ;;
+    --sustain-duration) SUSTAIN_DURATION=$2; shift 2 ;;
+    --sustain-connections) SUSTAIN_CONNECTIONS=$2; shift 2 ;;
+    --sustain-workloads) SUSTAIN_WORKLOADS=$2; shift 2 ;;
+    --sustain-system) SUSTAIN_SYSTEM=$2; shift 2 ;;
+    --replay-lines) REPLAY_LINES=$2; shift 2 ;;
+    --replay-formats) REPLAY_FORMATS=$2; shift 2 ;;
+    --replay-mailboxes) REPLAY_MAILBOXES=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "run.sh: unknown option $1" >&2; usage ;;
   esac
 done
 if [ -n "$ONLY" ]; then
   RUN_TABLE=0; RUN_BUSY=0; RUN_MEM=0; RUN_MICRO=0; RUN_SCAN=0; RUN_INGEST=0
+  RUN_WORKLOADS=0; RUN_SUSTAIN=0; RUN_REPLAY=0
   for w in $ONLY; do
     case "$w" in
       table) RUN_TABLE=1 ;; busy) RUN_BUSY=1 ;; mem) RUN_MEM=1 ;; micro) RUN_MICRO=1 ;;
       scan) RUN_SCAN=1 ;; ingest) RUN_INGEST=1 ;;
-      *) echo "run.sh: --only takes table, busy, mem, micro, scan or ingest" >&2; exit 2 ;;
+      workloads) RUN_WORKLOADS=1 ;; sustain) RUN_SUSTAIN=1 ;; replay) RUN_REPLAY=1 ;;
+      *) echo "run.sh: --only takes table, busy, mem, micro, scan, ingest, workloads, sustain or replay" >&2; exit 2 ;;
     esac
   done
 fi
+# Defaults of the issue-10 sections; --quick shrinks those not given explicitly.
+if [ "$QUICK" = 1 ]; then
+  : "${HISTORY_REQUESTS:=200000}" "${SUSTAIN_DURATION:=10}" "${REPLAY_LINES:=200000}"
+fi
+: "${HISTORY_REQUESTS:=10000000}" "${SUSTAIN_DURATION:=60}" "${REPLAY_LINES:=1000000}"
+for w in $WORKLOADS $SUSTAIN_WORKLOADS; do
+  case "$w" in zipf|uniform|prod) ;; *) echo "run.sh: workloads are zipf, uniform, prod" >&2; exit 2 ;; esac
+done
+for s in $WL_SYSTEMS; do
+  case "$s" in reference|monitor|enforce) ;; *) echo "run.sh: --wl-systems takes reference, monitor, enforce" >&2; exit 2 ;; esac
+done
+case "$SUSTAIN_SYSTEM" in monitor|enforce) ;; *) echo "run.sh: --sustain-system monitor|enforce" >&2; exit 2 ;; esac
+for f in $REPLAY_FORMATS; do
+  case "$f" in postfix|sendmail) ;; *) echo "run.sh: --replay-formats takes postfix, sendmail" >&2; exit 2 ;; esac
+done
 case "$PIN" in split|none|compare) ;; *) echo "run.sh: --pin split|none|compare" >&2; exit 2 ;; esac
 [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/rcptguard-bench.XXXXXX)
 mkdir -p "$OUT"
@@ -111,13 +212,13 @@ log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
 # processes it forks (postfwd2's pre-forked children) are found by that id.
 STARTED=()
 session_pids() { ps -o pid= -s "$1" 2>/dev/null | tr -d ' '; }
-stop_server() {
+stop_server() {  # stop_server PID [TENTHS]: TERM, up to TENTHS/10 s (default 5 s), then KILL
   local pid=$1 i
   kill -0 "$pid" 2>/dev/null || return 0
   local members
   members=$(session_pids "$pid")
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for i in $(seq 1 "${2:-50}"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null
   # children the leader left behind (they were in its session when we listed them)
   for p in $members $(session_pids "$pid"); do kill -KILL "$p" 2>/dev/null; done
@@ -196,15 +297,43 @@ wait_port() {  # wait_port PORT PID: up to 20 s for a listener
   return 1
 }
 SERVER_PID=""
+SERVER_LOG=""
+# The daemon's database starts empty, or as a copy of DAEMON_SEED_DB when that is set (the
+# pre-filled history); START_TAG, when set, is added to the log file's name.
+DAEMON_SEED_DB=""
+START_TAG=""
+copy_db() {  # copy_db FROM TO: an SQLite database with its WAL, if any
+  rm -f "$2" "$2-wal" "$2-shm"
+  cp "$1" "$2" || return 1
+  [ ! -e "$1-wal" ] || cp "$1-wal" "$2-wal"
+}
+db_bytes() {  # db_bytes PATH: database plus WAL, in bytes
+  local total=0 f
+  for f in "$1" "$1-wal"; do [ -e "$f" ] && total=$((total + $(stat -c %s "$f"))); done
+  echo "$total"
+}
+wait_started() {  # wait_started LOG PID TENTHS: the daemon logs STARTED once it accepts
+  local i
+  for i in $(seq 1 "$3"); do
+    grep -q ' STARTED ' "$1" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
 start_system() {  # start_system NAME PORT [extra rcptguard -o settings...]
   local name=$1 port=$2; shift 2
-  local logf="$OUT/$name.$port.log"
+  local logf="$OUT/$name.$port${START_TAG:+.$START_TAG}.log"
+  SERVER_LOG=$logf
   case "$name" in
     reference)
       setsid $SERVER_CPU "$REFSRV" "$port" >"$logf" 2>&1 &
       ;;
     monitor|enforce)
       rm -f "$OUT/$name.db" "$OUT/$name.db-wal" "$OUT/$name.db-shm"
+      if [ -n "$DAEMON_SEED_DB" ]; then
+        copy_db "$DAEMON_SEED_DB" "$OUT/$name.db" || { log "cannot copy $DAEMON_SEED_DB"; return 1; }
+      fi
       setsid $SERVER_CPU "$DAEMON" serve -o "server.listen=inet:127.0.0.1:$port" \
         -o "store.path=$OUT/$name.db" -o "detection.mode=$name" "$@" >"$logf" 2>&1 &
       ;;
@@ -272,6 +401,18 @@ EOF
     stop_server "$SERVER_PID"
     return 1
   fi
+  # rcptguard binds before it restores its database and accepts only after that; a large
+  # history takes a while, and the measurement must not start before it does.
+  case "$name" in
+    monitor|enforce)
+      if ! wait_started "$logf" "$SERVER_PID" 6000; then
+        log "$name did not log STARTED within 600 s; see $logf"
+        tail -5 "$logf" >&2
+        stop_server "$SERVER_PID"
+        return 1
+      fi
+      ;;
+  esac
 }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -296,11 +437,15 @@ peak_rss_kb() {  # VmHWM summed over the session (pre-forked children counted ea
 }
 
 # One repetition: prints the client's line plus " cpu_s=..." measured over the measured part.
+# The workload: LOAD_DIST (default the table's zipf) then the extra arguments, which win.
+LOAD_DIST=()
 run_once() {  # run_once PORT CONNECTIONS PID [extra load args]
   local port=$1 conns=$2 pid=$3; shift 3
   local f="$OUT/client.$$.$RANDOM"
+  local dist=("${LOAD_DIST[@]}")
+  [ "${#dist[@]}" -gt 0 ] || dist=(--recipients "$RECIPIENTS" --zipf)
   $CLIENT_CPU "$LOAD" --target "inet:127.0.0.1:$port" --connections "$conns" \
-    --duration "$DURATION" --warmup "$WARMUP" --recipients "$RECIPIENTS" --zipf \
+    --duration "$DURATION" --warmup "$WARMUP" "${dist[@]}" \
     --clients "$CLIENTS" "$@" >"$f" 2>&1 &
   local client=$!
   sleep "$WARMUP"
@@ -315,6 +460,8 @@ run_once() {  # run_once PORT CONNECTIONS PID [extra load args]
   local line; line=$(grep -m1 '^target=' "$f")
   [ -n "$line" ] || line="target=none rps=0 p50_ms=0 p99_ms=0 p999_ms=0 max_ms=0 errors=-1 actions="
   echo "$line cpu_s=$(awk -v t=$((c1 - c0)) -v h="$CLK_TCK" 'BEGIN {printf "%.2f", t / h}')"
+  # measure's NAME (bash locals are dynamically scoped), then the client's workload line
+  echo "${name:-sustain} conns=$conns $(grep -m1 '^workload=' "$f")" >>"$OUT/workload-lines.txt"
   rm -f "$f"
 }
 
@@ -450,6 +597,203 @@ if [ "$RUN_BUSY" = 1 ]; then
   cat "$BUSY"
 fi
 
+# --- the pre-filled history database (issue 10: >= 10 million requests of history) ----------------
+# Built once through the product (bench/make_history.sh: a generated delivery-dense Postfix log
+# replayed with rcptguard ingest) and reused while its .meta matches; every daemon start gets a
+# fresh copy, so every point starts from the same history.
+HISTORY_READY=""
+prepare_history() {
+  [ "$HISTORY" = 1 ] || { HISTORY_READY="none"; return 0; }
+  [ "$HISTORY_READY" != failed ] || return 1
+  [ -z "$HISTORY_READY" ] || return 0
+  [ -n "$HISTORY_DB" ] || HISTORY_DB="$BUILD/bench-history-$HISTORY_REQUESTS-$HISTORY_MAILBOXES.db"
+  local meta="$HISTORY_DB.meta"
+  # A database named with --history-db is used as it is (never rebuilt unless asked); the default
+  # path, named after its size, is rebuilt when its .meta does not match.
+  if [ "$HISTORY_REBUILD" = 0 ] && [ -s "$HISTORY_DB" ] &&
+     { [ "$HISTORY_DB_GIVEN" = 1 ] ||
+       { [ -s "$meta" ] && grep -qx "requests=$HISTORY_REQUESTS" "$meta" &&
+         grep -qx "mailboxes=$HISTORY_MAILBOXES" "$meta"; }; }; then
+    [ -s "$meta" ] || log "history: $HISTORY_DB has no .meta (not made by bench/make_history.sh?); using it as it is"
+    log "history: reusing $HISTORY_DB ($(sed -n 's/^built=//p' "$meta" 2>/dev/null), $(db_bytes "$HISTORY_DB") bytes)"
+    local built_with; built_with=$(sed -n 's/^rcptguard_mtime=//p' "$meta" 2>/dev/null)
+    if [ -n "$built_with" ] && [ "$(stat -c %Y "$DAEMON")" -gt "$built_with" ]; then
+      log "history: NOTE $DAEMON is newer than the binary that built it; the daemon migrates each copy. --history-rebuild regenerates it"
+    fi
+  else
+    log "history: building $HISTORY_DB: $HISTORY_REQUESTS requests over $HISTORY_MAILBOXES mailboxes (bench/make_history.sh; this replays ~$((HISTORY_REQUESTS * 37 / 10)) log lines)"
+    local t0; t0=$(date +%s)
+    if ! FORCE=1 BUILD="$BUILD" MAILBOXES="$HISTORY_MAILBOXES" \
+         bash "$ROOT/bench/make_history.sh" "$HISTORY_DB" "$HISTORY_REQUESTS" >"$OUT/make_history.txt" 2>&1; then
+      log "history: make_history.sh failed; see $OUT/make_history.txt"
+      tail -5 "$OUT/make_history.txt" >&2
+      HISTORY_READY=failed
+      return 1
+    fi
+    log "history: built in $(( $(date +%s) - t0 )) s: $(tail -1 "$OUT/make_history.txt")"
+  fi
+  HISTORY_READY="$HISTORY_DB"
+}
+history_line() {
+  if [ "$HISTORY_READY" = none ] || [ -z "$HISTORY_READY" ]; then
+    echo "a fresh, empty database (--no-history)"
+  else
+    local m="$HISTORY_READY.meta"
+    [ -s "$m" ] || { echo "a fresh copy of $HISTORY_READY ($(db_bytes "$HISTORY_READY") bytes; no .meta)"; return; }
+    echo "a fresh copy of $HISTORY_READY ($(db_bytes "$HISTORY_READY") bytes; $(sed -n 's/^deliveries=//p' "$m") requests (deliveries) of history over $(sed -n 's/^mailboxes=//p' "$m") recipients, $(sed -n 's/^days=//p' "$m") days up to $(sed -n 's/^built=//p' "$m"), built by bench/make_history.sh)"
+  fi
+}
+# workload_args NAME: the load client's arguments for a workload
+workload_args() {
+  case "$1" in
+    zipf) echo "--recipients $RECIPIENTS --zipf" ;;
+    uniform) echo "--uniform $UNIFORM_RECIPIENTS --rcpt-only" ;;
+    prod) echo "--mix prod --recipients $PROD_RECIPIENTS --flood-share $FLOOD_SHARE --flood-targets $FLOOD_TARGETS" ;;
+  esac
+}
+workload_label() {
+  case "$1" in
+    zipf) echo "zipf(1.0) over $RECIPIENTS, RCPT+EOM" ;;
+    uniform) echo "uniform over $UNIFORM_RECIPIENTS, RCPT only" ;;
+    prod) echo "prod mix over $PROD_RECIPIENTS + $FLOOD_TARGETS flood targets ($FLOOD_SHARE of messages), RCPT+EOM" ;;
+  esac
+}
+final_field() {  # final_field LOG NAME: NAME=value from the daemon's FINAL line, or "n/a"
+  local v
+  v=$(grep ' FINAL ' "$1" 2>/dev/null | tail -1 | grep -o "[ :]$2=[^ ]*" | head -1 | cut -d= -f2)
+  echo "${v:-n/a}"
+}
+# The writer's batch latency, if this build logs it: any batch/flush/latency field of the
+# FINAL, SUMMARY and STORE lines (e.g. store_batch_ms=, writer_flush_p99_ms=): the last value of
+# each name, and the largest when the lines disagree.
+writer_latency() {  # writer_latency LOG
+  local found
+  found=$(grep -E ' (FINAL|SUMMARY) |STORE' "$1" 2>/dev/null |
+          grep -oE '[a-z_0-9]*(batch|flush|latency)[a-z_0-9]*=[^ ,]+' |
+          awk -F= '{v[$1]=$2; if (!($1 in o)) {o[$1]=++n; k[n]=$1; m[$1]=$2+0}; if ($2+0 > m[$1]) m[$1]=$2+0}
+                   END {for (i=1;i<=n;i++) {printf "%s%s=%s", (i>1?" ":""), k[i], v[k[i]];
+                                            if (m[k[i]] != v[k[i]]+0) printf " (max %s)", m[k[i]]}}')
+  echo "${found:-n/a (not logged by this build)}"
+}
+
+# --- workloads: daemon vs reference on the pre-filled history --------------------------------------
+if [ "$RUN_WORKLOADS" = 1 ]; then
+  WLMD="$OUT/workloads.md"
+  if ! prepare_history; then
+    echo "workloads: no history database; skipped" >"$WLMD"
+  else
+    if [ "$HISTORY_READY" = none ]; then DAEMON_SEED_DB=""; else DAEMON_SEED_DB="$HISTORY_READY"; fi
+    log "workloads: [$WORKLOADS] x [$WL_SYSTEMS] x connections [$CONNECTIONS], $REPS x ${DURATION}s after ${WARMUP}s"
+    {
+      echo "Machine: $(machine_line)"
+      echo
+      echo "Every daemon point starts on $(history_line). $REPS x ${DURATION} s after ${WARMUP} s warm-up per point, medians; $CLIENTS clients; pinning: $PIN${SERVER_CPU:+ (server on CPU 0, client on CPU 1)}. store_written/store_dropped: the daemon's FINAL line after the point (warm-up included)."
+      echo
+      echo "| workload | system | conns | req/s | × ref | p50 ms | p99 ms | p99 × ref | p99.9 ms | errors | CPU s | peak RSS MB | store_written | store_dropped | actions |"
+      echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    } >"$WLMD"
+    declare -A WREF_RPS WREF_P99
+    for wl in $WORKLOADS; do
+      read -r -a LOAD_DIST <<<"$(workload_args "$wl")"
+      for sys in $WL_SYSTEMS; do
+        port=$(( $(port_of "$sys") + 10 ))
+        for c in $CONNECTIONS; do
+          START_TAG="$wl.c$c"
+          if ! start_system "$sys" "$port"; then
+            echo "| $wl | $(label_of "$sys") | $c | did not start | | | | | | | | | | | |" >>"$WLMD"
+            continue
+          fi
+          pid=$SERVER_PID; slog=$SERVER_LOG
+          log "workloads: $wl, $sys at $c connections"
+          read -r rps p50 p99 p999 errs cpu acts < <(measure "$wl:$sys" "$port" "$c" "$pid")
+          rss=$(peak_rss_kb "$pid")
+          stop_server "$pid" 600   # up to 60 s: the writer flushes, then the FINAL line
+          if [ "$sys" = reference ]; then WREF_RPS[$wl:$c]=$rps; WREF_P99[$wl:$c]=$p99; written="–"; dropped="–"
+          else written=$(final_field "$slog" store_written); dropped=$(final_field "$slog" store_dropped); fi
+          rm -f "$OUT/$sys.db" "$OUT/$sys.db-wal" "$OUT/$sys.db-shm"
+          if [ "$errs" -lt 0 ]; then
+            echo "| $wl | $(label_of "$sys") | $c | no result (see $OUT/raw.txt) | | | | | | | | | | | |" >>"$WLMD"
+            continue
+          fi
+          ratio=$(awk -v a="$rps" -v b="${WREF_RPS[$wl:$c]:-0}" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "–"}')
+          pratio=$(awk -v a="$p99" -v b="${WREF_P99[$wl:$c]:-0}" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "–"}')
+          printf '| %s | %s | %s | %.0f | %s | %.3f | %.3f | %s | %.3f | %s | %.2f | %.1f | %s | %s | %s |\n' \
+            "$wl" "$(label_of "$sys")" "$c" "$rps" "$ratio" "$p50" "$p99" "$pratio" "$p999" "$errs" "$cpu" \
+            "$(awk -v k="$rss" 'BEGIN {print k/1024}')" "$written" "$dropped" "$acts" >>"$WLMD"
+        done
+      done
+    done
+    START_TAG=""; DAEMON_SEED_DB=""; LOAD_DIST=()
+    {
+      echo
+      for wl in $WORKLOADS; do echo "- $wl: $(workload_label "$wl"): rcptguard-load $(workload_args "$wl")"; done
+      echo
+      echo "× ref: against the reference server at the same workload and connection count (targets: ≥ 0.8 × req/s at 64 and 256 connections, p99 ≤ 2 × the reference's, store_dropped = 0). Per-repetition workload lines (action shares, flagged_pct) are in $OUT/workload-lines.txt."
+    } >>"$WLMD"
+  fi
+  echo
+  cat "$WLMD"
+fi
+
+# --- sustained: 60 s at the highest load the client drives ---------------------------------------
+if [ "$RUN_SUSTAIN" = 1 ]; then
+  SUMD="$OUT/sustain.md"
+  if ! prepare_history; then
+    echo "sustain: no history database; skipped" >"$SUMD"
+  else
+    if [ "$HISTORY_READY" = none ]; then DAEMON_SEED_DB=""; else DAEMON_SEED_DB="$HISTORY_READY"; fi
+    {
+      echo "Machine: $(machine_line)"
+      echo
+      echo "rcptguard $SUSTAIN_SYSTEM on $(history_line), -o log.summary_interval=10s; rcptguard-load for ${SUSTAIN_DURATION} s (no warm-up) at $SUSTAIN_CONNECTIONS connections, $CLIENTS clients; pinning: $PIN. Counters from the daemon's FINAL line; database = main file + WAL, once the daemon has started (after any migration) before the first request, and after it stopped; bytes/request = growth / the daemon's requests."
+      echo
+      echo "| workload | conns | s | req/s | p50 ms | p99 ms | p99.9 ms | errors | daemon requests | store_written | store_dropped | store_failures | max store_queue | writer batch latency | DB bytes before | DB bytes after | growth | bytes/request | CPU s | peak RSS MB |"
+      echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+    } >"$SUMD"
+    for wl in $SUSTAIN_WORKLOADS; do
+      port=$((BASE_PORT + 6))
+      START_TAG="sustain.$wl"
+      read -r -a LOAD_DIST <<<"$(workload_args "$wl")"
+      log "sustain: $wl, $SUSTAIN_SYSTEM at $SUSTAIN_CONNECTIONS connections for ${SUSTAIN_DURATION} s"
+      rm -f "$OUT/$SUSTAIN_SYSTEM.db" "$OUT/$SUSTAIN_SYSTEM.db-wal" "$OUT/$SUSTAIN_SYSTEM.db-shm"
+      if ! start_system "$SUSTAIN_SYSTEM" "$port" -o log.summary_interval=10s; then
+        echo "| $wl | $SUSTAIN_CONNECTIONS | did not start | | | | | | | | | | | | | | | | | |" >>"$SUMD"
+        continue
+      fi
+      pid=$SERVER_PID; slog=$SERVER_LOG
+      # Size once the daemon has opened (and, if needed, migrated) the copy, before any request.
+      before=$(db_bytes "$OUT/$SUSTAIN_SYSTEM.db")
+      line=$(DURATION=$SUSTAIN_DURATION WARMUP=0 run_once "$port" "$SUSTAIN_CONNECTIONS" "$pid")
+      echo "sustain:$wl conns=$SUSTAIN_CONNECTIONS $line" >>"$OUT/raw.txt"
+      rss=$(peak_rss_kb "$pid")
+      stop_server "$pid" 1200   # up to 120 s for the writer to finish
+      after=$(db_bytes "$OUT/$SUSTAIN_SYSTEM.db")
+      reqs=$(final_field "$slog" requests)
+      maxq=$(grep -E ' (SUMMARY|FINAL) ' "$slog" | grep -o 'store_queue=[0-9]*' | cut -d= -f2 | sort -n | tail -1)
+      grep -q ' FINAL ' "$slog" || log "sustain: no FINAL line (the daemon was killed?); see $slog"
+      printf '| %s | %s | %s | %.0f | %.3f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f |\n' \
+        "$wl" "$SUSTAIN_CONNECTIONS" "$SUSTAIN_DURATION" "$(field rps "$line")" "$(field p50_ms "$line")" \
+        "$(field p99_ms "$line")" "$(field p999_ms "$line")" "$(field errors "$line")" "$reqs" \
+        "$(final_field "$slog" store_written)" "$(final_field "$slog" store_dropped)" \
+        "$(final_field "$slog" store_failures)" "${maxq:-n/a}" "$(writer_latency "$slog")" \
+        "$before" "$after" "$((after - before))" \
+        "$(awk -v g="$((after - before))" -v r="$reqs" 'BEGIN {if (r + 0 > 0) printf "%.1f", g / r; else print "n/a"}')" \
+        "$(field cpu_s "$line")" "$(awk -v k="$rss" 'BEGIN {print k/1024}')" >>"$SUMD"
+      { echo "sustain $wl: $line"; grep -E ' (STORE|SUMMARY|FINAL) ' "$slog"; } >>"$OUT/sustain-details.txt"
+      rm -f "$OUT/$SUSTAIN_SYSTEM.db" "$OUT/$SUSTAIN_SYSTEM.db-wal" "$OUT/$SUSTAIN_SYSTEM.db-shm"
+    done
+    START_TAG=""; DAEMON_SEED_DB=""; LOAD_DIST=()
+    {
+      echo
+      for wl in $SUSTAIN_WORKLOADS; do echo "- $wl: $(workload_label "$wl"): rcptguard-load $(workload_args "$wl")"; done
+      echo "- actions: $(grep '^sustain:' "$OUT/raw.txt" | sed -n 's/^sustain:\([a-z]*\) .* actions=\([^ ]*\).*/\1: \2/p' | tr '\n' ' ')"
+      echo "- the daemon's STORE, SUMMARY and FINAL lines: $OUT/sustain-details.txt"
+    } >>"$SUMD"
+  fi
+  echo
+  cat "$SUMD"
+fi
+
 # --- memory --------------------------------------------------------------------------------------
 if [ "$RUN_MEM" = 1 ] && [ -x "$MEMBENCH" ]; then
   log "memory: 2M distinct recipients against the 1M default cap"
@@ -572,6 +916,62 @@ if [ "$RUN_INGEST" = 1 ]; then
     cat "$INGMD"
     [ "$KEEP" = 1 ] || rm -f "$LOGF"
   fi
+fi
+
+# --- replay: delivery-dense generated logs, end to end into a fresh database ----------------------
+if [ "$RUN_REPLAY" = 1 ]; then
+  REPMD="$OUT/replay.md"
+  {
+    echo "Machine: $(machine_line)"
+    echo
+    echo "Logs from bench/make_maillog.py (three weeks up to now, $REPLAY_MAILBOXES mailboxes + list@, tickets@, archive@, floods; every message with its full set of lines), at least $REPLAY_LINES lines each, page cache warm; \`rcptguard ingest -c /dev/null -o store.path=FRESH.db LOG\` under /usr/bin/time -v, pinned: ${SERVER_CPU:-none}. Bytes per delivered message = database (+ WAL) after the run / deliveries counted."
+    echo
+    echo "| log | lines | messages | deliveries counted | malformed | seconds | lines/s | ingest's own lines/s | deliveries/s | DB bytes | bytes/delivered message | verdicts | peak RSS MB | exit | generated in s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  } >"$REPMD"
+  for fmt in $REPLAY_FORMATS; do
+    RLOG="$OUT/replay-$fmt.log"; RDB="$OUT/replay-$fmt.db"
+    [ "$KEEP" = 1 ] || BIG_FILES+=("$RLOG")
+    log "replay: generating a $fmt log of $REPLAY_LINES lines"
+    g0=$(now_s)
+    if ! python3 "$ROOT/bench/make_maillog.py" "$RLOG" --format "$fmt" --lines "$REPLAY_LINES" \
+         --mailboxes "$REPLAY_MAILBOXES" >"$OUT/make_maillog-$fmt.txt" 2>&1; then
+      cat "$OUT/make_maillog-$fmt.txt" >&2
+      echo "| $fmt | generator failed | | | | | | | | | | | | | |" >>"$REPMD"
+      continue
+    fi
+    g1=$(now_s)
+    lines=$(wc -l <"$RLOG")
+    cat "$RLOG" >/dev/null
+    rm -f "$RDB" "$RDB-wal" "$RDB-shm"
+    log "replay: rcptguard ingest of $lines $fmt lines into a fresh $RDB"
+    t0=$(now_s)
+    timev "$OUT/replay-$fmt.time" $SERVER_CPU "$DAEMON" ingest -c /dev/null -o "store.path=$RDB" "$RLOG" \
+      >"$OUT/replay-$fmt.out" 2>&1
+    rc=$?; t1=$(now_s)
+    secs_=$(secs "$t0" "$t1")
+    sumf="$OUT/replay-$fmt.out"
+    own=$(sed -n 's/^rcptguard ingest: .*(\([0-9]*\) lines\/s).*/\1/p' "$sumf")
+    msgs=$(sed -n 's/.* messages \([0-9]*\) (completed.*/\1/p' "$sumf")
+    dels=$(sed -n 's/.*deliveries counted \([0-9]*\).*/\1/p' "$sumf")
+    malf=$(sed -n 's/.* malformed \([0-9]*\)).*/\1/p' "$sumf")
+    verd=$(sed -n 's/.*verdicts \([0-9]*\),.*/\1/p' "$sumf")
+    dbb=$(db_bytes "$RDB")
+    printf '| %s | %s | %s | %s | %s | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' \
+      "$fmt" "$lines" "${msgs:-?}" "${dels:-?}" "${malf:-?}" "$secs_" "$(rate "$lines" "$secs_")" "${own:-?}" \
+      "$(rate "${dels:-0}" "$secs_")" "$dbb" \
+      "$(awk -v b="$dbb" -v d="${dels:-0}" 'BEGIN {if (d > 0) printf "%.1f", b / d; else print "n/a"}')" \
+      "${verd:-?}" "$(max_rss_mb "$OUT/replay-$fmt.time")" "$rc" "$(secs "$g0" "$g1")" >>"$REPMD"
+    { echo "$fmt:"; cat "$OUT/make_maillog-$fmt.txt"; cat "$sumf"; echo; } >>"$OUT/replay-details.txt"
+    [ "$KEEP" = 1 ] || rm -f "$RLOG"
+    rm -f "$RDB-shm"
+  done
+  {
+    echo
+    echo "Generator and ingest summaries: $OUT/replay-details.txt (target: ≥ 1,000,000 lines/s end to end on the delivery-dense Postfix log; ≤ 64 bytes per delivered message)."
+  } >>"$REPMD"
+  echo
+  cat "$REPMD"
 fi
 
 log "done; raw results in $OUT"

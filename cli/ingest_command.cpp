@@ -53,10 +53,6 @@ class pipeline {
         reader_(ingest::timestamp_options{options.year, reference, options.utc_offset},
                 options.joiner) {
     store_ = std::make_unique<store::store>(store_options_from(settings.store));
-    // A second connection for history reads and positions: the store keeps its own private.
-    positions_db_ = std::make_unique<SQLite::Database>(
-        store::open_read_write(store::open_options{.path = settings.store.path}));
-    positions_ = std::make_unique<store::ingest_positions>(*positions_db_);
     if (!options.alerts_file.empty()) {
       alerts_ = std::make_unique<daemon::alert_file>(options.alerts_file);
     }
@@ -68,23 +64,20 @@ class pipeline {
     deliveries_.clear();
   }
 
-  /// Alerts out, then the records into the database.
-  void flush() {
+  /// Alerts out, then the records into the database, in one transaction with the positions of
+  /// the followed logs they take them to: a crash neither skips nor counts a line twice.
+  void flush(const std::vector<store::followed_position>& positions = {}, time_point now = {}) {
     decision::outbox& batch = engine_.pending();
-    if (batch.empty()) return;
+    if (batch.empty() && positions.empty()) return;
     if (alerts_) alerts_->write(batch.episodes);
-    store_->apply(batch);
+    store_->apply(batch, positions, now);
     batch.clear();
   }
 
   std::optional<ingest::follow_position> saved_position(const std::string& path) {
-    const auto saved = positions_->load(path);
+    const auto saved = store::ingest_positions(store_->database()).load(path);
     if (!saved) return std::nullopt;
     return ingest::follow_position{saved->device, saved->inode, saved->offset};
-  }
-
-  void save_position(const std::string& path, const ingest::follow_position& p, time_point now) {
-    positions_->save(path, store::ingest_position{p.device, p.inode, p.offset}, now);
   }
 
   void fill(ingest_summary& s) const {
@@ -105,7 +98,7 @@ class pipeline {
     } else if (hour > hour_) {
       hour_ = hour;
       flush();
-      const auto histories = store::load_histories(*positions_db_, e.time,
+      const auto histories = store::load_histories(store_->database(), e.time,
                                                    static_cast<int>(settings_.store.history_weeks));
       engine_.update_histories(histories, e.time);
     }
@@ -121,8 +114,6 @@ class pipeline {
   decision::engine engine_;
   daemon::mail_log_reader reader_;
   std::unique_ptr<store::store> store_;
-  std::unique_ptr<SQLite::Database> positions_db_;
-  std::unique_ptr<store::ingest_positions> positions_;
   std::unique_ptr<daemon::alert_file> alerts_;
   std::vector<ingest::message_event> deliveries_;
   daemon::delivery_counts counts_;
@@ -179,10 +170,12 @@ int follow(pipeline& p, const ingest_options& options, const follow_control& con
   const auto on_line = [&](std::string_view text) { p.line(text); };
   while (true) {
     for (auto& f : followers) f->poll(on_line);
-    // Records first, then positions: a crash in between re-reads a batch rather than losing it.
-    p.flush();
-    const time_point now = control.clock();
-    for (auto& f : followers) p.save_position(f->path(), f->position(), now);
+    std::vector<store::followed_position> positions;
+    for (auto& f : followers) {
+      const ingest::follow_position at = f->position();
+      positions.push_back(store::followed_position{f->path(), at.device, at.inode, at.offset});
+    }
+    p.flush(positions, control.clock());
     if (control.stop()) break;
     control.sleep(options.poll_interval);
   }

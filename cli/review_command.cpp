@@ -506,6 +506,15 @@ int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
   const time_point since = from_unix_seconds(now_s - back);
   try {
     SQLite::Database db = store::open_read_only(args.database);
+    // Review never writes, so it cannot migrate: an older file is upgraded by the daemon, or by
+    // `rcptguard ingest` / `scan -d`, which open it for writing.
+    if (const int version = store::user_version(db); version < store::schema_version) {
+      fmt::print(err,
+                 "rcptguard review: database {} has schema version {}, older than {}: start the "
+                 "daemon (or run 'rcptguard ingest' on it) once to upgrade it\n",
+                 printable(args.database), version, store::schema_version);
+      return exit_failure;
+    }
     switch (args.view) {
       case review_view::alerts:
         show_alerts(db, args, since, out);

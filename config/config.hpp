@@ -88,7 +88,7 @@ struct log_settings {
 struct store_settings {
   std::string path;
   std::chrono::milliseconds flush_interval{};
-  std::size_t queue_capacity{};
+  std::size_t max_pending_keys{};
   std::chrono::milliseconds retention{};
   std::uint32_t history_weeks{};  ///< of hourly counts, loaded for the baselines
   std::chrono::milliseconds prune_interval{};

@@ -61,13 +61,14 @@ store::store_options store_options_from(const store_settings& settings) {
   return options;
 }
 
-store::writer_options writer_options_from(const store_settings& settings) {
+store::writer_options writer_options_from(const config& settings) {
   store::writer_options options;
-  options.queue_capacity = settings.queue_capacity;
-  options.flush_interval = settings.flush_interval;
-  options.retention = std::chrono::duration_cast<std::chrono::seconds>(settings.retention);
+  options.max_pending_keys = settings.store.max_pending_keys;
+  options.flush_interval = settings.store.flush_interval;
+  options.retention = std::chrono::duration_cast<std::chrono::seconds>(settings.store.retention);
   options.prune_interval =
-      std::chrono::duration_cast<std::chrono::seconds>(settings.prune_interval);
+      std::chrono::duration_cast<std::chrono::seconds>(settings.store.prune_interval);
+  options.spool_retention = settings.spool.retention;
   return options;
 }
 

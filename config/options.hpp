@@ -31,7 +31,7 @@ scanner::scan_options scan_options_from(const spool_settings& settings);
 /// [store] as the store's options (the database and the history it loads).
 store::store_options store_options_from(const store_settings& settings);
 
-/// [store] as the writer thread's options (batching, retention, pruning).
-store::writer_options writer_options_from(const store_settings& settings);
+/// [store] (and spool.retention) as the writer thread's options: batching, retention, pruning.
+store::writer_options writer_options_from(const config& settings);
 
 }  // namespace rcptguard

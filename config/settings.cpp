@@ -508,9 +508,11 @@ std::vector<setting> make_table() {
            "SQLite database file; a relative path is relative to the working directory."),
       duration(RG_FIELD(store, flush_interval), R"("1s")", 10ms, 10s, restart,
                "Longest time a record waits in memory before it is written."),
-      integer(RG_FIELD(store, queue_capacity), "100000", 100, 10'000'000, restart,
-              "Records waiting for the writer; beyond this new records are dropped and counted, "
-              "never waited for."),
+      integer(RG_FIELD(store, max_pending_keys), "2000000", 1000, 100'000'000, restart,
+              "Keys (recipient-minutes, distinct senders, correspondent pairs, flagged "
+              "requests) held in memory while the database is slow; the writer merges what "
+              "arrives into them, so nothing is dropped. Beyond this, new sender, pair and "
+              "flagged-sender keys are folded and counted; message counts never are."),
       duration(RG_FIELD(store, retention), R"("60d")", day, 3650 * day, reload,
                "Age after which stored events are deleted."),
       integer(RG_FIELD(store, history_weeks), "8", 1, 104, restart,

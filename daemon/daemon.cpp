@@ -69,7 +69,7 @@ class daemon_runtime {
         summary_timer_(io_),
         housekeeping_timer_(io_),
         engine_(config_.detection, random_hash_seed()),
-        persistence_(io_, config_.store, log_),
+        persistence_(io_, config_, log_),
         alerts_(config_.alerts.file, log_),
         handler_(engine_, stats_, log_) {
     context_.settings = session_settings_from(config_);
@@ -109,6 +109,9 @@ class daemon_runtime {
                                           for (const auto& [recipient, found] : evidence) {
                                             engine_.update_spool_evidence(recipient, found, now);
                                           }
+                                        },
+                                        [this](store::database_job job) {
+                                          return persistence_.submit(std::move(job));
                                         });
     if (config_.spool.enabled) spool_->start();
     if (!config_.ingest.files.empty()) {
@@ -125,8 +128,8 @@ class daemon_runtime {
     listeners_ = nullptr;
     if (spool_) spool_->stop();
     alerts_.write(engine_.pending().episodes);
-    persistence_.stop(engine_);
-    if (mail_logs_) mail_logs_->stop(wall_clock_now());
+    if (mail_logs_) mail_logs_->stop();
+    persistence_.stop(engine_, followed_positions());
     log_summary("FINAL");
     log_->info("STOPPED after serving {} connection(s)", stats_.connections_accepted);
     log_->flush();
@@ -201,9 +204,13 @@ class daemon_runtime {
       if (mail_logs_) mail_logs_->poll(engine_, now);
       engine_.tick(now);
       alerts_.write(engine_.pending().episodes);
-      persistence_.pump(engine_, now);
+      persistence_.pump(engine_, now, followed_positions());
       schedule_housekeeping();
     });
+  }
+
+  std::vector<store::followed_position> followed_positions() {
+    return mail_logs_ ? mail_logs_->take_positions() : std::vector<store::followed_position>{};
   }
 
   void schedule_summary() {
@@ -230,14 +237,16 @@ class daemon_runtime {
         "{} requests={} dunno={} warn={} defer={} connections={} open={} peak_open={} "
         "idle_closed={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
         "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
-        "store_written={} store_dropped={} store_failures={} store_queue={}",
+        "store_written={} store_dropped={} store_folded={} store_failures={} store_pending_keys={} "
+        "store_flush_ms={} store_flush_max_ms={}",
         tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer, stats_.connections_accepted,
         stats_.connections_open, stats_.peak_connections, stats_.idle_timeouts,
         stats_.internal_errors_answered, drops.empty() ? " none" : drops, engine.tracked_recipients,
         engine.max_tracked_recipients, engine.recipient_evictions, engine.open_transactions,
         engine.transactions_rolled_back, engine.open_episodes, engine.monitor_would_defer,
         engine.correspondent_passes, store.records_written, store.records_dropped,
-        store.write_failures, store.queue_depth);
+        store.keys_folded, store.write_failures, store.queue_depth,
+        store.last_flush_duration.count() / 1000, store.max_flush_duration.count() / 1000);
   }
 
   config_source source_;

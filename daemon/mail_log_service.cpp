@@ -2,7 +2,6 @@
 #include "daemon/mail_log_service.hpp"
 
 #include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Transaction.h>
 #include <fmt/core.h>
 
 #include <exception>
@@ -17,9 +16,6 @@ namespace rcptguard::daemon {
 
 namespace {
 
-// Positions are written on the network thread: it must never wait long for the writer
-// thread's lock. Missing it only delays the save to the next second.
-constexpr std::chrono::milliseconds position_busy_timeout{50};
 // Events a batch carries before it is queued, so the network thread sees progress while the
 // reader works through a backlog.
 constexpr std::size_t batch_events = 4096;
@@ -53,9 +49,8 @@ void mail_log_service::halt_reader() {
 }
 
 void mail_log_service::open(time_point now) {
-  db_ = std::make_unique<SQLite::Database>(store::open_read_write(
-      store::open_options{.path = database_, .busy_timeout = position_busy_timeout}));
-  store::ingest_positions positions(*db_);
+  SQLite::Database db = store::open_read_only(database_);
+  store::ingest_positions positions(db);
   for (const std::string& path : settings_.files) {
     auto f = std::make_unique<ingest::follower>(path, settings_.max_line);
     std::optional<ingest::follow_position> saved;
@@ -67,7 +62,7 @@ void mail_log_service::open(time_point now) {
     fed_.push_back(saved);
     followers_.push_back(std::move(f));
   }
-  stored_ = fed_;
+  handed_ = fed_;
   reader_ = std::make_unique<mail_log_reader>(timestamp_options_from(settings_, now),
                                               joiner_options_from(settings_));
   log_->info("INGEST following {} (instances: {}; hosts: {}) every {}", joined(settings_.files),
@@ -122,12 +117,6 @@ bool mail_log_service::push(batch&& b) {
 }
 
 void mail_log_service::poll(decision::engine& engine, time_point now) {
-  // fed_ is what earlier polls fed, and the daemon's pump() has handed those records to the
-  // writer since: their positions may be stored.
-  if (fed_ != stored_ && (!last_save_ || now - *last_save_ >= position_save_interval)) {
-    save_positions(fed_, now);
-  }
-
   std::deque<batch> taken;
   {
     const std::lock_guard lock(mutex_);
@@ -165,35 +154,23 @@ void mail_log_service::poll(decision::engine& engine, time_point now) {
   }
 }
 
-void mail_log_service::save_positions(
-    const std::vector<std::optional<ingest::follow_position>>& positions, time_point now) {
-  last_save_ = now;
-  try {
-    store::ingest_positions table(*db_);
-    SQLite::Transaction transaction(*db_);
-    for (std::size_t i = 0; i < positions.size(); ++i) {
-      if (!positions[i] || positions[i] == stored_[i]) continue;
-      const ingest::follow_position& p = *positions[i];
-      table.save(followers_[i]->path(), store::ingest_position{p.device, p.inode, p.offset}, now);
-    }
-    transaction.commit();
-    stored_ = positions;
-    ++position_saves_;
-  } catch (const std::exception& e) {
-    // The next second tries again; until then a crash re-reads a little more.
-    if (position_save_failures_++ == 0 || log_->should_log(spdlog::level::debug)) {
-      log_->warn("INGEST positions not saved (retried every second): {}", printable(e.what()));
-    }
+std::vector<store::followed_position> mail_log_service::take_positions() {
+  std::vector<store::followed_position> moved;
+  for (std::size_t i = 0; i < fed_.size(); ++i) {
+    if (!fed_[i] || fed_[i] == handed_[i]) continue;
+    moved.push_back(store::followed_position{followers_[i]->path(), fed_[i]->device,
+                                             fed_[i]->inode, fed_[i]->offset});
+    handed_[i] = fed_[i];
   }
+  return moved;
 }
 
 void mail_log_service::reconfigure(const ingest_settings& settings) {
   worker_.set_interval(settings.poll_interval);
 }
 
-void mail_log_service::stop(time_point now) {
+void mail_log_service::stop() {
   halt_reader();
-  if (db_ && fed_ != stored_) save_positions(fed_, now);
   const mail_log_service_stats s = stats();
   log_->info(
       "INGEST stopped: lines {} (mail {}), events fed {}, stale {}, not selected {}, "
@@ -212,8 +189,6 @@ mail_log_service_stats mail_log_service::stats() const {
   s.events_fed = fed_counts_.deliveries;
   s.stale_events = stale_events_;
   s.future_events = future_events_;
-  s.position_saves = position_saves_;
-  s.position_save_failures = position_save_failures_;
   return s;
 }
 

@@ -18,18 +18,16 @@
 // not counted, from the log as from the policy hook; old logs are replayed with
 // `rcptguard ingest` before starting the daemon.
 //
-// Positions. A file's position is stored (table ingest_position, on this service's own
-// connection) only once every event read before it has been fed to the engine AND the
-// engine's records of those events have been handed to the store's writer: the daemon calls
-// persistence.pump() after poll(), so the positions reached by one poll() are stored by a later
-// one. They are stored at most once a second (position_save_interval), and once more at
-// stop() after the writer's final flush. A crash therefore re-reads, and counts again, at most
-// the lines of the last second (plus what the writer had not committed, as for policy records);
-// a clean stop re-reads nothing. Lines read from a huge backlog get a stored position only once
-// the follower has handed out the whole backlog (it reports positions per poll, not per line),
-// so a crash during such a catch-up re-reads it; its events are stale then and skipped anyway.
-// The joiner's open messages are not stored: a message whose lines straddle a restart is
-// counted as an orphan delivery (without its sender) or not at all.
+// Positions. A file's position (table ingest_position) is handed to the store's writer with
+// the engine's records of every event read before it: take_positions() gives the positions the
+// fed events reached, and the daemon passes them to persistence.pump() together with the
+// engine's outbox, so both commit in one transaction. A crash therefore neither skips nor
+// counts again a line whose records were stored (exactly once, by construction); what was fed
+// but not yet committed is read again, and was not counted. Lines read from a huge backlog get
+// a position only once the follower has handed out the whole backlog (it reports positions per
+// poll, not per line), so a crash during such a catch-up re-reads it; its events are stale
+// then and skipped anyway. The joiner's open messages are not stored: a message whose lines
+// straddle a restart is counted as an orphan delivery (without its sender) or not at all.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -53,10 +51,7 @@
 #include "decision/engine.hpp"
 #include "ingest/follower.hpp"
 #include "ingest/joiner.hpp"
-
-namespace SQLite {
-class Database;
-}
+#include "store/delta.hpp"
 
 namespace rcptguard::daemon {
 
@@ -69,8 +64,6 @@ struct mail_log_service_stats {
   std::uint64_t events_fed = 0;
   std::uint64_t stale_events = 0;   ///< older than max_event_lag when fed: skipped
   std::uint64_t future_events = 0;  ///< dated after `now`: fed at `now`
-  std::uint64_t position_saves = 0;
-  std::uint64_t position_save_failures = 0;
   std::size_t queued_events = 0;
 };
 
@@ -82,7 +75,6 @@ class mail_log_service {
   static constexpr std::size_t max_queued_events = 200'000;
   /// Events older than this when fed are skipped (see the header comment).
   static constexpr std::chrono::minutes max_event_lag{5};
-  static constexpr std::chrono::seconds position_save_interval{1};
 
   /// `database` is store.path, already opened (and migrated) by the daemon's persistence.
   mail_log_service(ingest_settings settings, std::string database,
@@ -91,26 +83,27 @@ class mail_log_service {
   mail_log_service& operator=(const mail_log_service&) = delete;
   ~mail_log_service();
 
-  /// Opens the service's own database connection, starts each follower at its stored position
+  /// Reads the stored positions (read-only), starts each follower at its stored position
   /// (a file not seen before at its end, like tail -F) and starts the reader thread. Throws
   /// std::exception with the reason when the database cannot be used; a missing log file is
   /// waited for.
   void open(time_point now);
 
-  /// On the engine's thread, from the daemon's housekeeping timer: stores the positions whose
-  /// records the last pump() handed to the writer (at most once a second), then feeds up to
-  /// max_events_per_poll queued events to `engine` through count_delivery(). Never throws:
-  /// a database error is logged and the positions are stored at a later call.
+  /// On the engine's thread, from the daemon's housekeeping timer: feeds up to
+  /// max_events_per_poll queued events to `engine` through count_delivery(). Never throws.
   void poll(decision::engine& engine, time_point now);
 
   /// A reload: ingest.poll_interval applies to the reader's next wait. The other keys apply on
   /// restart (settings table).
   void reconfigure(const ingest_settings& settings);
 
-  /// Stops and joins the reader thread, then stores the positions of everything fed. Call it
-  /// after persistence.stop(), which hands the last records to the writer and flushes them.
-  /// Events still queued are not fed; their lines are read again at the next start.
-  void stop(time_point now);
+  /// The positions the events fed so far reach, for those that moved since the last call:
+  /// hand them to the writer with the engine's records (persistence.pump()).
+  std::vector<store::followed_position> take_positions();
+
+  /// Stops and joins the reader thread. Events still queued are not fed; their lines are read
+  /// again at the next start. Then take_positions() for the final hand-over.
+  void stop();
 
   mail_log_service_stats stats() const;
 
@@ -126,8 +119,6 @@ class mail_log_service {
   void halt_reader();
   /// Queues `b`, waiting while the queue is full; false when stopping (b is dropped).
   bool push(batch&& b);
-  void save_positions(const std::vector<std::optional<ingest::follow_position>>& positions,
-                      time_point now);
 
   const std::string database_;
   const std::shared_ptr<spdlog::logger> log_;
@@ -146,15 +137,11 @@ class mail_log_service {
   mail_log_service_stats stats_;  ///< the reader's counts; the feeding counts are below
 
   // Engine thread only.
-  std::unique_ptr<SQLite::Database> db_;
   std::vector<std::optional<ingest::follow_position>> fed_;     ///< after the events fed
-  std::vector<std::optional<ingest::follow_position>> stored_;  ///< last written
-  std::optional<time_point> last_save_;
+  std::vector<std::optional<ingest::follow_position>> handed_;  ///< last taken
   delivery_counts fed_counts_;
   std::uint64_t stale_events_ = 0;
   std::uint64_t future_events_ = 0;
-  std::uint64_t position_saves_ = 0;
-  std::uint64_t position_save_failures_ = 0;
   std::uint64_t stale_logged_ = 0;  ///< stale_events_ when last logged
   std::optional<time_point> stale_log_time_;
 

@@ -17,9 +17,12 @@ constexpr auto history_refresh_interval = std::chrono::hours{1};
 
 }  // namespace
 
-persistence::persistence(boost::asio::io_context& io, store_settings settings,
+persistence::persistence(boost::asio::io_context& io, const config& settings,
                          std::shared_ptr<spdlog::logger> log)
-    : io_(io), settings_(std::move(settings)), log_(std::move(log)) {}
+    : io_(io),
+      settings_(settings.store),
+      writer_options_(writer_options_from(settings)),
+      log_(std::move(log)) {}
 
 persistence::~persistence() {
   if (history_reader_.joinable()) history_reader_.join();
@@ -36,7 +39,7 @@ void persistence::open_and_restore(decision::engine& engine, time_point now) {
       snapshot.correspondents.size(), snapshot.open_episodes.size());
 
   writer_ = std::make_unique<store::writer>(
-      std::move(db), writer_options_from(settings_),
+      std::move(db), writer_options_,
       [log = log_](store::log_level level, std::string text) {
         log->log(to_spdlog(level), "STORE {}", text);
       },
@@ -44,9 +47,10 @@ void persistence::open_and_restore(decision::engine& engine, time_point now) {
   next_refresh_ = now + history_refresh_interval;
 }
 
-void persistence::pump(decision::engine& engine, time_point now) {
-  if (writer_ && !engine.pending().empty()) {
-    writer_->submit(std::move(engine.pending()));
+void persistence::pump(decision::engine& engine, time_point now,
+                       const std::vector<store::followed_position>& positions) {
+  if (writer_ && (!engine.pending().empty() || !positions.empty())) {
+    writer_->submit(std::move(engine.pending()), positions);
     engine.pending().clear();  // a moved-from vector is valid but unspecified
   }
   if (histories_fed_ < histories_.size()) {
@@ -90,15 +94,24 @@ void persistence::start_history_refresh(time_point now) {
   });
 }
 
-void persistence::stop(decision::engine& engine) {
+bool persistence::submit(store::database_job job) {
+  return writer_ && writer_->submit(std::move(job));
+}
+
+void persistence::stop(decision::engine& engine,
+                       const std::vector<store::followed_position>& positions) {
   if (history_reader_.joinable()) history_reader_.join();
   if (!writer_) return;
-  if (!engine.pending().empty()) writer_->submit(std::move(engine.pending()));
+  writer_->submit(std::move(engine.pending()), positions);
   engine.pending().clear();
   writer_->stop();
   const auto stats = writer_->stats();
-  log_->info("STORE flushed: {} records written, {} dropped, {} write failures",
-             stats.records_written, stats.records_dropped, stats.write_failures);
+  log_->info(
+      "STORE flushed: {} records written as {} rows in {} transactions (longest {} ms), {} "
+      "dropped, {} keys folded, {} write failures",
+      stats.records_written, stats.rows_written, stats.flushes,
+      stats.max_flush_duration.count() / 1000, stats.records_dropped, stats.keys_folded,
+      stats.write_failures);
 }
 
 store::writer_stats persistence::writer_stats() const {

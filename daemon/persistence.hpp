@@ -1,6 +1,8 @@
 // The daemon's side of persistence: opens the store before serving, hands the engine's records
-// to the store's writer thread, and refreshes the engine's baselines from the database every
-// hour on a short-lived reader thread. The network thread only ever moves vectors.
+// (with the followed-log positions they cover) to the store's writer thread, the one owner of
+// the database's writes, passes it the spool scanner's rows, and refreshes the engine's
+// baselines from the database every hour on a short-lived read-only thread. The network thread
+// never calls SQLite.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -19,7 +21,7 @@ namespace rcptguard::daemon {
 
 class persistence {
  public:
-  persistence(boost::asio::io_context& io, store_settings settings,
+  persistence(boost::asio::io_context& io, const config& settings,
               std::shared_ptr<spdlog::logger> log);
   persistence(const persistence&) = delete;
   persistence& operator=(const persistence&) = delete;
@@ -29,12 +31,18 @@ class persistence {
   /// writer thread. Throws std::exception with the reason when the database cannot be used.
   void open_and_restore(decision::engine& engine, time_point now);
 
-  /// Moves the engine's pending records to the writer and feeds refreshed histories to the
-  /// engine a slice at a time. Called from the network thread's housekeeping timer.
-  void pump(decision::engine& engine, time_point now);
+  /// Moves the engine's pending records to the writer, with the positions of the followed logs
+  /// whose events they include (committed in the same transaction), and feeds refreshed
+  /// histories to the engine a slice at a time. Called from the network thread's housekeeping
+  /// timer.
+  void pump(decision::engine& engine, time_point now,
+            const std::vector<store::followed_position>& positions = {});
+
+  /// Other writes for the writer's thread (a spool scan's rows); false once stopped.
+  bool submit(store::database_job job);
 
   /// Final hand-over and flush, at shutdown.
-  void stop(decision::engine& engine);
+  void stop(decision::engine& engine, const std::vector<store::followed_position>& positions = {});
 
   store::writer_stats writer_stats() const;
 
@@ -43,6 +51,7 @@ class persistence {
 
   boost::asio::io_context& io_;
   store_settings settings_;
+  store::writer_options writer_options_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<store::writer> writer_;
   std::thread history_reader_;

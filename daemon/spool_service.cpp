@@ -16,16 +16,12 @@
 #include "daemon/spool_evidence.hpp"
 #include "store/schema.hpp"
 #include "store/spool.hpp"
+#include "store/writer.hpp"
 
 namespace rcptguard::daemon {
 
 namespace {
 
-// A scan's save waits this long for the daemon's writer thread to commit. Only this thread
-// waits, and the writer's own transactions are short (store.flush_interval batches).
-constexpr std::chrono::milliseconds database_busy_timeout{10'000};
-// Old spool rows go at most this often: they age by hours, so every five minutes is waste.
-constexpr std::chrono::hours prune_interval{1};
 // Refusal reasons quoted in a scan's summary line; each refused file gets its own line anyway.
 constexpr std::size_t max_summary_reasons = 3;
 // Paths, reasons and addresses come from mailbox and file names, i.e. partly from whoever can
@@ -37,19 +33,38 @@ constexpr std::size_t max_summary_reasons = 3;
 /// `state_loaded`: after a failed save the stored state is behind the one in memory, so it is
 /// read again and the unsaved messages are read again too, instead of being lost.
 struct spool_service::database_state {
-  std::optional<SQLite::Database> connection;
   scanner::scan_state state;
   bool state_loaded = false;
-  std::optional<time_point> last_prune;
 };
+
+namespace {
+
+// What save_scan() reads of the state: the read positions of the mailboxes the scan visited,
+// not their records (which may be many).
+scanner::scan_state positions_of(const scanner::scan_report& report,
+                                 const scanner::scan_state& state) {
+  scanner::scan_state out;
+  for (const scanner::file_report& f : report.files) {
+    const auto found = state.mailboxes.find(f.path);
+    if (found == state.mailboxes.end()) continue;
+    scanner::mailbox_state& box = out.mailboxes[f.path];
+    box.kind = found->second.kind;
+    box.mbox = found->second.mbox;
+    box.maildir_files = found->second.maildir_files;
+  }
+  return out;
+}
+
+}  // namespace
 
 spool_service::spool_service(boost::asio::io_context& io, spool_settings settings,
                              std::string database, std::shared_ptr<spdlog::logger> log,
-                             spool_publish publish)
+                             spool_publish publish, spool_save save)
     : io_(io),
       database_(std::move(database)),
       log_(std::move(log)),
       publish_(std::move(publish)),
+      save_(std::move(save)),
       settings_(std::move(settings)) {}
 
 void spool_service::start() {
@@ -91,7 +106,6 @@ void spool_service::round(database_state& db) {
   } catch (const std::exception& e) {
     // The connection may be the cause (file replaced, disk full): open it afresh next time.
     log_->error("SPOOL scan failed: {}; retrying at the next interval", printable(e.what()));
-    db.connection.reset();
     db.state_loaded = false;
   }
 }
@@ -106,14 +120,16 @@ void spool_service::scan(database_state& db) {
   const scanner::scan_options options = scan_options_from(settings);
   const time_point now = wall_clock_now();
 
-  if (!db.connection) {
-    store::open_options open;
-    open.path = database_;
-    open.busy_timeout = database_busy_timeout;
-    db.connection.emplace(store::open_read_write(open));
+  // The writer stores scans in order; the next scan waits until the last one is stored, so
+  // the rows it reads back (after a refused save) are never behind a scan still in flight.
+  if (saving_->load()) {
+    log_->debug("SPOOL scan skipped: the last scan is still being stored");
+    return;
   }
+  if (reload_->exchange(false)) db.state_loaded = false;
   if (!db.state_loaded) {
-    db.state = store::load_scan_state(*db.connection, now, options.retention);
+    SQLite::Database connection = store::open_read_only(database_);
+    db.state = store::load_scan_state(connection, now, options.retention);
     db.state_loaded = true;
   }
 
@@ -134,21 +150,20 @@ void spool_service::scan(database_state& db) {
     });
   }
 
-  try {
-    store::save_scan(*db.connection, report, db.state);
-  } catch (const std::exception& e) {
-    db.state_loaded = false;
-    log_->error("SPOOL saving the scan failed: {}; its messages are read again next scan",
-                printable(e.what()));
-    return;
-  }
-  if (!db.last_prune || now - *db.last_prune >= prune_interval) {
-    const std::uint64_t pruned = store::prune_spool(*db.connection, now - options.retention);
-    db.last_prune = now;
-    if (pruned != 0) {
-      log_->info("SPOOL pruned {} rows older than {}", pruned, format_duration(options.retention));
-    }
-  }
+  // The writer thread owns the database's writes; the rows go there, and a save it refuses
+  // for its content makes the next scan read the stored state again.
+  saving_->store(true);
+  auto saved = std::make_shared<const std::pair<scanner::scan_report, scanner::scan_state>>(
+      report, positions_of(report, db.state));
+  store::database_job job;
+  job.run = [saved](SQLite::Database& connection) {
+    store::save_scan(connection, saved->first, saved->second);
+  };
+  job.done = [saving = saving_, reload = reload_](bool committed) {
+    if (!committed) reload->store(true);
+    saving->store(false);
+  };
+  if (!save_(std::move(job))) saving_->store(false);
 }
 
 void spool_service::log_report(const scanner::scan_report& report, std::size_t evidence_count) {

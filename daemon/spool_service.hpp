@@ -1,11 +1,12 @@
 // The daemon's spool scanner: one background thread that scans the mail spool every
-// spool.interval, keeps the scan state in the database on a connection of its own, and hands
-// the strongest evidence per recipient to the network thread (boost::asio::post), where the
-// decision engine lives. A scan reads files for seconds; the network thread never waits for it.
+// spool.interval, reads its stored state once (read-only), hands each scan's rows to the
+// store's writer thread and the strongest evidence per recipient to the network thread
+// (boost::asio::post), where the decision engine lives. A scan reads files for seconds; the network thread never waits for it.
 #pragma once
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
@@ -19,19 +20,22 @@
 #include "daemon/worker.hpp"
 #include "decision/engine.hpp"
 #include "scanner/scanner.hpp"
+#include "store/writer.hpp"
 
 namespace rcptguard::daemon {
 
 /// (recipient, evidence) pairs of one scan, and the scan's time.
 using spool_evidence_list = std::vector<std::pair<std::string, decision::spool_evidence>>;
 using spool_publish = std::function<void(spool_evidence_list, time_point)>;
+/// Hands a scan's rows to the store's writer thread (persistence::submit); false when stopped.
+using spool_save = std::function<bool(store::database_job)>;
 
 class spool_service {
  public:
   /// `publish` runs on `io`'s thread, once per scan that found evidence. `database` is
   /// store.path; the daemon has already opened (and migrated) it.
   spool_service(boost::asio::io_context& io, spool_settings settings, std::string database,
-                std::shared_ptr<spdlog::logger> log, spool_publish publish);
+                std::shared_ptr<spdlog::logger> log, spool_publish publish, spool_save save);
   spool_service(const spool_service&) = delete;
   spool_service& operator=(const spool_service&) = delete;
   ~spool_service() = default;
@@ -62,6 +66,10 @@ class spool_service {
   const std::string database_;
   const std::shared_ptr<spdlog::logger> log_;
   const spool_publish publish_;
+  const spool_save save_;
+  // Shared with the save job, which completes on the writer's thread.
+  std::shared_ptr<std::atomic<bool>> saving_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> reload_ = std::make_shared<std::atomic<bool>>(false);
 
   std::mutex mutex_;  ///< guards settings_
   spool_settings settings_;

@@ -7,6 +7,9 @@
 #include <array>
 #include <ctime>
 #include <limits>
+#include <map>
+
+#include "store/delta.hpp"
 
 namespace rcptguard::store {
 namespace {
@@ -74,38 +77,65 @@ recipient_report recipient_detail(SQLite::Database& db, const std::string& recip
                             hours.getColumn(4).getInt64()});
   }
 
-  // A read-only connection never migrates, so a file the daemon has not upgraded yet (v1) is
-  // read without the v2 column.
-  const bool has_monitor_only = db.execAndGet("PRAGMA user_version").getInt() >= 2;
-  SQLite::Statement verdicts(
-      db, std::string{"SELECT id, at, sender, client, level, score, action_text, source, "} +
-              (has_monitor_only ? "monitor_only" : "0") +
-              " FROM verdict WHERE recipient = ?1 AND at >= ?2 ORDER BY at DESC, id DESC LIMIT ?3");
+  // Flagged requests with the explanation in force for each: its own when it is one (same
+  // second, sender, client and level), else the recipient's latest at or before it. Explanations
+  // change rarely, so each is read once.
+  SQLite::Statement flagged(db, R"sql(
+    SELECT f.at, s.text, c.text, f.code, f.requests,
+           COALESCE(
+             (SELECT e.id FROM explanation e
+               WHERE e.recipient = ?1 AND e.at = f.at AND e.sender = s.text
+                 AND e.client = c.text
+                 AND e.level = CASE f.code & 3 WHEN 2 THEN 'defer' ELSE 'warn' END
+               ORDER BY e.id DESC LIMIT 1),
+             (SELECT e.id FROM explanation e WHERE e.recipient = ?1 AND e.at <= f.at
+               ORDER BY e.at DESC, e.id DESC LIMIT 1))
+      FROM flagged f
+      JOIN party s ON s.id = f.sender
+      JOIN party c ON c.id = f.client
+     WHERE f.recipient = (SELECT id FROM name WHERE text = ?1) AND f.at >= ?2
+     ORDER BY f.at DESC, f.sender DESC, f.client DESC, f.code DESC
+     LIMIT ?3)sql");
+  SQLite::Statement explanation(db, "SELECT score, action_text FROM explanation WHERE id = ?1");
   SQLite::Statement reasons(db, R"sql(
-    SELECT name, weight, observed, baseline, detail FROM verdict_reason
-     WHERE verdict_id = ?1 ORDER BY ordinal)sql");
-  verdicts.bind(1, recipient);
-  verdicts.bind(2, from);
-  verdicts.bind(3, to_i64(verdict_limit));
-  while (verdicts.executeStep()) {
-    verdict_row v;
-    v.id = verdicts.getColumn(0).getInt64();
-    v.at = verdicts.getColumn(1).getInt64();
-    v.recipient = recipient;
-    v.sender = verdicts.getColumn(2).getString();
-    v.client = verdicts.getColumn(3).getString();
-    v.level = verdicts.getColumn(4).getString();
-    v.score = verdicts.getColumn(5).getDouble();
-    v.action_text = verdicts.getColumn(6).getString();
-    v.source = verdicts.getColumn(7).getString();
-    v.monitor_only = verdicts.getColumn(8).getInt() != 0;
+    SELECT name, weight, observed, baseline, detail FROM explanation_reason
+     WHERE explanation_id = ?1 ORDER BY ordinal)sql");
+  flagged.bind(1, recipient);
+  flagged.bind(2, from);
+  flagged.bind(3, to_i64(verdict_limit));
+  std::map<std::int64_t, verdict_row> explained;  // explanation id -> its story
+  const auto story = [&](std::int64_t id) -> const verdict_row& {
+    auto [it, inserted] = explained.try_emplace(id);
+    if (!inserted) return it->second;
+    verdict_row& v = it->second;
+    v.id = id;
+    explanation.reset();
+    explanation.bind(1, id);
+    if (explanation.executeStep()) {
+      v.score = explanation.getColumn(0).getDouble();
+      v.action_text = explanation.getColumn(1).getString();
+    }
     reasons.reset();
-    reasons.bind(1, v.id);
+    reasons.bind(1, id);
     while (reasons.executeStep()) {
       v.reasons.push_back({reasons.getColumn(0).getString(), reasons.getColumn(1).getDouble(),
                            reasons.getColumn(2).getDouble(), reasons.getColumn(3).getDouble(),
                            reasons.getColumn(4).getString()});
     }
+    return v;
+  };
+  while (flagged.executeStep()) {
+    verdict_row v;
+    if (!flagged.isColumnNull(5)) v = story(flagged.getColumn(5).getInt64());
+    v.at = flagged.getColumn(0).getInt64();
+    v.recipient = recipient;
+    v.sender = flagged.getColumn(1).getString();
+    v.client = flagged.getColumn(2).getString();
+    const auto code = static_cast<std::uint8_t>(flagged.getColumn(3).getInt());
+    v.level = code_level(code) == decision::verdict_level::defer ? "defer" : "warn";
+    v.monitor_only = code_monitor_only(code);
+    v.source = code_source(code) == decision::event_source::log ? "log" : "policy";
+    v.requests = flagged.getColumn(4).getInt64();
     report.verdicts.push_back(std::move(v));
   }
 
@@ -127,7 +157,8 @@ std::vector<top_recipient_row> top_recipients(SQLite::Database& db, time_point s
   SQLite::Statement st(db, R"sql(
     SELECT h.recipient, sum(h.accepted) AS accepted, sum(h.attempted), sum(h.bytes),
            max(h.distinct_senders), count(*),
-           (SELECT count(*) FROM verdict v WHERE v.recipient = h.recipient AND v.at >= ?1)
+           (SELECT COALESCE(sum(f.requests), 0) FROM flagged f
+             WHERE f.recipient = (SELECT id FROM name WHERE text = h.recipient) AND f.at >= ?1)
       FROM recipient_hourly h
      WHERE h.hour_start >= ?2
      GROUP BY h.recipient

@@ -24,8 +24,10 @@ struct reason_row {
   std::string detail;
 };
 
+/// One flagged request (or several identical ones within a second) with the explanation in
+/// force for it: the score, action text and reasons the recipient's story had then.
 struct verdict_row {
-  std::int64_t id = 0;
+  std::int64_t id = 0;  ///< of the explanation; 0 when none is stored (pruned)
   std::int64_t at = 0;
   std::string recipient;
   std::string sender;
@@ -37,6 +39,7 @@ struct verdict_row {
   std::string action_text;
   std::string source;  ///< "policy" or "log"
   std::vector<reason_row> reasons;
+  std::int64_t requests = 1;  ///< identical requests in the same second
 };
 
 struct alert_row {

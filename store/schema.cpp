@@ -366,11 +366,182 @@ DROP TABLE recipient_hour_sender;               -- with recipient_hour_sender_by
 ALTER TABLE recipient_hour_sender_v5 RENAME TO recipient_hour_sender;
 )sql";
 
+// v6: verdicts are kept at the rate an analyst reads them. A flood answers thousands of flagged
+// requests with one story; each used to cost a verdict row with its action text and about three
+// reason rows. Now the story (score, reasons with their numbers, the action text) is an
+// `explanation`, stored when it changes: an episode's first verdict, each escalation or new
+// peak, each change of the set of reasons. Each flagged request is a compact `flagged` row of
+// interned ids, the second it was answered and a code, clustered by recipient so "who was
+// deferred during bob's episode" is one key range; identical rows within a flush add up in
+// `requests`. Recipients are interned in `name` (unique: review looks them up by text); senders
+// and clients in `party` without an index on the text, since a flood's distinct senders would
+// otherwise be stored twice: the writer remembers the ids it gave, so the same text may appear
+// under several ids after a restart, which a join by id does not mind. The explanation in force for
+// a flagged row is the recipient's latest one at or before it (v_verdicts joins them).
+// `flagged_span` remembers each recipient's oldest row, so pruning finds old rows without an index
+// on time. Existing verdicts become explanations (one each, ids kept) and flagged rows; nothing of
+// the history is lost.
+constexpr const char* schema_v6 = R"sql(
+CREATE TABLE name (
+  id   INTEGER PRIMARY KEY,
+  text TEXT    NOT NULL UNIQUE                  -- a normalised recipient address
+);
+
+CREATE TABLE party (
+  id   INTEGER PRIMARY KEY,
+  text TEXT    NOT NULL                         -- a sender ('' the null sender) or a client
+);
+
+CREATE TABLE explanation (
+  id           INTEGER PRIMARY KEY,
+  at           INTEGER NOT NULL,
+  recipient    TEXT    NOT NULL,
+  sender       TEXT    NOT NULL,                -- of the request that changed the story
+  client       TEXT    NOT NULL,
+  level        TEXT    NOT NULL,                -- 'warn' or 'defer'
+  monitor_only INTEGER NOT NULL DEFAULT 0,
+  score        REAL    NOT NULL,
+  action_text  TEXT    NOT NULL,                -- exactly what followed "action="
+  source       TEXT    NOT NULL,                -- 'policy' or 'log'
+  at_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch')) VIRTUAL
+);
+CREATE INDEX explanation_by_recipient ON explanation (recipient, at);
+CREATE INDEX explanation_by_at ON explanation (at);
+
+CREATE TABLE explanation_reason (
+  explanation_id INTEGER NOT NULL REFERENCES explanation (id) ON DELETE CASCADE,
+  ordinal        INTEGER NOT NULL,              -- order the engine listed the reasons in
+  name           TEXT    NOT NULL,
+  weight         REAL    NOT NULL,
+  observed       REAL    NOT NULL,
+  baseline       REAL    NOT NULL,
+  detail         TEXT    NOT NULL,
+  PRIMARY KEY (explanation_id, ordinal)
+) WITHOUT ROWID;
+
+CREATE TABLE flagged (
+  recipient INTEGER NOT NULL,                   -- name.id
+  at        INTEGER NOT NULL,                   -- Unix seconds
+  sender    INTEGER NOT NULL,                   -- party.id
+  client    INTEGER NOT NULL,                   -- party.id
+  code      INTEGER NOT NULL,                   -- 1 warn, 2 defer; +4 monitor only; +8 from a log
+  requests  INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY (recipient, at, sender, client, code)
+) WITHOUT ROWID;
+
+CREATE TABLE flagged_span (
+  recipient INTEGER PRIMARY KEY,                -- name.id
+  first_at  INTEGER NOT NULL                    -- the oldest flagged row kept for it
+);
+CREATE INDEX flagged_span_by_first ON flagged_span (first_at);
+
+INSERT INTO explanation (id, at, recipient, sender, client, level, monitor_only, score,
+                         action_text, source)
+  SELECT id, at, recipient, sender, client, level, monitor_only, score, action_text, source
+    FROM verdict;
+INSERT INTO explanation_reason (explanation_id, ordinal, name, weight, observed, baseline, detail)
+  SELECT verdict_id, ordinal, name, weight, observed, baseline, detail FROM verdict_reason;
+INSERT INTO name (text) SELECT DISTINCT recipient FROM verdict;
+INSERT INTO party (text) SELECT sender FROM verdict UNION SELECT client FROM verdict;
+CREATE INDEX party_by_text_for_migration ON party (text);
+INSERT INTO flagged (recipient, at, sender, client, code, requests)
+  SELECT r.id, v.at, s.id, c.id,
+         CASE v.level WHEN 'defer' THEN 2 ELSE 1 END + 4 * (v.monitor_only <> 0)
+           + CASE v.source WHEN 'log' THEN 8 ELSE 0 END,
+         count(*)
+    FROM verdict v
+    JOIN name r ON r.text = v.recipient
+    JOIN party s ON s.text = v.sender
+    JOIN party c ON c.text = v.client
+   GROUP BY 1, 2, 3, 4, 5;
+DROP INDEX party_by_text_for_migration;
+INSERT INTO flagged_span (recipient, first_at) SELECT recipient, min(at) FROM flagged GROUP BY 1;
+
+DROP VIEW v_alerts;
+DROP VIEW v_verdicts;
+DROP TABLE verdict_reason;
+DROP TABLE verdict;
+
+CREATE VIEW v_alerts AS
+SELECT e.id,
+       e.recipient,
+       CASE e.ended WHEN 1 THEN 'closed' ELSE 'open' END AS state,
+       e.started_utc,
+       e.updated_utc,
+       e.ended_at_utc,
+       COALESCE(e.ended_at, e.updated) - e.started AS duration_s,
+       printf('%dh%02dm', (COALESCE(e.ended_at, e.updated) - e.started) / 3600,
+              (COALESCE(e.ended_at, e.updated) - e.started) % 3600 / 60) AS duration,
+       e.peak_level,
+       e.peak_score,
+       e.peak_window,
+       e.peak_observed,
+       e.peak_baseline,
+       e.summary,
+       (SELECT COALESCE(sum(f.requests), 0) FROM flagged f
+         WHERE f.recipient = (SELECT id FROM name WHERE text = e.recipient)
+           AND f.at BETWEEN e.started AND COALESCE(e.ended_at, e.updated)) AS verdicts,
+       e.source,
+       e.started,
+       e.updated,
+       e.ended_at
+  FROM episode e;
+
+-- Reasons come out in ordinal order because explanation_reason is clustered on
+-- (explanation_id, ordinal).
+CREATE VIEW v_explanations AS
+SELECT x.id,
+       x.at_utc,
+       x.recipient,
+       x.level,
+       x.monitor_only,
+       x.score,
+       x.action_text,
+       (SELECT group_concat(r.name || '=' || printf('%.2f', r.weight) ||
+                            CASE WHEN r.detail <> '' THEN ' (' || r.detail || ')' ELSE '' END, '; ')
+          FROM explanation_reason r WHERE r.explanation_id = x.id) AS reasons,
+       x.source,
+       x.sender,
+       x.client,
+       x.at
+  FROM explanation x;
+
+-- One row per flagged request (identical ones of a second counted in `requests`), with the
+-- explanation in force: its own when it is one, else the recipient's latest at or before it.
+CREATE VIEW v_verdicts AS
+SELECT strftime('%Y-%m-%dT%H:%M:%SZ', f.at, 'unixepoch') AS at_utc,
+       r.text AS recipient,
+       s.text AS sender,
+       c.text AS client,
+       CASE f.code & 3 WHEN 2 THEN 'defer' ELSE 'warn' END AS level,
+       (f.code & 4) <> 0 AS monitor_only,
+       f.requests,
+       x.score,
+       x.action_text,
+       x.reasons,
+       CASE WHEN f.code & 8 THEN 'log' ELSE 'policy' END AS source,
+       x.id AS explanation_id,
+       f.at
+  FROM flagged f
+  JOIN name r ON r.id = f.recipient
+  JOIN party s ON s.id = f.sender
+  JOIN party c ON c.id = f.client
+  LEFT JOIN v_explanations x
+    ON x.id = COALESCE(
+         (SELECT e.id FROM explanation e
+           WHERE e.recipient = r.text AND e.at = f.at AND e.sender = s.text AND e.client = c.text
+             AND e.level = CASE f.code & 3 WHEN 2 THEN 'defer' ELSE 'warn' END
+           ORDER BY e.id DESC LIMIT 1),
+         (SELECT e.id FROM explanation e
+           WHERE e.recipient = r.text AND e.at <= f.at
+           ORDER BY e.at DESC, e.id DESC LIMIT 1));
+)sql";
+
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
     migration{1, schema_v1}, migration{2, schema_v2}, migration{3, schema_v3},
-    migration{4, schema_v4}, migration{5, schema_v5},
+    migration{4, schema_v4}, migration{5, schema_v5}, migration{6, schema_v6},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 

@@ -13,6 +13,8 @@
 #include <tuple>
 #include <utility>
 
+#include "store/spool.hpp"
+
 namespace rcptguard::store {
 namespace {
 
@@ -20,6 +22,8 @@ using decision::event_source;
 using decision::verdict_level;
 
 constexpr std::int64_t seconds_per_hour = 3600;
+// Name ids remembered across batches: the recipients, senders and clients of recent floods.
+constexpr std::size_t name_cache_size = 200'000;
 
 std::int64_t floor_to(std::int64_t t, std::int64_t step) {
   const std::int64_t rem = t % step;
@@ -154,12 +158,24 @@ store::store(store_options options)
           first_seen = min(first_seen, excluded.first_seen),
           last_seen = max(last_seen, excluded.last_seen),
           messages = messages + excluded.messages)sql"),
-      insert_verdict_(db_, R"sql(
-        INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source,
-                             monitor_only)
+      upsert_flagged_(db_, R"sql(
+        INSERT INTO flagged (recipient, at, sender, client, code, requests)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        ON CONFLICT (recipient, at, sender, client, code) DO UPDATE SET
+          requests = requests + excluded.requests)sql"),
+      upsert_flagged_span_(db_, R"sql(
+        INSERT INTO flagged_span (recipient, first_at) VALUES (?1, ?2)
+        ON CONFLICT (recipient) DO UPDATE SET first_at = min(first_at, excluded.first_at))sql"),
+      select_name_(db_, "SELECT id FROM name WHERE text = ?1"),
+      insert_name_(db_, "INSERT INTO name (text) VALUES (?1)"),
+      insert_party_(db_, "INSERT INTO party (text) VALUES (?1)"),
+      insert_explanation_(db_, R"sql(
+        INSERT INTO explanation (at, recipient, sender, client, level, monitor_only, score,
+                                 action_text, source)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9))sql"),
       insert_reason_(db_, R"sql(
-        INSERT INTO verdict_reason (verdict_id, ordinal, name, weight, observed, baseline, detail)
+        INSERT INTO explanation_reason (explanation_id, ordinal, name, weight, observed, baseline,
+                                        detail)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7))sql"),
       // The engine's latest record of an episode is authoritative, so it replaces the row.
       upsert_episode_(db_, R"sql(
@@ -190,13 +206,28 @@ store::store(store_options options)
       prune_correspondent_(db_, R"sql(
         DELETE FROM correspondent WHERE (recipient, sender) IN (
           SELECT recipient, sender FROM correspondent WHERE last_seen < ?1 LIMIT ?2))sql"),
-      // Reasons go with their verdict through ON DELETE CASCADE.
-      prune_verdict_(db_, R"sql(
-        DELETE FROM verdict WHERE id IN (SELECT id FROM verdict WHERE at < ?1 LIMIT ?2))sql"),
+      // Reasons go with their explanation through ON DELETE CASCADE.
+      prune_explanation_(db_, R"sql(
+        DELETE FROM explanation WHERE id IN (
+          SELECT id FROM explanation WHERE at < ?1 ORDER BY at LIMIT ?2))sql"),
+      // Recipients whose oldest flagged row is due, oldest first.
+      due_flagged_spans_(db_, R"sql(
+        SELECT recipient FROM flagged_span WHERE first_at < ?1 ORDER BY first_at LIMIT ?2)sql"),
+      prune_flagged_(db_, R"sql(
+        DELETE FROM flagged WHERE (recipient, at, sender, client, code) IN (
+          SELECT recipient, at, sender, client, code FROM flagged
+           WHERE recipient = ?1 AND at < ?2 LIMIT ?3))sql"),
+      refresh_flagged_span_(db_, R"sql(
+        UPDATE flagged_span SET first_at = (SELECT min(at) FROM flagged WHERE recipient = ?1)
+         WHERE recipient = ?1)sql"),
+      drop_flagged_span_(db_, R"sql(
+        DELETE FROM flagged_span
+         WHERE recipient = ?1 AND NOT EXISTS (SELECT 1 FROM flagged WHERE recipient = ?1))sql"),
       // An episode still open but not updated for the whole retention lost its closing record
       // (e.g. dropped in an outage); it goes too, or it would be restored forever.
       prune_episode_(db_, R"sql(
-        DELETE FROM episode WHERE id IN (SELECT id FROM episode WHERE updated < ?1 LIMIT ?2))sql") {
+        DELETE FROM episode WHERE id IN (SELECT id FROM episode WHERE updated < ?1 LIMIT ?2))sql"),
+      positions_(db_) {
   // A zero budget would make prune() report "more to do" forever.
   options_.prune_chunk_rows = std::max<std::size_t>(1, options_.prune_chunk_rows);
   options_.prune_max_chunks = std::max<std::size_t>(1, options_.prune_max_chunks);
@@ -209,17 +240,37 @@ store::store(store_options options)
   db_.exec("PRAGMA wal_autocheckpoint = 10000");
 }
 
-void store::apply(const decision::outbox& batch) {
+void store::apply(const decision::outbox& batch, const std::vector<followed_position>& positions,
+                  time_point now) {
+  delta d;
+  explanation_filter filter = explanations_;  // kept only once the batch is committed
+  d.add(batch, filter);
+  for (const followed_position& p : positions) {
+    d.set_log_position(p.path, p.device, p.inode, p.offset, to_unix_seconds(now));
+  }
+  apply(d);
+  explanations_ = std::move(filter);
+}
+
+void store::apply(const delta& batch) {
   if (batch.empty()) return;
   // IMMEDIATE takes the write lock up front, so a busy database fails here (after busy_timeout)
   // rather than half-way through the batch.
   pending_senders_.clear();
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  write_deliveries(batch.deliveries);
-  for (const decision::verdict_record& verdict : batch.verdicts) write_verdict(verdict);
-  for (const decision::episode_record& episode : batch.episodes) write_episode(episode);
+  write_counts(batch);
+  write_flagged(batch);
+  for (const decision::verdict_record& e : batch.explanations()) write_explanation(e);
+  for (const decision::episode_record& episode : batch.episodes()) write_episode(episode);
+  for (const auto& [path, p] : batch.log_positions()) {
+    positions_.save(path, ingest_position{p.device, p.inode, p.offset},
+                    from_unix_seconds(p.saved_at));
+  }
   tx.commit();
   remember_committed_senders();
+  remember_committed_names();
+  rows_written_ += batch.minutes().size() + batch.pairs().size() + batch.flagged().size() +
+                   batch.explanations().size() + batch.episodes().size();
 }
 
 // Only keys of a committed transaction are remembered: a rolled-back batch leaves no rows, so
@@ -237,52 +288,49 @@ void store::remember_committed_senders() {
   pending_senders_.clear();
 }
 
+void store::remember_committed_names() {
+  // Start over rather than track recency: a recipient missed costs one SELECT, a party a row.
+  for (auto [cache, pending] :
+       {std::pair{&name_ids_, &pending_names_}, std::pair{&party_ids_, &pending_parties_}}) {
+    if (cache->size() + pending->size() > name_cache_size) cache->clear();
+    cache->merge(*pending);
+    pending->clear();
+  }
+}
+
 // prune() deletes the keys of these hours, so they must not be remembered as present.
 void store::forget_senders_before(std::int64_t hour) {
   std::erase_if(committed_senders_,
                 [hour](const std::string& key) { return sender_key_hour(key) < hour; });
 }
 
-void store::write_deliveries(const std::vector<decision::delivery_record>& deliveries) {
-  std::map<recipient_time, hour_totals> hours;
-  std::map<time_recipient, minute_totals> minutes;
-  std::map<std::pair<std::string_view, std::string_view>, pair_totals> pairs;
-  // Saves a database round trip for a sender repeated within the batch, the usual flood shape.
-  std::set<std::tuple<std::int64_t, std::string_view, std::string_view>> senders_seen;
-
-  for (const decision::delivery_record& d : deliveries) {
-    const std::int64_t at = to_unix_seconds(d.at);
-    const std::int64_t hour = floor_to(at, seconds_per_hour);
-    hour_totals& h = hours[{d.recipient, hour}];
-    minute_totals& m = minutes[{floor_to(at, 60), d.recipient}];
-    ++h.attempted;
-    ++m.attempted;
-    senders_seen.emplace(hour, d.recipient, d.sender);
-    if (!d.accepted) continue;
-    ++h.accepted;
-    ++m.accepted;
-    h.bytes += clamp_i64(d.size);
-    if (d.sender.empty()) continue;
-    const auto count_pair = [&](std::string_view recipient, std::string_view sender) {
-      pair_totals& p = pairs[{recipient, sender}];
-      p.first_seen = std::min(p.first_seen, at);
-      p.last_seen = std::max(p.last_seen, at);
-      ++p.messages;
-    };
-    count_pair(d.recipient, d.sender);
-    // Our own user wrote to d.recipient, so a reply from there is correspondence too. Mail to
-    // oneself is one pair, not two.
-    if (d.authenticated && d.recipient != d.sender) count_pair(d.sender, d.recipient);
+// One upsert per (recipient, minute) and per (recipient, hour), however many requests they
+// cover; hours are the sums of their minutes.
+void store::write_counts(const delta& batch) {
+  const std::vector<std::string>& names = batch.names();
+  std::map<std::pair<std::uint32_t, std::int64_t>, hour_totals> hours;
+  for (const auto& [key, m] : batch.minutes()) {
+    hour_totals& h = hours[{key.second, floor_to(key.first, seconds_per_hour)}];
+    h.attempted += m.attempted;
+    h.accepted += m.accepted;
+    h.bytes += clamp_i64(m.bytes);
   }
-
   // In key order, i.e. the table's primary-key order: neighbouring inserts share B-tree pages.
-  for (const auto& [hour, recipient, sender] : senders_seen) {
-    if (first_sender_of_hour(recipient, hour, sender)) ++hours[{recipient, hour}].distinct_senders;
+  std::vector<hour_sender_key> senders(batch.senders().begin(), batch.senders().end());
+  std::sort(senders.begin(), senders.end(),
+            [&](const hour_sender_key& a, const hour_sender_key& b) {
+              return std::tie(a.hour, names[a.recipient], names[a.sender]) <
+                     std::tie(b.hour, names[b.recipient], names[b.sender]);
+            });
+  for (const hour_sender_key& k : senders) {
+    if (first_sender_of_hour(names[k.recipient], k.hour, names[k.sender])) {
+      ++hours[{k.recipient, k.hour}].distinct_senders;
+    }
   }
 
   for (const auto& [key, h] : hours) {
     SQLite::Statement& st = fresh(upsert_hourly_);
-    bind_text(st, 1, key.first);
+    bind_text(st, 1, names[key.first]);
     st.bind(2, key.second);
     st.bind(3, h.accepted);
     st.bind(4, h.attempted);
@@ -290,27 +338,100 @@ void store::write_deliveries(const std::vector<decision::delivery_record>& deliv
     st.bind(6, h.bytes);
     st.exec();
   }
-  for (const auto& [key, m] : minutes) {
+  for (const auto& [key, m] : batch.minutes()) {
     SQLite::Statement& st = fresh(upsert_minute_);
-    bind_text(st, 1, key.second);
+    bind_text(st, 1, names[key.second]);
     st.bind(2, key.first);
-    st.bind(3, m.accepted);
-    st.bind(4, m.attempted);
+    st.bind(3, static_cast<std::int64_t>(m.accepted));
+    st.bind(4, static_cast<std::int64_t>(m.attempted));
     st.exec();
   }
-  for (const auto& [key, p] : pairs) {
+  for (const auto& [id, p] : batch.pairs()) {
     SQLite::Statement& st = fresh(upsert_correspondent_);
-    bind_text(st, 1, key.first);
-    bind_text(st, 2, key.second);
+    bind_text(st, 1, names[static_cast<std::uint32_t>(id >> 32U)]);
+    bind_text(st, 2, names[static_cast<std::uint32_t>(id)]);
     st.bind(3, p.first_seen);
     st.bind(4, p.last_seen);
-    st.bind(5, p.messages);
+    st.bind(5, static_cast<std::int64_t>(p.messages));
     st.exec();
   }  // The text bindings point into the batch; drop them before it goes.
   for (SQLite::Statement* st :
        {&upsert_hourly_, &upsert_minute_, &insert_hour_sender_, &upsert_correspondent_}) {
     st->tryReset();
     st->clearBindings();
+  }
+}
+
+// The database id of a recipient, inserted on first use. Ids are remembered across batches (a
+// name row is never deleted while the process runs); a rolled-back insert is forgotten with the
+// transaction's other pending ids.
+std::int64_t store::name_id(const std::string& text) {
+  if (const auto found = name_ids_.find(text); found != name_ids_.end()) return found->second;
+  if (const auto found = pending_names_.find(text); found != pending_names_.end()) {
+    return found->second;
+  }
+  SQLite::Statement& select = fresh(select_name_);
+  select.bind(1, text);
+  std::int64_t id = 0;
+  if (select.executeStep()) {
+    id = select.getColumn(0).getInt64();
+  } else {
+    SQLite::Statement& insert = fresh(insert_name_);
+    insert.bind(1, text);
+    insert.exec();
+    id = db_.getLastInsertRowid();
+  }
+  pending_names_.emplace(text, id);
+  return id;
+}
+
+// A sender's or client's id: the one this process gave it, or a new row. `party` has no index
+// on its text (see schema v6), so a text forgotten by the cache gets a second id, never a scan.
+std::int64_t store::party_id(const std::string& text) {
+  if (const auto found = party_ids_.find(text); found != party_ids_.end()) return found->second;
+  if (const auto found = pending_parties_.find(text); found != pending_parties_.end()) {
+    return found->second;
+  }
+  SQLite::Statement& insert = fresh(insert_party_);
+  insert.bind(1, text);
+  insert.exec();
+  const std::int64_t id = db_.getLastInsertRowid();
+  pending_parties_.emplace(text, id);
+  return id;
+}
+
+void store::write_flagged(const delta& batch) {
+  pending_names_.clear();
+  pending_parties_.clear();
+  if (batch.flagged().empty()) return;
+  const std::vector<std::string>& names = batch.names();
+  // Recipient-first, as the table is clustered.
+  std::vector<std::pair<const flagged_key*, std::uint32_t>> rows;
+  rows.reserve(batch.flagged().size());
+  for (const auto& [key, requests] : batch.flagged()) rows.emplace_back(&key, requests);
+  std::sort(rows.begin(), rows.end(), [&](const auto& a, const auto& b) {
+    return std::tie(names[a.first->recipient], a.first->at) <
+           std::tie(names[b.first->recipient], b.first->at);
+  });
+  std::map<std::int64_t, std::int64_t> first_at;  // recipient id -> oldest row of the batch
+  for (const auto& [key, requests] : rows) {
+    const std::int64_t recipient = name_id(names[key->recipient]);
+    SQLite::Statement& st = fresh(upsert_flagged_);
+    st.bind(1, recipient);
+    st.bind(2, key->at);
+    st.bind(3, party_id(names[key->sender]));
+    st.bind(4, party_id(names[key->client]));
+    st.bind(5, static_cast<int>(key->code));
+    st.bind(6, static_cast<std::int64_t>(requests));
+    st.exec();
+    const auto [it, inserted] = first_at.emplace(recipient, key->at);
+    if (!inserted) it->second = std::min(it->second, key->at);
+  }
+  for (const auto& [recipient, at] : first_at) {
+    SQLite::Statement& st = fresh(upsert_flagged_span_);
+    st.bind(1, recipient);
+    st.bind(2, at);
+    st.exec();
   }
 }
 
@@ -335,21 +456,21 @@ bool store::first_sender_of_hour(std::string_view recipient, std::int64_t hour,
   return inserted;
 }
 
-void store::write_verdict(const decision::verdict_record& verdict) {
-  SQLite::Statement& st = fresh(insert_verdict_);
-  st.bind(1, to_unix_seconds(verdict.at));
-  st.bindNoCopy(2, verdict.recipient);
-  st.bindNoCopy(3, verdict.sender);
-  st.bindNoCopy(4, verdict.client);
-  st.bindNoCopy(5, level_text(verdict.level));
-  st.bind(6, verdict.score);
-  st.bindNoCopy(7, verdict.action_text);
-  st.bindNoCopy(8, source_text(verdict.source));
-  st.bind(9, verdict.monitor_only ? 1 : 0);
+void store::write_explanation(const decision::verdict_record& explanation) {
+  SQLite::Statement& st = fresh(insert_explanation_);
+  st.bind(1, to_unix_seconds(explanation.at));
+  st.bindNoCopy(2, explanation.recipient);
+  st.bindNoCopy(3, explanation.sender);
+  st.bindNoCopy(4, explanation.client);
+  st.bindNoCopy(5, level_text(explanation.level));
+  st.bind(6, explanation.monitor_only ? 1 : 0);
+  st.bind(7, explanation.score);
+  st.bindNoCopy(8, explanation.action_text);
+  st.bindNoCopy(9, source_text(explanation.source));
   st.exec();
   const std::int64_t id = db_.getLastInsertRowid();
   std::int64_t ordinal = 0;
-  for (const decision::reason& r : verdict.reasons) {
+  for (const decision::reason& r : explanation.reasons) {
     SQLite::Statement& rs = fresh(insert_reason_);
     rs.bind(1, id);
     rs.bind(2, ordinal++);
@@ -473,7 +594,47 @@ std::uint64_t store::prune_table(SQLite::Statement& chunk_delete, std::int64_t c
   }
 }
 
-prune_result store::prune(time_point now, std::chrono::seconds retention) {
+// Flagged rows are clustered by recipient; flagged_span says whose oldest rows are due, so the
+// old rows are found by key range, never by a scan of the table.
+std::uint64_t store::prune_flagged(std::int64_t cutoff, std::size_t& rows_left, bool& complete) {
+  std::vector<std::int64_t> due;
+  {
+    SQLite::Statement& st = fresh(due_flagged_spans_);
+    st.bind(1, cutoff);
+    st.bind(2, to_i64(options_.prune_max_chunks));
+    while (st.executeStep()) due.push_back(st.getColumn(0).getInt64());
+    st.tryReset();
+  }
+  std::uint64_t deleted = 0;
+  for (const std::int64_t recipient : due) {
+    for (;;) {
+      if (rows_left == 0) {
+        complete = false;
+        return deleted;
+      }
+      const std::size_t limit = std::min(options_.prune_chunk_rows, rows_left);
+      SQLite::Statement& st = fresh(prune_flagged_);
+      st.bind(1, recipient);
+      st.bind(2, cutoff);
+      st.bind(3, to_i64(limit));
+      const auto n = static_cast<std::size_t>(st.exec());
+      deleted += n;
+      rows_left -= n;
+      if (n < limit) break;
+    }
+    SQLite::Statement& drop = fresh(drop_flagged_span_);
+    drop.bind(1, recipient);
+    drop.exec();
+    SQLite::Statement& refresh = fresh(refresh_flagged_span_);
+    refresh.bind(1, recipient);
+    refresh.exec();
+  }
+  if (due.size() == options_.prune_max_chunks) complete = false;
+  return deleted;
+}
+
+prune_result store::prune(time_point now, std::chrono::seconds retention,
+                          std::chrono::seconds spool_retention) {
   const std::int64_t t = to_unix_seconds(now);
   const std::int64_t horizon = t - retention.count();
   prune_result result;
@@ -488,9 +649,12 @@ prune_result store::prune(time_point now, std::chrono::seconds retention) {
   forget_senders_before(sender_cutoff);
   result.rows_deleted += prune_table(prune_hour_sender_, sender_cutoff, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_hourly_, horizon, rows_left, result.complete);
-  result.rows_deleted += prune_table(prune_verdict_, horizon, rows_left, result.complete);
+  result.rows_deleted += prune_table(prune_explanation_, horizon, rows_left, result.complete);
+  result.rows_deleted += prune_flagged(horizon, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_episode_, horizon, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_correspondent_, horizon, rows_left, result.complete);
+  // Spool rows are few (one per stored message and attachment) and age by hours.
+  if (rows_left > 0) result.rows_deleted += prune_spool(db_, now - spool_retention);
   return result;
 }
 

@@ -10,11 +10,14 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "common/time.hpp"
 #include "decision/events.hpp"
+#include "store/delta.hpp"
+#include "store/ingest_positions.hpp"
 #include "store/schema.hpp"
 
 namespace rcptguard::store {
@@ -68,7 +71,16 @@ class store {
   /// Times are stored in whole seconds, so an episode's key is (recipient, started truncated to
   /// the second). Throws SQLite::Exception; on throw nothing of the batch is stored and the
   /// batch can be applied again.
-  void apply(const decision::outbox& batch);
+  void apply(const delta& batch);
+
+  /// apply() of one outbox of the engine, aggregated first, with the positions its records take
+  /// followed logs to (`rcptguard ingest`, tests). Which of its verdicts become explanations is
+  /// remembered across calls.
+  void apply(const decision::outbox& batch, const std::vector<followed_position>& positions = {},
+             time_point now = {});
+
+  /// Rows upserted by committed batches (counts, pairs, flagged keys, explanations, episodes).
+  std::uint64_t rows_written() const { return rows_written_; }
 
   /// What the engine needs to resume: minute rows of the last 24 h, hourly histories of the
   /// last history_weeks, the most recent correspondents, and the episodes still open.
@@ -77,14 +89,24 @@ class store {
   /// Deletes rows older than `retention` (hourly counts, verdicts with their reasons, episodes
   /// not updated since, correspondents not seen since), minute rows older than 25 h and
   /// distinct-sender keys of hours before the previous one. Bounded work per call.
-  prune_result prune(time_point now, std::chrono::seconds retention);
+  /// Spool rows (store/spool.hpp) older than `spool_retention` go too.
+  prune_result prune(time_point now, std::chrono::seconds retention,
+                     std::chrono::seconds spool_retention = std::chrono::hours{24});
+
+  /// The connection, for the writer's other jobs (a spool scan's rows).
+  SQLite::Database& database() { return db_; }
 
  private:
-  void write_deliveries(const std::vector<decision::delivery_record>& deliveries);
+  void write_counts(const delta& batch);
+  void write_flagged(const delta& batch);
+  std::int64_t name_id(const std::string& text);
+  std::int64_t party_id(const std::string& text);
+  std::uint64_t prune_flagged(std::int64_t cutoff, std::size_t& rows_left, bool& complete);
   bool first_sender_of_hour(std::string_view recipient, std::int64_t hour, std::string_view sender);
   void remember_committed_senders();
+  void remember_committed_names();
   void forget_senders_before(std::int64_t hour);
-  void write_verdict(const decision::verdict_record& verdict);
+  void write_explanation(const decision::verdict_record& explanation);
   void write_episode(const decision::episode_record& episode);
   std::uint64_t prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,
                             std::size_t& rows_left, bool& complete);
@@ -96,14 +118,23 @@ class store {
   SQLite::Statement upsert_minute_;
   SQLite::Statement insert_hour_sender_;
   SQLite::Statement upsert_correspondent_;
-  SQLite::Statement insert_verdict_;
+  SQLite::Statement upsert_flagged_;
+  SQLite::Statement upsert_flagged_span_;
+  SQLite::Statement select_name_;
+  SQLite::Statement insert_name_;
+  SQLite::Statement insert_party_;
+  SQLite::Statement insert_explanation_;
   SQLite::Statement insert_reason_;
   SQLite::Statement upsert_episode_;
   SQLite::Statement prune_hourly_;
   SQLite::Statement prune_minute_;
   SQLite::Statement prune_hour_sender_;
   SQLite::Statement prune_correspondent_;
-  SQLite::Statement prune_verdict_;
+  SQLite::Statement prune_explanation_;
+  SQLite::Statement due_flagged_spans_;
+  SQLite::Statement prune_flagged_;
+  SQLite::Statement refresh_flagged_span_;
+  SQLite::Statement drop_flagged_span_;
   SQLite::Statement prune_episode_;
 
   // (recipient, hour, sender) keys known to be committed in recipient_hour_sender, encoded as
@@ -112,6 +143,17 @@ class store {
   std::int64_t oldest_cached_hour_ = 0;
   // Keys inserted by the transaction in progress; moved to committed_senders_ on commit.
   std::vector<std::string> pending_senders_;
+
+  ingest_positions positions_;
+
+  // Recipient (name) and sender/client (party) ids known to be committed, and those inserted by
+  // the transaction in progress.
+  std::unordered_map<std::string, std::int64_t> name_ids_;
+  std::unordered_map<std::string, std::int64_t> pending_names_;
+  std::unordered_map<std::string, std::int64_t> party_ids_;
+  std::unordered_map<std::string, std::int64_t> pending_parties_;
+  explanation_filter explanations_;  ///< for apply(outbox)
+  std::uint64_t rows_written_ = 0;
 };
 
 }  // namespace rcptguard::store

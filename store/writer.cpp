@@ -1,39 +1,17 @@
-// The store thread's loop: wait, take the queue, write it in one transaction, retry on failure,
-// prune in bounded steps.
+// The store thread's loop: wait, take what was merged, write it in one transaction, retry on
+// failure with whatever arrived meanwhile, run the other jobs, prune in bounded steps.
 #include "store/writer.hpp"
 
 #include <SQLiteCpp/Exception.h>
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <iterator>
 #include <utility>
-#include <vector>
 
 namespace rcptguard::store {
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-std::size_t record_count(const decision::outbox& batch) {
-  return batch.deliveries.size() + batch.verdicts.size() + batch.episodes.size();
-}
-
-template <class T>
-void append(std::vector<T>& to, std::vector<T>&& from) {
-  if (to.empty()) {
-    to = std::move(from);
-    return;
-  }
-  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-}
-
-// Appending keeps the engine's order, which episode upserts rely on.
-void append(decision::outbox& to, decision::outbox&& from) {
-  append(to.deliveries, std::move(from.deliveries));
-  append(to.verdicts, std::move(from.verdicts));
-  append(to.episodes, std::move(from.episodes));
-}
 
 // True when the data itself makes the transaction fail, so retrying it can never succeed.
 bool caused_by_data(const SQLite::Exception& e) {
@@ -53,10 +31,12 @@ bool caused_by_data(const SQLite::Exception& e) {
 writer::writer(std::unique_ptr<store> db, writer_options options, log_function log,
                clock_function clock)
     : options_(options),
-      wake_records_(std::max<std::size_t>(1, options_.queue_capacity / 2)),
+      wake_keys_(std::max<std::size_t>(1, options_.max_pending_keys / 4)),
       log_(std::move(log)),
       clock_(std::move(clock)),
       store_(std::move(db)),
+      pending_(options_.max_pending_keys),
+      held_(options_.max_pending_keys),
       next_prune_(clock_()),  // prune once at start: the daemon may have been down for long
       thread_([this] { run(); }) {}
 
@@ -64,24 +44,42 @@ writer::~writer() {
   stop();
 }
 
-bool writer::submit(decision::outbox&& batch) {
-  const std::size_t n = record_count(batch);
-  if (n == 0) return true;
+bool writer::submit(decision::outbox&& batch, const std::vector<followed_position>& positions) {
+  const std::size_t n = batch.deliveries.size() + batch.verdicts.size() + batch.episodes.size();
+  if (n == 0 && positions.empty()) return true;
   std::unique_lock lock(mu_);
-  if (stopping_ || pending_records_ + held_records_ + n > options_.queue_capacity) {
+  if (stopping_) {
     lock.unlock();
     records_dropped_.fetch_add(n, std::memory_order_relaxed);
     batch.clear();
     return false;
   }
-  pending_.push_back(std::move(batch));
-  pending_records_ += n;
-  queue_depth_.store(pending_records_ + held_records_, std::memory_order_relaxed);
+  const std::size_t before = pending_.keys();
+  const std::uint64_t folded = pending_.folded();
+  pending_.add(batch, explanations_);
+  const std::int64_t saved_at = to_unix_seconds(clock_());
+  for (const followed_position& p : positions) {
+    pending_.set_log_position(p.path, p.device, p.inode, p.offset, saved_at);
+  }
+  const std::size_t keys = pending_.keys();
+  keys_folded_.fetch_add(pending_.folded() - folded, std::memory_order_relaxed);
+  queue_depth_.store(keys + held_keys_, std::memory_order_relaxed);
   // Only the submit that crosses the mark wakes the thread; the rest ride along.
-  const bool wake = pending_records_ >= wake_records_ && pending_records_ - n < wake_records_;
+  const bool wake = keys >= wake_keys_ && before < wake_keys_;
   lock.unlock();
+  batch.clear();
   records_queued_.fetch_add(n, std::memory_order_relaxed);
   if (wake) wake_.notify_one();
+  return true;
+}
+
+bool writer::submit(database_job job) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
   return true;
 }
 
@@ -102,8 +100,13 @@ writer_stats writer::stats() const {
   s.write_failures = write_failures_.load(std::memory_order_relaxed);
   s.prune_failures = prune_failures_.load(std::memory_order_relaxed);
   s.rows_pruned = rows_pruned_.load(std::memory_order_relaxed);
+  s.rows_written = rows_written_.load(std::memory_order_relaxed);
+  s.keys_folded = keys_folded_.load(std::memory_order_relaxed);
+  s.flushes = flushes_.load(std::memory_order_relaxed);
+  s.jobs_done = jobs_done_.load(std::memory_order_relaxed);
   s.queue_depth = queue_depth_.load(std::memory_order_relaxed);
   s.last_flush_duration = std::chrono::microseconds{last_flush_us_.load(std::memory_order_relaxed)};
+  s.max_flush_duration = std::chrono::microseconds{max_flush_us_.load(std::memory_order_relaxed)};
   std::lock_guard lock(error_mu_);
   s.last_error = last_error_;
   return s;
@@ -115,34 +118,37 @@ void writer::run() {
   bool prune_more = false;
   steady::time_point stop_deadline{};
   for (;;) {
-    std::deque<decision::outbox> taken;
     {
       std::unique_lock lock(mu_);
       std::chrono::milliseconds wait = backoff.count() > 0 ? backoff : options_.flush_interval;
       if (prune_more && backoff.count() == 0) wait = std::chrono::milliseconds{0};
-      // During a backoff a full queue must not cut the pause short; a stop request always does.
+      // During a backoff a full delta must not cut the pause short; a stop request always does.
       wake_.wait_for(lock, wait, [&] {
         return stopping_ != stop_seen ||
-               (backoff.count() == 0 && pending_records_ >= wake_records_);
+               (backoff.count() == 0 && (pending_.keys() >= wake_keys_ || !jobs_.empty()));
       });
       if (stopping_ && !stop_seen) {
         stop_seen = true;
         stop_deadline = steady::now() + options_.stop_timeout;
       }
-      taken.swap(pending_);
-      held_records_ += pending_records_;
-      pending_records_ = 0;
+      // What arrived while the last attempt failed joins the retry: one transaction. Keys
+      // folded in submit() were counted there.
+      const std::uint64_t folded = held_.folded() + pending_.folded();
+      held_.merge(std::move(pending_));
+      keys_folded_.fetch_add(held_.folded() - folded, std::memory_order_relaxed);
+      held_keys_ = held_.keys();
     }
-    for (decision::outbox& batch : taken) append(held_, std::move(batch));
 
     const bool written = held_.empty() || write_held();
-    backoff = written ? std::chrono::milliseconds{0}
-                      : std::min(std::max(backoff * 2, options_.retry_initial), options_.retry_max);
+    if (written) run_jobs();
+    backoff = written && jobs_idle()
+                  ? std::chrono::milliseconds{0}
+                  : std::min(std::max(backoff * 2, options_.retry_initial), options_.retry_max);
     if (written && !stop_seen) maybe_prune(prune_more);
 
     if (stop_seen) {
-      // submit() refuses once stopping_ is set, so after this swap nothing new can arrive.
-      if (held_.empty()) return;
+      // submit() refuses once stopping_ is set, so after this merge nothing new can arrive.
+      if (held_.empty() && jobs_idle()) return;
       const steady::time_point now = steady::now();
       if (now >= stop_deadline) {
         drop_held("stop_timeout reached while the database kept failing");
@@ -154,8 +160,14 @@ void writer::run() {
   }
 }
 
+bool writer::jobs_idle() const {
+  std::lock_guard lock(mu_);
+  return jobs_.empty();
+}
+
 bool writer::write_held() {
   const steady::time_point started = steady::now();
+  const std::uint64_t rows_before = store_->rows_written();
   try {
     store_->apply(held_);
   } catch (const SQLite::Exception& e) {
@@ -167,7 +179,7 @@ bool writer::write_held() {
     ++consecutive_failures_;
     record_error(log_level::error, "STORE WRITE FAILED: " + std::string{e.what()} +
                                        " (sqlite code " + std::to_string(e.getExtendedErrorCode()) +
-                                       "); " + std::to_string(held_records_) +
+                                       "); " + std::to_string(held_.records()) +
                                        " records held for retry, failure " +
                                        std::to_string(consecutive_failures_) + " in a row");
     return false;
@@ -175,39 +187,80 @@ bool writer::write_held() {
     drop_held(std::string{"the data cannot be stored: "} + e.what());
     return true;
   }
-  last_flush_us_.store(
-      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - started).count(),
-      std::memory_order_relaxed);
-  records_written_.fetch_add(held_records_, std::memory_order_relaxed);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - started).count();
+  last_flush_us_.store(took, std::memory_order_relaxed);
+  if (took > max_flush_us_.load(std::memory_order_relaxed)) {
+    max_flush_us_.store(took, std::memory_order_relaxed);
+  }
+  flushes_.fetch_add(1, std::memory_order_relaxed);
+  records_written_.fetch_add(held_.records(), std::memory_order_relaxed);
+  rows_written_.fetch_add(store_->rows_written() - rows_before, std::memory_order_relaxed);
   if (consecutive_failures_ > 0 && log_) {
     log_(log_level::info, "STORE WRITE RECOVERED after " + std::to_string(consecutive_failures_) +
-                              " failed attempts; " + std::to_string(held_records_) +
+                              " failed attempts; " + std::to_string(held_.records()) +
                               " held records written");
   }
   consecutive_failures_ = 0;
-  held_ = {};
-  std::lock_guard lock(mu_);
-  held_records_ = 0;
-  queue_depth_.store(pending_records_, std::memory_order_relaxed);
+  forget_held();
   return true;
 }
 
-void writer::drop_held(const std::string& why) {
-  records_dropped_.fetch_add(held_records_, std::memory_order_relaxed);
-  record_error(log_level::error,
-               "STORE BATCH DROPPED: " + std::to_string(held_records_) + " records: " + why);
-  consecutive_failures_ = 0;
-  held_ = {};
+// Jobs run one by one after the records; one that fails for a reason outside its data stays
+// first in line and is tried again after the backoff.
+void writer::run_jobs() {
+  for (;;) {
+    database_job job;
+    {
+      std::lock_guard lock(mu_);
+      if (jobs_.empty()) return;
+      job = jobs_.front();
+    }
+    bool committed = true;
+    try {
+      job.run(store_->database());
+    } catch (const SQLite::Exception& e) {
+      if (!caused_by_data(e)) {
+        write_failures_.fetch_add(1, std::memory_order_relaxed);
+        record_error(log_level::error,
+                     "STORE WRITE FAILED (spool scan): " + std::string{e.what()} + "; retried");
+        return;
+      }
+      committed = false;
+      record_error(log_level::error, "STORE SPOOL SCAN DROPPED: " + std::string{e.what()});
+    } catch (const std::exception& e) {
+      committed = false;
+      record_error(log_level::error, "STORE SPOOL SCAN DROPPED: " + std::string{e.what()});
+    }
+    {
+      std::lock_guard lock(mu_);
+      jobs_.pop_front();
+    }
+    if (committed) jobs_done_.fetch_add(1, std::memory_order_relaxed);
+    if (job.done) job.done(committed);
+  }
+}
+
+void writer::forget_held() {
+  held_.clear();
   std::lock_guard lock(mu_);
-  held_records_ = 0;
-  queue_depth_.store(pending_records_, std::memory_order_relaxed);
+  held_keys_ = 0;
+  queue_depth_.store(pending_.keys(), std::memory_order_relaxed);
+}
+
+void writer::drop_held(const std::string& why) {
+  records_dropped_.fetch_add(held_.records(), std::memory_order_relaxed);
+  record_error(log_level::error,
+               "STORE BATCH DROPPED: " + std::to_string(held_.records()) + " records: " + why);
+  consecutive_failures_ = 0;
+  forget_held();
 }
 
 void writer::maybe_prune(bool& more) {
   const time_point now = clock_();
   if (!more && now < next_prune_) return;
   try {
-    const prune_result result = store_->prune(now, options_.retention);
+    const prune_result result = store_->prune(now, options_.retention, options_.spool_retention);
     rows_pruned_.fetch_add(result.rows_deleted, std::memory_order_relaxed);
     prune_round_rows_ += result.rows_deleted;
     more = !result.complete;

@@ -1,5 +1,6 @@
-// The store thread: takes the engine's outboxes from the network thread through a bounded queue
-// and writes them in batched transactions, so the network thread never waits on SQLite.
+// The store thread: the one owner of the database's writes. It takes the engine's outboxes
+// from the network thread, aggregated (store/delta.hpp), and writes them in batched
+// transactions, so the network thread never waits on SQLite.
 #pragma once
 
 #include <atomic>
@@ -13,9 +14,11 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/time.hpp"
 #include "decision/events.hpp"
+#include "store/delta.hpp"
 #include "store/store.hpp"
 
 namespace rcptguard::store {
@@ -28,9 +31,13 @@ using log_function = std::function<void(log_level, std::string)>;
 using clock_function = std::function<time_point()>;
 
 struct writer_options {
-  /// Records (deliveries + verdicts + episodes) queued or being retried, at most.
-  std::size_t queue_capacity = 100'000;
-  /// Longest a record waits before it is written; a queue past half capacity is written sooner.
+  /// Keys (names, recipient-minutes, distinct-sender keys, correspondent pairs, flagged keys)
+  /// held for writing at most while the database is slow. Beyond it, new distinct-sender and
+  /// pair keys and the sender and client of new flagged keys are folded and counted
+  /// (writer_stats::keys_folded); the counts themselves are never folded or dropped.
+  std::size_t max_pending_keys = 2'000'000;
+  /// Longest a record waits before it is written; past a quarter of max_pending_keys the
+  /// writer is woken sooner.
   std::chrono::milliseconds flush_interval{1000};
   /// Backoff after a failed write, doubling up to retry_max.
   std::chrono::milliseconds retry_initial{100};
@@ -38,33 +45,50 @@ struct writer_options {
   std::chrono::seconds prune_interval{std::chrono::hours{1}};
   /// How long hourly history, verdicts, episodes and correspondents are kept.
   std::chrono::seconds retention{std::chrono::days{90}};
-  /// How long stop() keeps retrying a failing database before it gives up on what is queued.
+  /// Spool rows (scan state, messages, attachments, evidence) are kept this long.
+  std::chrono::seconds spool_retention{std::chrono::hours{24}};
+  /// How long stop() keeps retrying a failing database before it gives up on what is held.
   std::chrono::milliseconds stop_timeout{10'000};
 };
 
 struct writer_stats {
-  std::uint64_t records_queued = 0;   ///< accepted by submit()
-  std::uint64_t records_written = 0;  ///< committed to the database
-  std::uint64_t records_dropped = 0;  ///< refused by a full queue, or lost (see writer)
-  std::uint64_t write_failures = 0;   ///< failed transactions, each retried
+  std::uint64_t records_queued = 0;   ///< engine records submitted
+  std::uint64_t records_written = 0;  ///< engine records whose aggregate is committed
+  /// Engine records lost: only a batch the database refuses for its content (a constraint), or
+  /// what was still held when stop_timeout ran out. Never because the writer was slow.
+  std::uint64_t records_dropped = 0;
+  std::uint64_t rows_written = 0;    ///< rows upserted for them
+  std::uint64_t write_failures = 0;  ///< failed transactions, each retried
   std::uint64_t prune_failures = 0;
   std::uint64_t rows_pruned = 0;
-  std::size_t queue_depth = 0;  ///< records queued or held for retry
+  std::uint64_t keys_folded = 0;  ///< see writer_options::max_pending_keys
+  std::uint64_t flushes = 0;      ///< committed transactions
+  std::uint64_t jobs_done = 0;    ///< other work committed (spool scans)
+  std::size_t queue_depth = 0;    ///< keys waiting or held for retry
   std::chrono::microseconds last_flush_duration{0};
+  std::chrono::microseconds max_flush_duration{0};
   std::string last_error;
 };
 
-/// Owns a store on its own thread.
+/// Work for the writer's connection beside the engine's records (a spool scan's rows), run in
+/// its own transaction. Throws SQLite::Exception; `done` is called on the writer thread once it
+/// committed (or was refused for its content: `done(false)`).
+struct database_job {
+  std::function<void(SQLite::Database&)> run;
+  std::function<void(bool committed)> done;
+};
+
+/// Owns the database on its own thread: every write of the daemon goes through it.
 ///
-/// Overflow: when a batch does not fit, submit() drops that (newest) batch whole. The queue then
-/// stays an unbroken prefix of what the engine produced, so episode updates are applied in
-/// order, and what was already accepted is never thrown away to make room.
+/// Aggregation: submit() folds a batch into the delta waiting to be written (store/delta.hpp),
+/// so a slow or locked database makes the next transaction bigger, not the queue longer, and
+/// nothing is dropped for slowness. Episode records keep the engine's order.
 ///
 /// Failures: a transaction that fails for a reason outside the data (busy, locked, read-only,
-/// disk full, I/O) is kept and retried with capped exponential backoff; its records keep
-/// counting against the capacity, so a long outage ends in drops at submit(), never in losing
-/// queued records. A failure caused by the data itself (constraint, too big) would fail forever,
-/// so that batch is logged and dropped. stop() retries for at most stop_timeout.
+/// disk full, I/O) is kept and retried with capped exponential backoff, with whatever arrived
+/// meanwhile merged in. A failure caused by the data itself (constraint, too big) would fail
+/// forever, so that batch is logged, counted and dropped. stop() retries for at most
+/// stop_timeout.
 class writer {
  public:
   writer(std::unique_ptr<store> db, writer_options options, log_function log, clock_function clock);
@@ -72,9 +96,13 @@ class writer {
   writer& operator=(const writer&) = delete;
   ~writer();
 
-  /// Never blocks on SQLite: takes the batch, or returns false and counts its records as dropped
-  /// when the queue is full or the writer is stopping. The batch is consumed either way.
-  bool submit(decision::outbox&& batch);
+  /// Never blocks on SQLite: merges the batch, and the followed-log positions its records take
+  /// the logs to, into what the next transaction writes (so records and positions commit
+  /// together). Returns false, dropping nothing but this batch, only after stop().
+  bool submit(decision::outbox&& batch, const std::vector<followed_position>& positions = {});
+
+  /// Queues `job` for the writer's thread; false after stop().
+  bool submit(database_job job);
 
   /// Writes everything queued (retrying for at most stop_timeout), then joins the thread.
   /// Call from the owning thread; later submits return false.
@@ -85,26 +113,31 @@ class writer {
  private:
   void run();
   bool write_held();
+  void run_jobs();
+  bool jobs_idle() const;
+  void forget_held();
   void drop_held(const std::string& why);
   void maybe_prune(bool& more);
   void record_error(log_level level, const std::string& text);
 
   const writer_options options_;
-  const std::size_t wake_records_;
+  const std::size_t wake_keys_;
   log_function log_;
   clock_function clock_;
   std::unique_ptr<store> store_;
 
-  // Only O(1) work happens under mu_, so submit() waits at most for a deque push or swap.
+  // submit() holds mu_ while it merges one batch; the thread only swaps under it.
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<decision::outbox> pending_;
-  std::size_t pending_records_ = 0;
-  std::size_t held_records_ = 0;  ///< taken by the thread, not yet committed
+  delta pending_;
+  explanation_filter explanations_;  ///< guarded by mu_, like pending_
+  std::deque<database_job> jobs_;
   bool stopping_ = false;
 
+  std::size_t held_keys_ = 0;  ///< held_.keys(), for queue_depth; guarded by mu_
+
   // Writer-thread state.
-  decision::outbox held_;  ///< batches merged for the next (or a retried) transaction
+  delta held_;  ///< the next (or a retried) transaction
   std::uint64_t consecutive_failures_ = 0;
   time_point next_prune_;
   std::uint64_t prune_round_rows_ = 0;  ///< a prune round may span several bounded calls
@@ -112,11 +145,16 @@ class writer {
   std::atomic<std::uint64_t> records_queued_{0};
   std::atomic<std::uint64_t> records_written_{0};
   std::atomic<std::uint64_t> records_dropped_{0};
+  std::atomic<std::uint64_t> rows_written_{0};
   std::atomic<std::uint64_t> write_failures_{0};
   std::atomic<std::uint64_t> prune_failures_{0};
   std::atomic<std::uint64_t> rows_pruned_{0};
+  std::atomic<std::uint64_t> keys_folded_{0};
+  std::atomic<std::uint64_t> flushes_{0};
+  std::atomic<std::uint64_t> jobs_done_{0};
   std::atomic<std::size_t> queue_depth_{0};
   std::atomic<std::int64_t> last_flush_us_{0};
+  std::atomic<std::int64_t> max_flush_us_{0};
   mutable std::mutex error_mu_;
   std::string last_error_;
 

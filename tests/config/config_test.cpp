@@ -67,7 +67,7 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"log.summary_interval", R"("0s")"},
     {"store.path", R"("/var/lib/rcptguard/rcptguard.db")"},
     {"store.flush_interval", R"("2s")"},
-    {"store.queue_capacity", "1000"},
+    {"store.max_pending_keys", "5000"},
     {"store.retention", R"("30d")"},
     {"store.history_weeks", "12"},
     {"store.prune_interval", R"("10m")"},
@@ -264,7 +264,7 @@ TEST(Defaults, LoadFromAnEmptyFile) {
   EXPECT_EQ(c.log.summary_interval, 60s);
   EXPECT_EQ(c.store.path, "rcptguard.db");
   EXPECT_EQ(c.store.flush_interval, 1s);
-  EXPECT_EQ(c.store.queue_capacity, 100'000U);
+  EXPECT_EQ(c.store.max_pending_keys, 2'000'000U);
   EXPECT_EQ(c.store.retention, 60 * 24h);
   EXPECT_EQ(c.store.history_weeks, 8U);
   EXPECT_EQ(c.store.prune_interval, 1h);

@@ -20,6 +20,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/daemon/mail_log_lines.hpp"
@@ -135,9 +136,10 @@ struct command_result {
 
 class RcptguardBinary : public ::testing::Test {
  protected:
-  RcptguardBinary()
-      : watchdog_(30s, [this] {
-          ADD_FAILURE() << "watchdog: test did not finish within 30 s; killing the daemon";
+  explicit RcptguardBinary(std::chrono::seconds limit = 30s)
+      : watchdog_(limit, [this, limit] {
+          ADD_FAILURE() << "watchdog: test did not finish within " << limit.count()
+                        << " s; killing the daemon";
           if (const pid_t pid = daemon_pid_.load(); pid > 0) ::kill(pid, SIGKILL);
         }) {}
 
@@ -514,7 +516,7 @@ TEST_F(RcptguardBinary, AFloodIsStillFlaggedAfterARestart) {
   }
   daemon->signal(SIGTERM);
   ASSERT_EQ(daemon->wait_exit(5s), 0) << daemon->err();
-  EXPECT_GE(count_rows(dir_.file("db"), "SELECT count(*) FROM verdict"), 1U);
+  EXPECT_GE(count_rows(dir_.file("db"), "SELECT count(*) FROM flagged"), 1U);
 
   // Same database, new process: the windows and the open episode come back from SQLite, so the
   // very next message of the flood is flagged again instead of starting from zero.
@@ -557,7 +559,7 @@ TEST_F(RcptguardBinary, KeepsAnsweringWhileTheDatabaseIsLockedAndLosesNothing) {
             30U)
       << daemon->err();
   EXPECT_GE(count_rows(dir_.file("db"),
-                       "SELECT count(*) FROM verdict "
+                       "SELECT count(*) FROM v_verdicts "
                        "WHERE recipient = 'bob@example.test'"),
             1U);
 }
@@ -616,6 +618,108 @@ TEST_F(RcptguardBinary, FollowedLogsAndAutoEndOfMessageDetectionCountEachMessage
                        "SELECT coalesce(sum(attempted), 0) FROM recipient_hourly "
                        "WHERE recipient = 'policy@example.test'"),
             static_cast<std::size_t>(by_policy));
+}
+
+// The load and fault tests: bounded, but longer than the others.
+class RcptguardBinaryLoad : public RcptguardBinary {
+ protected:
+  RcptguardBinaryLoad() : RcptguardBinary(100s) {}
+};
+
+std::string numbered_rcpt(int n) {
+  return minimal_request("protocol_state=RCPT\nrecipient=r" + std::to_string(n % 2000) +
+                         "@example.test\nsender=s" + std::to_string(n) +
+                         "@remote.example\nclient_address=192.0.2." + std::to_string(n % 250) +
+                         "\ninstance=load." + std::to_string(n) + "\n");
+}
+
+// The writer cannot write for ten seconds while 200,000 requests arrive: every one is answered,
+// every count reaches the database afterwards, and nothing is dropped; what arrived meanwhile
+// was merged, not queued.
+TEST_F(RcptguardBinaryLoad, ALockedDatabaseLosesNoCountUnderLoad) {
+  auto daemon = start_daemon_with_overrides({"store.flush_interval=50ms"});
+  ASSERT_TRUE(daemon);
+  test_client client = test_client::tcp(port_);
+  ASSERT_EQ(client.ask(rcpt_request("warmup@example.test")), dunno_reply);
+  const std::string attempted = "SELECT coalesce(sum(attempted), 0) FROM recipient_minute";
+  ASSERT_TRUE(eventually([&] { return count_rows(dir_.file("db"), attempted) == 1; }));
+
+  auto locker = std::make_unique<SQLite::Database>(dir_.file("db"), SQLite::OPEN_READWRITE);
+  locker->exec("BEGIN EXCLUSIVE");
+  const auto locked_at = std::chrono::steady_clock::now();
+  constexpr int requests = 200'000;
+  constexpr int pipelined = 500;  // requests written before their replies are read
+  int answered = 0;
+  for (int first = 0; first < requests; first += pipelined) {
+    std::string burst;
+    for (int n = first; n < first + pipelined; ++n) burst += numbered_rcpt(n);
+    ASSERT_TRUE(client.send(burst));
+    for (int n = 0; n < pipelined; ++n) {
+      const read_result r = client.read_reply();
+      ASSERT_EQ(r.status, read_status::reply) << describe(r);
+      ++answered;
+    }
+  }
+  EXPECT_EQ(answered, requests);
+  std::this_thread::sleep_until(locked_at + 10s);
+  locker->exec("ROLLBACK");
+  locker.reset();
+
+  daemon->signal(SIGTERM);
+  ASSERT_EQ(daemon->wait_exit(60s), 0) << daemon->err();
+  EXPECT_EQ(count_rows(dir_.file("db"), attempted), static_cast<std::size_t>(requests) + 1);
+  const std::string log = daemon->err();
+  EXPECT_NE(log.find("store_dropped=0 "), std::string::npos) << log.substr(log.rfind("FINAL"));
+  EXPECT_NE(log.find("STORE WRITE FAILED"), std::string::npos);  // it was really locked
+}
+
+// kill -9 while followed logs are being counted, then a restart: the positions commit with the
+// records they cover, so each logged message is counted exactly once.
+TEST_F(RcptguardBinaryLoad, AKilledDaemonNeitherSkipsNorRecountsFollowedLogLines) {
+  const std::string log = dir_.file("mail.log");
+  write_file(log, "");
+  const std::vector<std::string> overrides{"ingest.files=[\"" + log + "\"]",
+                                           "ingest.hosts=[\"mx2\"]", "ingest.poll_interval=50ms",
+                                           "store.flush_interval=20ms"};
+  const auto append = [&](unsigned first, unsigned count) {
+    std::ofstream out(log, std::ios::app);
+    for (unsigned n = first; n < first + count; ++n) {
+      out << daemon::postfix_message(
+          n, wall_clock_now(), "r" + std::to_string(n % 7) + "@example.test",
+          "s" + std::to_string(n) + "@remote.example", "192.0.2.9", "mx2");
+      if (n % 50 == 0) out.flush();  // the daemon reads while we write
+    }
+  };
+  const std::string counted =
+      "SELECT coalesce(sum(accepted), 0) FROM recipient_minute WHERE recipient LIKE 'r%'";
+
+  auto daemon = start_daemon_with_overrides(overrides);
+  ASSERT_TRUE(daemon);
+  ASSERT_TRUE(daemon->wait_for_err("INGEST following")) << daemon->err();
+  // The log grows while the daemon counts it; it is killed half-way, between two of its
+  // transactions or in one.
+  std::thread writer([&] {
+    for (unsigned first = 0; first < 3000; first += 100) {
+      append(first, 100);
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  const bool started = eventually([&] { return count_rows(dir_.file("db"), counted) >= 500; }, 20s);
+  daemon->signal(SIGKILL);
+  writer.join();
+  ASSERT_TRUE(started) << daemon->err();
+  daemon->wait_exit(10s);
+  const std::size_t at_kill = count_rows(dir_.file("db"), counted);
+
+  daemon = start_daemon_with_overrides(overrides);
+  ASSERT_TRUE(daemon);
+  append(3000, 500);
+  EXPECT_TRUE(eventually([&] { return count_rows(dir_.file("db"), counted) >= 3500; }, 30s))
+      << "counted " << count_rows(dir_.file("db"), counted) << ", " << at_kill << " at the kill\n"
+      << daemon->err();
+  daemon->signal(SIGTERM);
+  ASSERT_EQ(daemon->wait_exit(10s), 0) << daemon->err();
+  EXPECT_EQ(count_rows(dir_.file("db"), counted), 3500U) << at_kill << " at the kill";
 }
 
 }  // namespace

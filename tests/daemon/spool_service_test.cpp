@@ -20,6 +20,8 @@
 #include "config/config.hpp"
 #include "daemon/spool_evidence.hpp"
 #include "store/schema.hpp"
+#include "store/store.hpp"
+#include "store/writer.hpp"
 #include "tests/scanner/scanner_test_util.hpp"
 
 namespace rcptguard::daemon {
@@ -90,6 +92,17 @@ class SpoolService : public ::testing::Test {
 
   std::string database() const { return (dir_.path() / "rg.db").string(); }
 
+  /// The daemon's writer thread: the one that stores what the scans found.
+  std::unique_ptr<store::writer> make_writer() const {
+    return std::make_unique<store::writer>(
+        std::make_unique<store::store>(
+            store::store_options{.database = store::open_options{database()}}),
+        store::writer_options{}, nullptr, wall_clock_now);
+  }
+  static spool_save save_to(store::writer& w) {
+    return [&w](store::database_job job) { return w.submit(std::move(job)); };
+  }
+
   std::shared_ptr<spdlog::logger> logger() {
     return std::make_shared<spdlog::logger>("test",
                                             std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
@@ -104,14 +117,17 @@ TEST_F(SpoolService, PublishesEvidenceOnTheIoThreadAndStopsPromptly) {
   boost::asio::io_context io;
   published seen;
   const std::thread::id io_thread = std::this_thread::get_id();
-  spool_service scheduler(io, settings_, database(), logger(),
-                          [&](spool_evidence_list evidence, time_point) {
-                            ++seen.calls;
-                            seen.on_io_thread = std::this_thread::get_id() == io_thread;
-                            ASSERT_EQ(evidence.size(), 1U);
-                            seen.recipient = evidence.front().first;
-                            seen.evidence = evidence.front().second;
-                          });
+  const auto writer = make_writer();
+  spool_service scheduler(
+      io, settings_, database(), logger(),
+      [&](spool_evidence_list evidence, time_point) {
+        ++seen.calls;
+        seen.on_io_thread = std::this_thread::get_id() == io_thread;
+        ASSERT_EQ(evidence.size(), 1U);
+        seen.recipient = evidence.front().first;
+        seen.evidence = evidence.front().second;
+      },
+      save_to(*writer));
   scheduler.start();
   // Keeps run_one_for() from returning early for lack of work while the first scan runs.
   const auto guard = boost::asio::make_work_guard(io);
@@ -142,16 +158,22 @@ TEST_F(SpoolService, ARestartResumesFromTheStoredState) {
   int calls = 0;
   const auto count = [&](spool_evidence_list, time_point) { ++calls; };
   {
-    spool_service first(io, settings_, database(), logger(), count);
-    first.start();
-    const auto guard = boost::asio::make_work_guard(io);
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (calls == 0 && std::chrono::steady_clock::now() < deadline) io.run_one_for(50ms);
-    ASSERT_EQ(calls, 1) << log_.str();
-  }  // the destructor stops the thread
+    const auto writer = make_writer();
+    {
+      spool_service first(io, settings_, database(), logger(), count, save_to(*writer));
+      first.start();
+      const auto guard = boost::asio::make_work_guard(io);
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (calls == 0 && std::chrono::steady_clock::now() < deadline) io.run_one_for(50ms);
+      ASSERT_EQ(calls, 1) << log_.str();
+    }  // the destructor stops the thread
+    writer->stop();  // the scan's rows are stored, as at a daemon's shutdown
+    EXPECT_EQ(writer->stats().jobs_done, 1U);
+  }
   log_.str("");
   io.restart();  // the first guard's end stopped the io_context
-  spool_service second(io, settings_, database(), logger(), count);
+  const auto writer = make_writer();
+  spool_service second(io, settings_, database(), logger(), count, save_to(*writer));
   second.start();
   const auto guard = boost::asio::make_work_guard(io);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -167,8 +189,9 @@ TEST_F(SpoolService, AnUnusableDatabaseIsLoggedAndRetried) {
   boost::asio::io_context io;
   const auto path = dir_.path() / "not-a-directory";
   write_file(path, "x");
-  spool_service scheduler(io, settings_, (path / "rg.db").string(), logger(),
-                          [](spool_evidence_list, time_point) {});
+  spool_service scheduler(
+      io, settings_, (path / "rg.db").string(), logger(), [](spool_evidence_list, time_point) {},
+      [](store::database_job) { return false; });
   scheduler.start();
   std::this_thread::sleep_for(1s);  // about ten attempts at 100ms; two are checked
   scheduler.stop();

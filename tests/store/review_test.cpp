@@ -3,9 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "store/delta.hpp"
 #include "store/schema.hpp"
+#include "store/store.hpp"
 #include "store_test_util.hpp"
 
 namespace rcptguard::store {
@@ -103,10 +108,15 @@ TEST_F(ReviewTest, TopRecipientsByAcceptedMessages) {
 
 TEST_F(ReviewTest, ReviewConnectionCannotWrite) {
   SQLite::Database db = open_read_only(path_);
-  EXPECT_THROW(db.exec("DELETE FROM verdict"), SQLite::Exception);
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict"), 3);
+  EXPECT_THROW(db.exec("DELETE FROM flagged"), SQLite::Exception);
+  EXPECT_THROW(db.exec("DELETE FROM explanation"), SQLite::Exception);
+  EXPECT_THROW(db.exec("INSERT INTO name (text) VALUES ('x')"), SQLite::Exception);
+  EXPECT_EQ(query_int(path_, "SELECT sum(requests) FROM flagged"), 3);
+  EXPECT_GT(query_int(path_, "SELECT count(*) FROM explanation"), 0);
 }
 
+// Review reads only the current schema (`rcptguard review` refuses an older file with a
+// message); the daemon's read-write open migrates it, and then review reads its verdicts.
 TEST(ReviewOldFile, RecipientDetailReadsAVersionOneFile) {
   temp_dir dir;
   const std::string path = dir.file("v1.db");
@@ -114,14 +124,253 @@ TEST(ReviewOldFile, RecipientDetailReadsAVersionOneFile) {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     migrate_to(db, 1);
     db.exec(
-        "INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source) "
-        "VALUES (1709546400, 'bob@example.test', 's@x.test', '192.0.2.1', 'defer', 3.5, "
-        "'DEFER_IF_PERMIT flood', 'policy')");
+        "INSERT INTO verdict (id, at, recipient, sender, client, level, score, action_text, "
+        "source) VALUES (3, 1709546400, 'bob@example.test', 's@x.test', '192.0.2.1', 'defer', "
+        "3.5, 'DEFER_IF_PERMIT flood', 'policy');"
+        "INSERT INTO verdict_reason (verdict_id, ordinal, name, weight, observed, baseline, "
+        "detail) VALUES (3, 0, 'volume_10m', 2.0, 240, 6, '240 msgs/10m')");
   }
+  {
+    SQLite::Database old = open_read_only(path);
+    EXPECT_EQ(user_version(old), 1);  // what `rcptguard review` checks before it refuses
+    EXPECT_THROW(recipient_detail(old, "bob@example.test", at(0)), SQLite::Exception);
+  }
+  { SQLite::Database migrated = open_read_write({.path = path}); }
+
   SQLite::Database db = open_read_only(path);
   const recipient_report r = recipient_detail(db, "bob@example.test", at(0));
   ASSERT_EQ(r.verdicts.size(), 1u);
-  EXPECT_FALSE(r.verdicts[0].monitor_only);
+  const verdict_row& v = r.verdicts[0];
+  EXPECT_EQ(v.id, 3);
+  EXPECT_EQ(v.at, 1709546400);
+  EXPECT_EQ(v.sender, "s@x.test");
+  EXPECT_EQ(v.client, "192.0.2.1");
+  EXPECT_EQ(v.level, "defer");
+  EXPECT_FALSE(v.monitor_only);
+  EXPECT_DOUBLE_EQ(v.score, 3.5);
+  EXPECT_EQ(v.action_text, "DEFER_IF_PERMIT flood");
+  EXPECT_EQ(v.source, "policy");
+  EXPECT_EQ(v.requests, 1);
+  ASSERT_EQ(v.reasons.size(), 1u);
+  EXPECT_EQ(v.reasons[0].name, "volume_10m");
+  EXPECT_EQ(v.reasons[0].detail, "240 msgs/10m");
+}
+
+// A recorded episode, as the engine reports it: bob is flooded by 50 requests from distinct
+// senders, one every 5 s from 13:59:00; the story evolves (warn on volume, then a second reason,
+// then defer, then a third reason) while the score climbs, with an episode record at the open
+// and each new peak, and a close 10 minutes after the last request. Around it, DUNNO mail.
+class RecordedEpisode : public ::testing::Test {
+ protected:
+  static constexpr std::int64_t start = t0 + 4 * 3600 - 60;  // 13:59:00
+  static constexpr int requests = 50;
+  static constexpr std::int64_t closed = start + 5 * (requests - 1) + 600;
+
+  static std::int64_t when(int k) { return start + 5 * k; }
+  static std::string sender(int k) {
+    // One of them is the real message hidden in the flood.
+    return k == 37 ? "newcontact@partner.test" : "bot" + std::to_string(k) + "@flood.test";
+  }
+  static std::string client(int k) { return "203.0.113." + std::to_string(k % 8); }
+  static bool defer(int k) { return k >= 20; }
+  static double score(int k) { return 1.0 + 0.1 * k; }
+  static std::vector<decision::reason> reasons(int k) {
+    std::vector<decision::reason> r = {
+        {"volume_10m", 1.0, 40.0 + k, 6, "msgs/10m " + std::to_string(40 + k)}};
+    if (k >= 10) r.push_back({"sender_diversity", 0.5, 30.0 + k, 3, "senders"});
+    if (k >= 35) r.push_back({"new_senders", 0.5, 20.0 + k, 1, "new senders"});
+    return r;
+  }
+  static std::string action(int k) {
+    return (defer(k) ? "DEFER_IF_PERMIT 4.7.1 rcptguard: " : "rcptguard: ") +
+           std::to_string(40 + k) + " msgs/10m";
+  }
+  // The engine's new peaks (the first is the open).
+  static bool peak(int k) { return std::set<int>{0, 3, 7, 12, 18, 25, 34, 45}.contains(k); }
+  // Where the story is stored: the open, each new peak, the second reason (10), the
+  // escalation (20) and the third reason (35).
+  static std::vector<int> stored() { return {0, 3, 7, 10, 12, 18, 20, 25, 34, 35, 45}; }
+  static int in_force(int k) {
+    int latest = 0;
+    for (const int e : stored()) {
+      if (e <= k) latest = e;
+    }
+    return latest;
+  }
+
+  /// The engine's records, one outbox per request (plus one for the DUNNO mail before and
+  /// the close after).
+  static std::vector<decision::outbox> recorded() {
+    std::vector<decision::outbox> out;
+    decision::outbox before;
+    for (int i = 0; i < 6; ++i) {
+      before.deliveries.push_back(
+          delivery(start - 3000 + i * 60, "bob@example.test", "alice@example.test", true, 2000));
+      before.deliveries.push_back(
+          delivery(start - 2900 + i * 60, "carol@example.test", "dave@example.test", true, 500));
+    }
+    out.push_back(before);
+    for (int k = 0; k < requests; ++k) {
+      decision::outbox b;
+      decision::delivery_record d = delivery(when(k), "bob@example.test", sender(k), !defer(k));
+      d.client = client(k);
+      b.deliveries.push_back(d);
+      if (k % 5 == 0) {  // DUNNO mail of the same seconds, for bob and carol
+        b.deliveries.push_back(
+            delivery(when(k), "bob@example.test", "alice@example.test", true, 3000));
+        b.deliveries.push_back(
+            delivery(when(k), "carol@example.test", "dave@example.test", true, 700));
+      }
+      decision::verdict_record v;
+      v.at = at(when(k));
+      v.recipient = "bob@example.test";
+      v.sender = sender(k);
+      v.client = client(k);
+      v.level = defer(k) ? decision::verdict_level::defer : decision::verdict_level::warn;
+      v.score = score(k);
+      v.action_text = action(k);
+      v.reasons = reasons(k);
+      b.verdicts.push_back(v);
+      if (peak(k)) {
+        decision::episode_record e = episode("bob@example.test", start, when(k), false, score(k));
+        e.peak_level = v.level;
+        b.episodes.push_back(e);
+      }
+      out.push_back(b);
+    }
+    decision::outbox close;
+    decision::episode_record e = episode("bob@example.test", start, closed, true, score(45));
+    close.episodes.push_back(e);
+    out.push_back(close);
+    return out;
+  }
+
+  /// The answers review gives, checked against the recorded episode.
+  static void check_review(const std::string& path) {
+    EXPECT_EQ(query_int(path, "SELECT count(*) FROM explanation"),
+              static_cast<std::int64_t>(stored().size()));
+    SQLite::Database db = open_read_only(path);
+    std::map<std::int64_t, std::int64_t> story_id;  // at -> explanation id
+    {
+      SQLite::Statement st(db, "SELECT at, id FROM explanation ORDER BY at");
+      std::vector<std::int64_t> ats;
+      while (st.executeStep()) {
+        ats.push_back(st.getColumn(0).getInt64());
+        story_id[st.getColumn(0).getInt64()] = st.getColumn(1).getInt64();
+      }
+      std::vector<std::int64_t> expected;
+      for (const int e : stored()) expected.push_back(when(e));
+      EXPECT_EQ(ats, expected);
+    }
+
+    const recipient_report r = recipient_detail(db, "bob@example.test", at(start - 3600));
+    ASSERT_EQ(r.verdicts.size(), static_cast<std::size_t>(requests));  // DUNNO mail is not
+    std::set<std::string> deferred;
+    for (std::size_t i = 0; i < r.verdicts.size(); ++i) {
+      const int k = requests - 1 - static_cast<int>(i);  // newest first
+      SCOPED_TRACE("request " + std::to_string(k));
+      const verdict_row& v = r.verdicts[i];
+      EXPECT_EQ(v.at, when(k));
+      EXPECT_EQ(v.recipient, "bob@example.test");
+      EXPECT_EQ(v.sender, sender(k));
+      EXPECT_EQ(v.client, client(k));
+      EXPECT_EQ(v.level, defer(k) ? "defer" : "warn");
+      EXPECT_FALSE(v.monitor_only);
+      EXPECT_EQ(v.source, "policy");
+      EXPECT_EQ(v.requests, 1);
+      // Explained by the latest story stored at or before it.
+      const int e = in_force(k);
+      EXPECT_EQ(v.id, story_id[when(e)]);
+      EXPECT_DOUBLE_EQ(v.score, score(e));
+      EXPECT_EQ(v.action_text, action(e));
+      const std::vector<decision::reason> expected = reasons(e);
+      ASSERT_EQ(v.reasons.size(), expected.size());
+      for (std::size_t j = 0; j < expected.size(); ++j) {
+        EXPECT_EQ(v.reasons[j].name, expected[j].name);
+        EXPECT_DOUBLE_EQ(v.reasons[j].observed, expected[j].observed);
+        EXPECT_EQ(v.reasons[j].detail, expected[j].detail);
+      }
+      if (v.level == "defer") deferred.insert(v.sender);
+    }
+    // "Which senders were deferred during the episode": 30, the real one among them.
+    EXPECT_EQ(deferred.size(), 30u);
+    EXPECT_TRUE(deferred.contains("newcontact@partner.test"));
+    // "Why was bob deferred at 14:03": the requests of that minute and their story.
+    int at_1403 = 0;
+    for (const verdict_row& v : r.verdicts) {
+      if (v.at < t0 + 4 * 3600 + 180 || v.at >= t0 + 4 * 3600 + 240) continue;
+      ++at_1403;
+      EXPECT_EQ(v.level, "defer");
+      EXPECT_EQ(v.action_text, action(45));
+      ASSERT_EQ(v.reasons.size(), 3u);
+      EXPECT_EQ(v.reasons[2].name, "new_senders");
+    }
+    EXPECT_EQ(at_1403, 2);  // 14:03:00 and 14:03:05, the last two
+
+    ASSERT_EQ(r.episodes.size(), 1u);
+    EXPECT_EQ(r.episodes[0].verdicts, requests);
+    EXPECT_DOUBLE_EQ(r.episodes[0].peak_score, score(45));
+    ASSERT_TRUE(r.episodes[0].ended_at.has_value());
+    EXPECT_EQ(*r.episodes[0].ended_at, closed);
+    EXPECT_EQ(r.correspondents, 20 + 1);  // warned (accepted) senders and alice
+
+    const std::vector<alert_row> alerts = list_alerts(db, at(start - 3600), 10);
+    ASSERT_EQ(alerts.size(), 1u);
+    EXPECT_EQ(alerts[0].recipient, "bob@example.test");
+    EXPECT_EQ(alerts[0].started, start);
+    EXPECT_EQ(alerts[0].verdicts, requests);
+    EXPECT_EQ(alerts[0].peak_level, "defer");
+    // Flagged requests after the episode's window are not its verdicts.
+    EXPECT_EQ(list_alerts(db, at(closed + 1), 10).size(), 0u);
+
+    const std::vector<top_recipient_row> top = top_recipients(db, at(start - 3600), 10);
+    ASSERT_EQ(top.size(), 2u);
+    EXPECT_EQ(top[0].recipient, "bob@example.test");
+    EXPECT_EQ(top[0].accepted, 6 + 20 + 10);
+    EXPECT_EQ(top[0].attempted, 6 + 50 + 10);
+    EXPECT_EQ(top[0].verdicts, requests);
+    EXPECT_EQ(top[1].recipient, "carol@example.test");
+    EXPECT_EQ(top[1].verdicts, 0);
+    // Since 14:00, only the requests from then on.
+    const std::vector<top_recipient_row> since_two = top_recipients(db, at(t0 + 4 * 3600), 10);
+    ASSERT_FALSE(since_two.empty());
+    EXPECT_EQ(since_two[0].recipient, "bob@example.test");
+    EXPECT_EQ(since_two[0].verdicts, requests - 12);  // 13:59:00 .. 13:59:55 are before
+  }
+
+  temp_dir dir_;
+};
+
+TEST_F(RecordedEpisode, ReviewAnswersFromTheNewTablesOneOutboxPerRequest) {
+  const std::string path = dir_.file("per_request.db");
+  {
+    store s(options_for(path));
+    for (const decision::outbox& b : recorded()) s.apply(b);
+  }
+  check_review(path);
+}
+
+TEST_F(RecordedEpisode, ReviewAnswersAreTheSameWhateverTheFlushes) {
+  const std::vector<decision::outbox> all = recorded();
+  for (const std::size_t per_flush : {std::size_t{3}, std::size_t{13}, all.size()}) {
+    SCOPED_TRACE("outboxes per flush " + std::to_string(per_flush));
+    const std::string path = dir_.file("flushes" + std::to_string(per_flush) + ".db");
+    {
+      // The writer's path: outboxes aggregated into deltas, merged, applied.
+      store s(options_for(path));
+      explanation_filter filter;
+      for (std::size_t from = 0; from < all.size(); from += per_flush) {
+        delta merged;
+        for (std::size_t i = from; i < std::min(all.size(), from + per_flush); ++i) {
+          delta d;
+          d.add(all[i], filter);
+          merged.merge(std::move(d));
+        }
+        s.apply(merged);
+      }
+    }
+    check_review(path);
+  }
 }
 
 TEST(FormatUtc, RendersIso8601) {

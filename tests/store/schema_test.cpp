@@ -35,18 +35,31 @@ TEST(Schema, FreshFileMigratesToLatestWithEveryTableAndView) {
   EXPECT_EQ(query_int(path, "PRAGMA user_version"), schema_version);
   EXPECT_EQ(query_text(path, "PRAGMA journal_mode"), "wal");
   const std::set<std::string> tables = schema_objects(path, "table");
-  for (const char* t : {"recipient_hourly", "recipient_minute", "recipient_hour_sender",
-                        "correspondent", "verdict", "verdict_reason", "episode"}) {
+  for (const char* t :
+       {"recipient_hourly", "recipient_minute", "recipient_hour_sender", "correspondent", "name",
+        "party", "explanation", "explanation_reason", "flagged", "flagged_span", "episode",
+        "ingest_position", "spool_file", "spool_message", "spool_attachment", "spool_evidence"}) {
     EXPECT_TRUE(tables.contains(t)) << t;
   }
+  // v6 replaced the per-request verdict rows; nothing of them is left behind.
+  EXPECT_FALSE(tables.contains("verdict"));
+  EXPECT_FALSE(tables.contains("verdict_reason"));
   const std::set<std::string> views = schema_objects(path, "view");
-  EXPECT_EQ(views, (std::set<std::string>{"v_alerts", "v_verdicts", "v_top_recipients_24h",
-                                          "v_recipient_hourly", "v_spool_evidence"}));
+  EXPECT_EQ(views, (std::set<std::string>{"v_alerts", "v_explanations", "v_verdicts",
+                                          "v_top_recipients_24h", "v_recipient_hourly",
+                                          "v_spool_evidence"}));
   // Every view compiles against the tables (a typo would only show up when queried).
   SQLite::Database db(path, SQLite::OPEN_READONLY);
   for (const std::string& v : views) {
     EXPECT_NO_THROW(db.exec("SELECT * FROM " + v + " LIMIT 1")) << v;
   }
+  // flagged is clustered by recipient, then time: one episode's rows are one key range.
+  SQLite::Statement pk(db,
+                       "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info("
+                       "(SELECT name FROM pragma_index_list('flagged') WHERE origin = 'pk')) "
+                       "ORDER BY seqno)");
+  ASSERT_TRUE(pk.executeStep());
+  EXPECT_EQ(pk.getColumn(0).getString(), "recipient,at,sender,client,code");
 }
 
 TEST(Schema, VersionOneFileMigratesKeepingItsVerdicts) {
@@ -57,20 +70,36 @@ TEST(Schema, VersionOneFileMigratesKeepingItsVerdicts) {
     migrate_to(db, 1);
     ASSERT_EQ(user_version(db), 1);
     db.exec(
-        "INSERT INTO verdict (at, recipient, sender, client, level, score, action_text, source) "
-        "VALUES (1709546400, 'bob@example.test', 's@x.test', '192.0.2.1', 'defer', 3.5, "
-        "'DEFER_IF_PERMIT flood', 'policy')");
+        "INSERT INTO verdict (id, at, recipient, sender, client, level, score, action_text, "
+        "source) VALUES (7, 1709546400, 'bob@example.test', 's@x.test', '192.0.2.1', 'defer', "
+        "3.5, 'DEFER_IF_PERMIT flood', 'policy');"
+        "INSERT INTO verdict_reason (verdict_id, ordinal, name, weight, observed, baseline, "
+        "detail) VALUES (7, 0, 'volume_10m', 2.0, 240, 6, '240 msgs/10m')");
   }
-  // A review connection reads a file the daemon has not migrated yet.
+  // A read-only connection still opens a file the daemon has not migrated yet (review then
+  // refuses it with a message; it never migrates).
   {
     SQLite::Database ro = open_read_only(path);
     EXPECT_EQ(user_version(ro), 1);
   }
   { SQLite::Database db = open_read_write({.path = path}); }
   EXPECT_EQ(query_int(path, "PRAGMA user_version"), schema_version);
-  EXPECT_EQ(query_int(path, "SELECT count(*) FROM verdict"), 1);
+  // The verdict is an explanation (id kept) with its reason, and one flagged request.
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM explanation"), 1);
+  EXPECT_EQ(query_int(path, "SELECT id FROM explanation"), 7);
+  EXPECT_EQ(query_int(path, "SELECT monitor_only FROM explanation"), 0);  // v2's default
+  EXPECT_EQ(query_text(path, "SELECT reasons FROM v_explanations"),
+            "volume_10m=2.00 (240 msgs/10m)");
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM flagged"), 1);
+  EXPECT_EQ(query_int(path, "SELECT requests FROM flagged"), 1);
+  EXPECT_EQ(query_int(path, "SELECT first_at FROM flagged_span"), 1709546400);
   EXPECT_EQ(query_int(path, "SELECT monitor_only FROM v_verdicts"), 0);
   EXPECT_EQ(query_text(path, "SELECT at_utc FROM v_verdicts"), "2024-03-04T10:00:00Z");
+  EXPECT_EQ(query_text(path,
+                       "SELECT level || '|' || sender || '|' || client || '|' || source || "
+                       "'|' || action_text || '|' || explanation_id FROM v_verdicts"),
+            "defer|s@x.test|192.0.2.1|policy|DEFER_IF_PERMIT flood|7");
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'verdict%'"), 0);
 }
 
 // The primary-key columns of a WITHOUT ROWID table, in key order.

@@ -243,12 +243,22 @@ TEST_F(StoreTest, VerdictsAreStoredWithReasonsAndReadableInTheView) {
   warn.reasons.clear();
   warn.source = decision::event_source::log;
   b.verdicts.push_back(warn);
+  // The same story again from another sender: a flagged row, no new explanation.
+  decision::verdict_record again = warn;
+  again.at = at(t0 + 50);
+  again.sender = "other@bad.test";
+  again.score = 9.0;
+  b.verdicts.push_back(again);
   s.apply(b);
 
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 2);
+  // Two stories (the level, source and reasons changed), three flagged requests.
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation_reason"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 3);
   SQLite::Database db(path_, SQLite::OPEN_READONLY);
   SQLite::Statement st(db, R"sql(
-    SELECT at_utc, level, score, action_text, reasons, source FROM v_verdicts ORDER BY at)sql");
+    SELECT at_utc, level, score, action_text, reasons, source, sender, requests, explanation_id
+      FROM v_verdicts ORDER BY at)sql");
   ASSERT_TRUE(st.executeStep());
   EXPECT_EQ(st.getColumn(0).getString(), "2024-03-04T10:00:42Z");
   EXPECT_EQ(st.getColumn(1).getString(), "defer");
@@ -257,10 +267,49 @@ TEST_F(StoreTest, VerdictsAreStoredWithReasonsAndReadableInTheView) {
   EXPECT_EQ(st.getColumn(4).getString(),
             "volume_10m=2.00 (240 msgs/10m, baseline 6); sender_diversity=1.50 (180 senders)");
   EXPECT_EQ(st.getColumn(5).getString(), "policy");
+  EXPECT_EQ(st.getColumn(6).getString(), "spam@bad.test");
+  EXPECT_EQ(st.getColumn(7).getInt(), 1);
+  const std::int64_t first_story = st.getColumn(8).getInt64();
   ASSERT_TRUE(st.executeStep());
   EXPECT_EQ(st.getColumn(1).getString(), "warn");
   EXPECT_TRUE(st.getColumn(4).isNull());
   EXPECT_EQ(st.getColumn(5).getString(), "log");
+  const std::int64_t second_story = st.getColumn(8).getInt64();
+  EXPECT_NE(second_story, first_story);
+  // The third request is explained by the story in force at its time: the second one.
+  ASSERT_TRUE(st.executeStep());
+  EXPECT_EQ(st.getColumn(1).getString(), "warn");
+  EXPECT_EQ(st.getColumn(6).getString(), "other@bad.test");
+  EXPECT_EQ(st.getColumn(5).getString(), "log");
+  EXPECT_EQ(st.getColumn(8).getInt64(), second_story);
+  EXPECT_FALSE(st.executeStep());
+}
+
+// Identical flagged requests (same second, recipient, sender, client and answer) are one row
+// that counts them; names are interned once whatever table they appear in.
+TEST_F(StoreTest, IdenticalFlaggedRequestsAddUpInOneRowAcrossBatches) {
+  store s(options_for(path_));
+  decision::outbox b;
+  b.verdicts = {verdict(t0 + 1, "bob@example.test"), verdict(t0 + 1, "bob@example.test"),
+                verdict(t0 + 2, "bob@example.test")};
+  s.apply(b);
+  decision::outbox later;
+  later.verdicts = {verdict(t0 + 1, "bob@example.test")};
+  decision::verdict_record monitored = verdict(t0 + 1, "bob@example.test");
+  monitored.monitor_only = true;  // another answer: its own row
+  later.verdicts.push_back(monitored);
+  s.apply(later);
+
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 3);
+  EXPECT_EQ(query_int(path_, "SELECT sum(requests) FROM flagged"), 5);
+  EXPECT_EQ(query_int(path_, "SELECT requests FROM v_verdicts WHERE at = " +
+                                 std::to_string(t0 + 1) + " AND monitor_only = 0"),
+            3);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM name"), 1);   // bob
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM party"), 2);  // spam@bad.test, the client
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged_span"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT first_at FROM flagged_span"), t0 + 1);
+  EXPECT_EQ(s.rows_written(), 6u);  // two flagged keys and one explanation per batch
 }
 
 TEST_F(StoreTest, EpisodesUpsertByRecipientAndStartAndClose) {
@@ -399,11 +448,17 @@ TEST_F(StoreTest, PruneRemovesOldRowsAndKeepsNewOnes) {
   b.deliveries = {delivery(old, "bob@example.test", "old@x.test", true),
                   delivery(now - 26 * 3600, "bob@example.test", "mid@x.test", true),
                   delivery(now - 60, "bob@example.test", "new@x.test", true)};
-  b.verdicts = {verdict(old, "bob@example.test"), verdict(now - 60, "bob@example.test")};
+  b.verdicts = {verdict(old, "bob@example.test"), verdict(old, "carol@example.test")};
   b.episodes = {episode("bob@example.test", old, old + 60, true, 2.0),
                 episode("carol@example.test", old, old + 60, false, 2.0),  // orphaned open
                 episode("dave@example.test", old, now - 120, true, 2.0)};
   s.apply(b);
+  // Bob's episode ended, so his next verdict opens a new story: a second explanation.
+  decision::outbox recent;
+  recent.verdicts = {verdict(now - 60, "bob@example.test")};
+  s.apply(recent);
+  ASSERT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 3);
+  ASSERT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 3);
 
   const prune_result r = s.prune(at(now), std::chrono::days{30});
   EXPECT_TRUE(r.complete);
@@ -414,8 +469,16 @@ TEST_F(StoreTest, PruneRemovesOldRowsAndKeepsNewOnes) {
             (now - 26 * 3600) / 3600 * 3600);
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_minute"), 1);  // 25 h horizon
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hour_sender"), 1);
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict"), 1);
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 2);  // cascaded
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT at FROM explanation"), now - 60);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation_reason"), 2);  // cascaded
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT at FROM flagged"), now - 60);
+  // Carol has no flagged row left, so her span is gone; bob's starts at his kept row.
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged_span"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT first_at FROM flagged_span"), now - 60);
+  EXPECT_EQ(query_text(path_, "SELECT action_text FROM v_verdicts"),
+            "DEFER_IF_PERMIT 4.2.1 rcptguard: flood");
   EXPECT_EQ(query_text(path_, "SELECT recipient FROM episode"), "dave@example.test");
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM episode"), 1);
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent"), 2);
@@ -436,15 +499,61 @@ TEST_F(StoreTest, PruneWorkIsBoundedPerCall) {
     b.verdicts.push_back(verdict(t0 + i, "bob@example.test"));
   }
   s.apply(b);
+  // One story, ten flagged requests (one row each: their seconds differ).
+  ASSERT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 1);
+  ASSERT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 10);
 
+  // 6 rows per call: the explanation and 5 flagged rows, then the other 5.
   const prune_result first = s.prune(at(now), std::chrono::days{30});
   EXPECT_FALSE(first.complete);
   EXPECT_EQ(first.rows_deleted, 6u);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 5);
   const prune_result second = s.prune(at(now), std::chrono::days{30});
   EXPECT_TRUE(second.complete);
-  EXPECT_EQ(second.rows_deleted, 4u);
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict"), 0);
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 0);
+  EXPECT_EQ(second.rows_deleted, 5u);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 0);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation_reason"), 0);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 0);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged_span"), 0);
+  EXPECT_EQ(s.prune(at(now), std::chrono::days{30}).rows_deleted, 0u);
+}
+
+// Old flagged rows are found through flagged_span, a bounded number of recipients per call; a
+// recipient whose newer rows stay keeps a span starting at them.
+TEST_F(StoreTest, PruneOfFlaggedRowsVisitsABoundedNumberOfRecipientsPerCall) {
+  store_options o = options_for(path_);
+  o.prune_chunk_rows = 100;
+  o.prune_max_chunks = 2;
+  store s(o);
+  const std::int64_t now = t0 + 100 * 86400;
+  decision::outbox b;
+  for (int r = 0; r < 5; ++r) {
+    const std::string rcpt = "r" + std::to_string(r) + "@example.test";
+    b.verdicts.push_back(verdict(t0 + r, rcpt));
+    b.verdicts.push_back(verdict(t0 + 10 + r, rcpt));
+  }
+  b.verdicts.push_back(verdict(now - 5, "r4@example.test"));  // recent: kept
+  s.apply(b);
+  ASSERT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 11);
+  ASSERT_EQ(query_int(path_, "SELECT count(*) FROM flagged_span"), 5);
+
+  std::uint64_t deleted = 0;
+  int calls = 0;
+  for (bool complete = false; !complete; ++calls) {
+    ASSERT_LT(calls, 10);
+    const prune_result r = s.prune(at(now), std::chrono::days{30});
+    deleted += r.rows_deleted;
+    complete = r.complete;
+  }
+  EXPECT_GE(calls, 3);           // 2 recipients per call, 5 due
+  EXPECT_EQ(deleted, 10u + 5u);  // old flagged rows and explanations; the recent one is new
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged_span"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT first_at FROM flagged_span"), now - 5);
+  EXPECT_EQ(query_int(path_,
+                      "SELECT f.recipient = n.id FROM flagged_span f, name n "
+                      "WHERE n.text = 'r4@example.test'"),
+            1);
 }
 
 // Every row of the four delivery tables, in key order, as one comparable text.
@@ -565,27 +674,41 @@ TEST_F(StoreTest, SendersOfAFailedBatchAreCountedWhenItIsAppliedAgain) {
   decision::outbox b;
   b.deliveries = {delivery(t0 + 1, "bob@example.test", "a@x.test", true),
                   delivery(t0 + 2, "bob@example.test", "b@x.test", true)};
-  // The batch fails after its sender keys were inserted: a trigger aborts the verdict insert.
+  // The batch fails after its sender keys, names and flagged rows were inserted: a trigger
+  // aborts the explanation insert, the last write of the batch.
   {
     SQLite::Database db(path_, SQLite::OPEN_READWRITE);
     db.exec(
         "CREATE TABLE fail_once (n INTEGER); INSERT INTO fail_once VALUES (1);"
-        "CREATE TRIGGER fail_verdict BEFORE INSERT ON verdict WHEN (SELECT n FROM fail_once) = 1 "
-        "BEGIN SELECT RAISE(ABORT, 'injected'); END;");
+        "CREATE TRIGGER fail_explanation BEFORE INSERT ON explanation "
+        "WHEN (SELECT n FROM fail_once) = 1 BEGIN SELECT RAISE(ABORT, 'injected'); END;");
   }
   b.verdicts = {verdict(t0 + 3, "bob@example.test")};
   EXPECT_THROW(s.apply(b), SQLite::Exception);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hour_sender"), 0);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM name"), 0);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 0);
   {
     SQLite::Database db(path_, SQLite::OPEN_READWRITE);
     db.exec("UPDATE fail_once SET n = 0");
   }
   s.apply(b);
   EXPECT_EQ(query_int(path_, "SELECT distinct_senders FROM recipient_hourly"), 2);
+  // Applied again, the batch is whole: its verdict's story too, with names whose ids resolve.
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation_reason"), 2);
+  EXPECT_EQ(query_text(path_, "SELECT recipient || ' ' || sender || ' ' || client FROM v_verdicts"),
+            "bob@example.test spam@bad.test 198.51.100.7");
   decision::outbox again;
   again.deliveries = {delivery(t0 + 10, "bob@example.test", "a@x.test", true)};
+  again.verdicts = {verdict(t0 + 11, "bob@example.test")};
   s.apply(again);
   EXPECT_EQ(query_int(path_, "SELECT distinct_senders FROM recipient_hourly"), 2);
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hour_sender"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM name"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM party"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 1);  // the same story
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM v_verdicts"), 2);
 }
 
 TEST_F(StoreTest, FailedBatchLeavesNothingAndCanBeAppliedAgain) {
@@ -594,7 +717,10 @@ TEST_F(StoreTest, FailedBatchLeavesNothingAndCanBeAppliedAgain) {
   store s(o);
   decision::outbox b;
   b.deliveries = {delivery(t0, "bob@example.test", "a@x.test", true)};
-  b.verdicts = {verdict(t0, "bob@example.test")};
+  // Not at the episode's peak time, so only the store's memory of stories decides whether
+  // the verdict's explanation is stored.
+  b.verdicts = {verdict(t0 + 1, "bob@example.test")};
+  b.episodes = {episode("bob@example.test", t0, t0 + 5, false, 3.5)};
   {
     // A second writer holding the lock: the failure a root-run test can still provoke.
     SQLite::Database locker(path_, SQLite::OPEN_READWRITE);
@@ -602,11 +728,19 @@ TEST_F(StoreTest, FailedBatchLeavesNothingAndCanBeAppliedAgain) {
     EXPECT_THROW(s.apply(b), SQLite::Exception);
     locker.exec("ROLLBACK");
   }
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM recipient_hourly"), 0);
+  for (const char* table :
+       {"recipient_hourly", "recipient_minute", "recipient_hour_sender", "correspondent", "name",
+        "party", "flagged", "flagged_span", "explanation", "explanation_reason", "episode"}) {
+    EXPECT_EQ(query_int(path_, std::string{"SELECT count(*) FROM "} + table), 0) << table;
+  }
+  EXPECT_EQ(s.rows_written(), 0u);
   s.apply(b);
   EXPECT_EQ(query_int(path_, "SELECT accepted FROM recipient_hourly"), 1);
   EXPECT_EQ(query_int(path_, "SELECT distinct_senders FROM recipient_hourly"), 1);
-  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM verdict_reason"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM flagged"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation"), 1);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM explanation_reason"), 2);
+  EXPECT_EQ(query_int(path_, "SELECT verdicts FROM v_alerts"), 1);
 }
 
 TEST_F(StoreTest, AnalystViewsReadWell) {
