@@ -32,8 +32,12 @@ namespace rcptguard::cli {
 
 namespace {
 
-// Engine records are written in batches of about this many deliveries during a replay.
-constexpr std::size_t flush_deliveries = 20'000;
+// Engine records are written at every hour of log time, or sooner after this many deliveries,
+// which bounds the memory of a log with a very busy hour.
+constexpr std::size_t flush_deliveries = 200'000;
+// Baselines move by the day; reloading every recipient's weeks of history each log hour cost
+// the replay most of its time. Pruning by log time runs as often.
+constexpr std::int64_t history_refresh_hours = 24;
 // Engine housekeeping (episode cool-down, expiry) runs at most this often in log time: finer
 // than any cool-down, and a replay does not pay for it per line.
 constexpr std::chrono::minutes housekeeping_interval{1};
@@ -51,8 +55,13 @@ class pipeline {
       : settings_(settings),
         engine_(settings.detection, random_hash_seed()),
         reader_(ingest::timestamp_options{options.year, reference, options.utc_offset},
-                options.joiner) {
+                options.joiner),
+        retention_(writer_options_from(settings).retention),
+        spool_retention_(writer_options_from(settings).spool_retention) {
     store_ = std::make_unique<store::store>(store_options_from(settings.store));
+    // Minute rows only restore the daemon's windows of the last day: older ones would be pruned
+    // at its start, so a replay of weeks does not write them.
+    store_->skip_minute_rows_before(reference - store::minute_rows_kept);
     if (!options.alerts_file.empty()) {
       alerts_ = std::make_unique<daemon::alert_file>(options.alerts_file);
     }
@@ -95,12 +104,18 @@ class pipeline {
       engine_.restore(store_->load_snapshot(e.time), e.time);
       restored_ = true;
       hour_ = hour;
+      refreshed_hour_ = hour;
     } else if (hour > hour_) {
       hour_ = hour;
       flush();
-      const auto histories = store::load_histories(store_->database(), e.time,
-                                                   static_cast<int>(settings_.store.history_weeks));
-      engine_.update_histories(histories, e.time);
+      if (hour >= refreshed_hour_ + history_refresh_hours) {
+        refreshed_hour_ = hour;
+        // Rows that have aged out by log time go, as the daemon's writer prunes by wall time.
+        store_->prune(e.time, retention_, spool_retention_);
+        const auto histories = store::load_histories(
+            store_->database(), e.time, static_cast<int>(settings_.store.history_weeks));
+        engine_.update_histories(histories, e.time);
+      }
     }
     if (e.time >= last_tick_ + housekeeping_interval) {
       last_tick_ = e.time;
@@ -119,6 +134,9 @@ class pipeline {
   daemon::delivery_counts counts_;
   bool restored_ = false;
   std::int64_t hour_ = 0;
+  std::int64_t refreshed_hour_ = 0;
+  std::chrono::seconds retention_;
+  std::chrono::seconds spool_retention_;
   time_point last_tick_{};
 };
 

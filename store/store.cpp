@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -203,9 +204,15 @@ store::store(store_options options)
         DELETE FROM recipient_hour_sender WHERE (hour_start, recipient, sender) IN (
           SELECT hour_start, recipient, sender FROM recipient_hour_sender
            WHERE hour_start < ?1 LIMIT ?2))sql"),
-      prune_correspondent_(db_, R"sql(
-        DELETE FROM correspondent WHERE (recipient, sender) IN (
-          SELECT recipient, sender FROM correspondent WHERE last_seen < ?1 LIMIT ?2))sql"),
+      // Correspondents have no index on last_seen: a sweep in key order from a cursor. The
+      // end of one step is the budget-th key after the cursor (or none: the table's end).
+      sweep_end_(db_, R"sql(
+        SELECT recipient, sender FROM correspondent WHERE (recipient, sender) > (?1, ?2)
+         ORDER BY recipient, sender LIMIT 1 OFFSET ?3)sql"),
+      sweep_delete_(db_, R"sql(
+        DELETE FROM correspondent
+         WHERE (recipient, sender) > (?1, ?2) AND (?5 OR (recipient, sender) <= (?3, ?4))
+           AND last_seen < ?6)sql"),
       // Reasons go with their explanation through ON DELETE CASCADE.
       prune_explanation_(db_, R"sql(
         DELETE FROM explanation WHERE id IN (
@@ -339,6 +346,7 @@ void store::write_counts(const delta& batch) {
     st.exec();
   }
   for (const auto& [key, m] : batch.minutes()) {
+    if (key.first < minute_horizon_) continue;
     SQLite::Statement& st = fresh(upsert_minute_);
     bind_text(st, 1, names[key.second]);
     st.bind(2, key.first);
@@ -519,7 +527,7 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
 
   SQLite::Statement pairs(db_, R"sql(
     SELECT recipient, sender, first_seen, last_seen, messages FROM correspondent
-     ORDER BY last_seen DESC LIMIT ?1)sql");
+     ORDER BY last_seen DESC LIMIT ?1)sql");  // a sort at start-up: no index on last_seen
   pairs.bind(1, to_i64(options_.correspondent_limit));
   while (pairs.executeStep()) {
     snapshot.correspondents.push_back({pairs.getColumn(0).getString(),
@@ -594,6 +602,35 @@ std::uint64_t store::prune_table(SQLite::Statement& chunk_delete, std::int64_t c
   }
 }
 
+// Examines at most one budget of rows per call from where the last call stopped, deleting those
+// not seen since `cutoff`; a full sweep of the table therefore takes several calls, which is
+// fine at retentions of weeks.
+std::uint64_t store::prune_correspondents(std::int64_t cutoff, bool& complete) {
+  const std::size_t budget = options_.prune_chunk_rows * options_.prune_max_chunks;
+  SQLite::Statement& end = fresh(sweep_end_);
+  end.bind(1, sweep_cursor_.first);
+  end.bind(2, sweep_cursor_.second);
+  end.bind(3, to_i64(budget - 1));
+  std::optional<std::pair<std::string, std::string>> last;
+  if (end.executeStep()) last.emplace(end.getColumn(0).getString(), end.getColumn(1).getString());
+  end.tryReset();
+  SQLite::Statement& del = fresh(sweep_delete_);
+  del.bind(1, sweep_cursor_.first);
+  del.bind(2, sweep_cursor_.second);
+  del.bind(3, last ? last->first : std::string{});
+  del.bind(4, last ? last->second : std::string{});
+  del.bind(5, last ? 0 : 1);
+  del.bind(6, cutoff);
+  const auto deleted = static_cast<std::uint64_t>(del.exec());
+  if (last) {
+    sweep_cursor_ = std::move(*last);
+    complete = false;
+  } else {
+    sweep_cursor_ = {};  // the end: the next sweep starts over
+  }
+  return deleted;
+}
+
 // Flagged rows are clustered by recipient; flagged_span says whose oldest rows are due, so the
 // old rows are found by key range, never by a scan of the table.
 std::uint64_t store::prune_flagged(std::int64_t cutoff, std::size_t& rows_left, bool& complete) {
@@ -652,7 +689,7 @@ prune_result store::prune(time_point now, std::chrono::seconds retention,
   result.rows_deleted += prune_table(prune_explanation_, horizon, rows_left, result.complete);
   result.rows_deleted += prune_flagged(horizon, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_episode_, horizon, rows_left, result.complete);
-  result.rows_deleted += prune_table(prune_correspondent_, horizon, rows_left, result.complete);
+  result.rows_deleted += prune_correspondents(horizon, result.complete);
   // Spool rows are few (one per stored message and attachment) and age by hours.
   if (rows_left > 0) result.rows_deleted += prune_spool(db_, now - spool_retention);
   return result;

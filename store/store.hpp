@@ -79,6 +79,10 @@ class store {
   void apply(const decision::outbox& batch, const std::vector<followed_position>& positions = {},
              time_point now = {});
 
+  /// Minute rows before `t` are not written (a replay of old logs: the daemon would prune them
+  /// at once); hourly counts still are.
+  void skip_minute_rows_before(time_point t) { minute_horizon_ = to_unix_seconds(t); }
+
   /// Rows upserted by committed batches (counts, pairs, flagged keys, explanations, episodes).
   std::uint64_t rows_written() const { return rows_written_; }
 
@@ -102,6 +106,7 @@ class store {
   std::int64_t name_id(const std::string& text);
   std::int64_t party_id(const std::string& text);
   std::uint64_t prune_flagged(std::int64_t cutoff, std::size_t& rows_left, bool& complete);
+  std::uint64_t prune_correspondents(std::int64_t cutoff, bool& complete);
   bool first_sender_of_hour(std::string_view recipient, std::int64_t hour, std::string_view sender);
   void remember_committed_senders();
   void remember_committed_names();
@@ -129,7 +134,8 @@ class store {
   SQLite::Statement prune_hourly_;
   SQLite::Statement prune_minute_;
   SQLite::Statement prune_hour_sender_;
-  SQLite::Statement prune_correspondent_;
+  SQLite::Statement sweep_end_;
+  SQLite::Statement sweep_delete_;
   SQLite::Statement prune_explanation_;
   SQLite::Statement due_flagged_spans_;
   SQLite::Statement prune_flagged_;
@@ -154,6 +160,8 @@ class store {
   std::unordered_map<std::string, std::int64_t> pending_parties_;
   explanation_filter explanations_;  ///< for apply(outbox)
   std::uint64_t rows_written_ = 0;
+  std::int64_t minute_horizon_ = 0;
+  std::pair<std::string, std::string> sweep_cursor_;  ///< (recipient, sender) last examined
 };
 
 }  // namespace rcptguard::store
