@@ -31,11 +31,10 @@ bool caused_by_data(const SQLite::Exception& e) {
 writer::writer(std::unique_ptr<store> db, writer_options options, log_function log,
                clock_function clock)
     : options_(options),
-      wake_keys_(std::max<std::size_t>(1, options_.max_pending_keys / 4)),
+      wake_records_(std::max<std::size_t>(1, options_.max_pending_keys / 4)),
       log_(std::move(log)),
       clock_(std::move(clock)),
       store_(std::move(db)),
-      pending_(options_.max_pending_keys),
       held_(options_.max_pending_keys),
       next_prune_(clock_()),  // prune once at start: the daemon may have been down for long
       thread_([this] { run(); }) {}
@@ -47,27 +46,20 @@ writer::~writer() {
 bool writer::submit(decision::outbox&& batch, const std::vector<followed_position>& positions) {
   const std::size_t n = batch.deliveries.size() + batch.verdicts.size() + batch.episodes.size();
   if (n == 0 && positions.empty()) return true;
+  arrival a{std::move(batch), positions, to_unix_seconds(clock_())};
   std::unique_lock lock(mu_);
   if (stopping_) {
     lock.unlock();
     records_dropped_.fetch_add(n, std::memory_order_relaxed);
-    batch.clear();
     return false;
   }
-  const std::size_t before = pending_.keys();
-  const std::uint64_t folded = pending_.folded();
-  pending_.add(batch, explanations_);
-  const std::int64_t saved_at = to_unix_seconds(clock_());
-  for (const followed_position& p : positions) {
-    pending_.set_log_position(p.path, p.device, p.inode, p.offset, saved_at);
-  }
-  const std::size_t keys = pending_.keys();
-  keys_folded_.fetch_add(pending_.folded() - folded, std::memory_order_relaxed);
-  queue_depth_.store(keys + held_keys_, std::memory_order_relaxed);
+  incoming_.push_back(std::move(a));
+  const std::size_t before = incoming_records_;
+  incoming_records_ += n;
+  queue_depth_.store(incoming_records_ + held_keys_, std::memory_order_relaxed);
   // Only the submit that crosses the mark wakes the thread; the rest ride along.
-  const bool wake = keys >= wake_keys_ && before < wake_keys_;
+  const bool wake = incoming_records_ >= wake_records_ && before < wake_records_;
   lock.unlock();
-  batch.clear();
   records_queued_.fetch_add(n, std::memory_order_relaxed);
   if (wake) wake_.notify_one();
   return true;
@@ -112,31 +104,58 @@ writer_stats writer::stats() const {
   return s;
 }
 
+// Takes what submit() queued and folds it into held_, on this thread: the network thread only
+// moved it. Called between writes and during a backoff, so raw batches wait at most for one
+// SQLite call (its busy_timeout) before they are merged.
+void writer::aggregate_incoming() {
+  std::deque<arrival> taken;
+  {
+    std::lock_guard lock(mu_);
+    taken.swap(incoming_);
+    incoming_records_ = 0;
+  }
+  const std::uint64_t folded = held_.folded();
+  for (arrival& a : taken) {
+    held_.add(a.batch, explanations_);
+    for (const followed_position& p : a.positions) {
+      held_.set_log_position(p.path, p.device, p.inode, p.offset, a.saved_at);
+    }
+  }
+  keys_folded_.fetch_add(held_.folded() - folded, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  held_keys_ = held_.keys();
+  queue_depth_.store(incoming_records_ + held_keys_, std::memory_order_relaxed);
+}
+
 void writer::run() {
   std::chrono::milliseconds backoff{0};
   bool stop_seen = false;
   bool prune_more = false;
   steady::time_point stop_deadline{};
   for (;;) {
-    {
-      std::unique_lock lock(mu_);
-      std::chrono::milliseconds wait = backoff.count() > 0 ? backoff : options_.flush_interval;
-      if (prune_more && backoff.count() == 0) wait = std::chrono::milliseconds{0};
-      // During a backoff a full delta must not cut the pause short; a stop request always does.
-      wake_.wait_for(lock, wait, [&] {
-        return stopping_ != stop_seen ||
-               (backoff.count() == 0 && (pending_.keys() >= wake_keys_ || !jobs_.empty()));
-      });
-      if (stopping_ && !stop_seen) {
-        stop_seen = true;
-        stop_deadline = steady::now() + options_.stop_timeout;
+    std::chrono::milliseconds wait = backoff.count() > 0 ? backoff : options_.flush_interval;
+    if (prune_more && backoff.count() == 0) wait = std::chrono::milliseconds{0};
+    const steady::time_point deadline = steady::now() + wait;
+    for (;;) {
+      bool write_now = false;
+      {
+        std::unique_lock lock(mu_);
+        // A backoff is not cut short by arrivals (they are merged meanwhile); a stop request
+        // always ends the wait.
+        wake_.wait_until(lock, deadline, [&] {
+          return stopping_ != stop_seen || incoming_records_ >= wake_records_ ||
+                 (backoff.count() == 0 && !jobs_.empty());
+        });
+        if (stopping_ && !stop_seen) {
+          stop_seen = true;
+          stop_deadline = steady::now() + options_.stop_timeout;
+        }
+        write_now = stop_seen || steady::now() >= deadline ||
+                    (backoff.count() == 0 &&
+                     (incoming_records_ >= wake_records_ || !jobs_.empty()));
       }
-      // What arrived while the last attempt failed joins the retry: one transaction. Keys
-      // folded in submit() were counted there.
-      const std::uint64_t folded = held_.folded() + pending_.folded();
-      held_.merge(std::move(pending_));
-      keys_folded_.fetch_add(held_.folded() - folded, std::memory_order_relaxed);
-      held_keys_ = held_.keys();
+      aggregate_incoming();
+      if (write_now) break;
     }
 
     const bool written = held_.empty() || write_held();
@@ -147,7 +166,8 @@ void writer::run() {
     if (written && !stop_seen) maybe_prune(prune_more);
 
     if (stop_seen) {
-      // submit() refuses once stopping_ is set, so after this merge nothing new can arrive.
+      // submit() refuses once stopping_ is set, so after the last merge nothing new arrives.
+      aggregate_incoming();
       if (held_.empty() && jobs_idle()) return;
       const steady::time_point now = steady::now();
       if (now >= stop_deadline) {
@@ -245,7 +265,7 @@ void writer::forget_held() {
   held_.clear();
   std::lock_guard lock(mu_);
   held_keys_ = 0;
-  queue_depth_.store(pending_.keys(), std::memory_order_relaxed);
+  queue_depth_.store(incoming_records_, std::memory_order_relaxed);
 }
 
 void writer::drop_held(const std::string& why) {

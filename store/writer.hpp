@@ -36,8 +36,8 @@ struct writer_options {
   /// pair keys and the sender and client of new flagged keys are folded and counted
   /// (writer_stats::keys_folded); the counts themselves are never folded or dropped.
   std::size_t max_pending_keys = 2'000'000;
-  /// Longest a record waits before it is written; past a quarter of max_pending_keys the
-  /// writer is woken sooner.
+  /// Longest a record waits before it is written; a quarter of max_pending_keys records
+  /// arriving wakes the writer sooner.
   std::chrono::milliseconds flush_interval{1000};
   /// Backoff after a failed write, doubling up to retry_max.
   std::chrono::milliseconds retry_initial{100};
@@ -80,9 +80,10 @@ struct database_job {
 
 /// Owns the database on its own thread: every write of the daemon goes through it.
 ///
-/// Aggregation: submit() folds a batch into the delta waiting to be written (store/delta.hpp),
-/// so a slow or locked database makes the next transaction bigger, not the queue longer, and
-/// nothing is dropped for slowness. Episode records keep the engine's order.
+/// Aggregation: submit() only hands a batch over; the writer's thread folds it into the delta
+/// waiting to be written (store/delta.hpp) at once, also while it waits out a backoff, so a slow
+/// or locked database makes the next transaction bigger, not the queue longer, and nothing is
+/// dropped for slowness. Episode records keep the engine's order.
 ///
 /// Failures: a transaction that fails for a reason outside the data (busy, locked, read-only,
 /// disk full, I/O) is kept and retried with capped exponential backoff, with whatever arrived
@@ -96,9 +97,9 @@ class writer {
   writer& operator=(const writer&) = delete;
   ~writer();
 
-  /// Never blocks on SQLite: merges the batch, and the followed-log positions its records take
-  /// the logs to, into what the next transaction writes (so records and positions commit
-  /// together). Returns false, dropping nothing but this batch, only after stop().
+  /// Never blocks on SQLite, and does O(1) work under the writer's lock: hands over the batch
+  /// and the followed-log positions its records take the logs to, which the next transaction
+  /// writes together. Returns false, dropping this batch, only after stop().
   bool submit(decision::outbox&& batch, const std::vector<followed_position>& positions = {});
 
   /// Queues `job` for the writer's thread; false after stop().
@@ -121,23 +122,33 @@ class writer {
   void record_error(log_level level, const std::string& text);
 
   const writer_options options_;
-  const std::size_t wake_keys_;
+  const std::size_t wake_records_;
   log_function log_;
   clock_function clock_;
   std::unique_ptr<store> store_;
 
-  // submit() holds mu_ while it merges one batch; the thread only swaps under it.
+  /// One submit(): the engine's records and the log positions they take the logs to.
+  struct arrival {
+    decision::outbox batch;
+    std::vector<followed_position> positions;
+    std::int64_t saved_at = 0;
+  };
+
+  void aggregate_incoming();
+
+  // Only O(1) work happens under mu_: submit() pushes, the thread swaps.
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  delta pending_;
-  explanation_filter explanations_;  ///< guarded by mu_, like pending_
+  std::deque<arrival> incoming_;
+  std::size_t incoming_records_ = 0;
   std::deque<database_job> jobs_;
   bool stopping_ = false;
 
   std::size_t held_keys_ = 0;  ///< held_.keys(), for queue_depth; guarded by mu_
 
   // Writer-thread state.
-  delta held_;  ///< the next (or a retried) transaction
+  delta held_;  ///< the next (or a retried) transaction, merged from what arrived
+  explanation_filter explanations_;
   std::uint64_t consecutive_failures_ = 0;
   time_point next_prune_;
   std::uint64_t prune_round_rows_ = 0;  ///< a prune round may span several bounded calls

@@ -500,7 +500,8 @@ std::vector<std::string> flood(test_client& client, std::string_view recipient, 
 }
 
 std::size_t count_rows(const std::string& db_path, const std::string& sql) {
-  SQLite::Database db(db_path, SQLite::OPEN_READONLY);
+  // A busy timeout: the daemon may be recovering the WAL of one it replaced (kill -9).
+  SQLite::Database db(db_path, SQLite::OPEN_READONLY, 5000);
   return static_cast<std::size_t>(db.execAndGet(sql).getInt64());
 }
 
