@@ -576,7 +576,7 @@ phase_spool() {
 check_verdicts_stored() { # database expected_monitor_only
   local db=$1 monitor=$2 verdicts reasons episodes
   verdicts=$(timeout 10 sqlite3 "$db" \
-    "SELECT count(*) FROM verdict WHERE recipient = '$BOB' AND monitor_only = $monitor") ||
+    "SELECT coalesce(sum(requests), 0) FROM v_verdicts WHERE recipient = '$BOB' AND monitor_only = $monitor") ||
     fail "cannot read $db"
   reasons=$(timeout 10 sqlite3 "$db" \
     "SELECT count(*) FROM v_verdicts WHERE recipient = '$BOB' AND reasons LIKE '%volume%'")
