@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/corpus.hpp"
 #include "tests/scanner/scanner_test_util.hpp"
 
 namespace rcptguard::cli {
@@ -49,12 +50,9 @@ result run(std::vector<std::string> args) {
 class ScanCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::filesystem::path sample = corpus_dir / "postfix-3.7/mbox-sample";
-    if (!std::filesystem::exists(sample)) {
-      GTEST_SKIP() << "corpus missing: " << sample << " (../shared/corpus beside the checkout)";
-    }
+    RCPTGUARD_NEEDS_CORPUS();
     std::filesystem::create_directories(dir_.path() / "spool");
-    std::filesystem::copy_file(sample, dir_.path() / "spool/bob");
+    std::filesystem::copy_file(corpus_dir / "postfix-3.7/mbox-sample", dir_.path() / "spool/bob");
   }
   std::string root() const { return (dir_.path() / "spool").string(); }
   temp_dir dir_;

@@ -9,6 +9,7 @@
 
 #include "ingest/line_parser.hpp"
 #include "ingest/reader.hpp"
+#include "tests/common/corpus.hpp"
 
 namespace rcptguard::ingest {
 namespace {
@@ -51,6 +52,7 @@ run join_file(const std::filesystem::path& path, joiner_options options = {}) {
 }
 
 TEST(Joiner, PostfixLocalDeliveryCarriesTheArrival) {
+  RCPTGUARD_NEEDS_CORPUS();
   const run r = join_file(corpus / "lograptor" / "postfix.log");
   ASSERT_EQ(r.events.size(), 1U);
   const message_event& e = r.events[0];
@@ -71,6 +73,7 @@ TEST(Joiner, PostfixLocalDeliveryCarriesTheArrival) {
 }
 
 TEST(Joiner, SendmailMailersAndRepeats) {
+  RCPTGUARD_NEEDS_CORPUS();
   const run local = join_file(corpus / "fluent-plugin-sendmail" / "sendmail-delivery.log");
   ASSERT_EQ(local.events.size(), 1U);
   EXPECT_EQ(local.events[0].recipient, "root@localhost.localdomain");
@@ -151,6 +154,7 @@ TEST(Joiner, DeliveryWithoutArrivalIsAnOrphanButCounted) {
 }
 
 TEST(Joiner, PixelparkContentFilterIsCountedOnce) {
+  RCPTGUARD_NEEDS_CORPUS();
   // smtpd -> amavis (postfix/amavis/smtp, relayed) -> postfix/10025/smtpd -> pipe to dovecot.
   const run r = join_file(corpus / "pixelpark-postfix-logsums" / "mail.log.first12000lines.log");
   // 28 pipe deliveries of re-injected mail plus root's local mail, which came from pickup.

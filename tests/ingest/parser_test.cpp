@@ -12,6 +12,7 @@
 #include "ingest/postfix_parser.hpp"
 #include "ingest/reader.hpp"
 #include "ingest/timestamp.hpp"
+#include "tests/common/corpus.hpp"
 
 namespace rcptguard::ingest {
 namespace {
@@ -335,6 +336,7 @@ grok_case read_yaml(const std::filesystem::path& path) {
 }
 
 TEST(GrokCorpus, ExtractedFieldsMatchTheOracle) {
+  RCPTGUARD_NEEDS_CORPUS();
   const auto dir = corpus / "postfix-grok-patterns" / "yaml";
   ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
   std::size_t cases = 0;
@@ -411,6 +413,7 @@ parse_counts parse_file(const std::filesystem::path& path) {
 }
 
 TEST(LogCorpus, EveryFileParsesWithKnownCounts) {
+  RCPTGUARD_NEEDS_CORPUS();
   // lines, mail, mail_other, other_program, blank, no_timestamp, malformed
   const std::map<std::string, file_counts> expected{
       {"fail2ban/postfix.log", {203, 34, 29, 0, 52, 88, 0}},

@@ -1,5 +1,7 @@
 // Replays what a real Postfix 3.7 sent (shared/corpus/postfix-3.7): every captured request must
 // parse, with the state and recipient the capture shows.
+#include "tests/common/corpus.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -82,6 +84,7 @@ std::vector<policy_request> parse_stream(std::string_view stream, std::vector<st
 }
 
 TEST(PostfixCorpus, EveryAnnotatedRequestParses) {
+  RCPTGUARD_NEEDS_CORPUS();
   const std::vector<captured_request> captured = read_annotated_capture();
   ASSERT_EQ(captured.size(), 204U);
 
@@ -117,6 +120,7 @@ TEST(PostfixCorpus, EveryAnnotatedRequestParses) {
 }
 
 TEST(PostfixCorpus, TypedFieldsOfTheFirstRequests) {
+  RCPTGUARD_NEEDS_CORPUS();
   const std::vector<captured_request> captured = read_annotated_capture();
   ASSERT_GE(captured.size(), 2U);
   request_parser parser;
@@ -140,6 +144,7 @@ TEST(PostfixCorpus, TypedFieldsOfTheFirstRequests) {
 }
 
 TEST(PostfixCorpus, RawStreamYieldsEveryCompleteRequest) {
+  RCPTGUARD_NEEDS_CORPUS();
   const std::string raw = read_file("requests.raw");
   const std::vector<policy_request> parsed = parse_stream(raw, {});
   ASSERT_EQ(parsed.size(), 202U);
@@ -158,6 +163,7 @@ TEST(PostfixCorpus, RawStreamYieldsEveryCompleteRequest) {
 }
 
 TEST(PostfixCorpus, RawStreamSplitAnywhereGivesTheSameRequests) {
+  RCPTGUARD_NEEDS_CORPUS();
   const std::string raw = read_file("requests.raw");
   const std::vector<policy_request> whole = parse_stream(raw, {});
   // A fixed seed, so a failing split can be reproduced.

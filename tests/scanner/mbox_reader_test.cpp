@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "scanner_test_util.hpp"
+#include "tests/common/corpus.hpp"
 
 namespace rcptguard::scanner {
 namespace {
@@ -50,6 +51,7 @@ TEST(FromLine, RecognisesSeparatorsNotProse) {
 }
 
 TEST(MboxReader, PostfixSampleHasNineMessagesWithFromUnescaped) {
+  RCPTGUARD_NEEDS_CORPUS();
   const auto path = corpus_dir / "postfix-3.7/mbox-sample";
   const read_result r = read_mbox(path);
   ASSERT_EQ(r.messages.size(), 9u);
@@ -71,6 +73,7 @@ TEST(MboxReader, PostfixSampleHasNineMessagesWithFromUnescaped) {
 }
 
 TEST(MboxReader, LastMessageWaitsWhileAWriterIsActive) {
+  RCPTGUARD_NEEDS_CORPUS();
   const auto path = corpus_dir / "postfix-3.7/mbox-sample";
   const read_result all = read_mbox(path);
   const read_result busy = read_mbox(path, 0, /*quiescent=*/false);
@@ -79,6 +82,7 @@ TEST(MboxReader, LastMessageWaitsWhileAWriterIsActive) {
 }
 
 TEST(MboxReader, ResumesAtCompleteOffsetReadingOnlyNewBytes) {
+  RCPTGUARD_NEEDS_CORPUS();
   const auto path = corpus_dir / "postfix-3.7/mbox-sample";
   const read_result all = read_mbox(path);
   const std::uint64_t start = all.messages[6].offset;
@@ -89,6 +93,7 @@ TEST(MboxReader, ResumesAtCompleteOffsetReadingOnlyNewBytes) {
 }
 
 TEST(MboxReader, ProseAfterBlankLineAndByteOrderMarkDoNotSplit) {
+  RCPTGUARD_NEEDS_CORPUS();
   const read_result r = read_mbox(corpus_dir / "mime/mimekit/mbox/unmunged.mbox.txt");
   ASSERT_EQ(r.messages.size(), 2u);
   for (const auto& m : r.messages) {
@@ -97,6 +102,7 @@ TEST(MboxReader, ProseAfterBlankLineAndByteOrderMarkDoNotSplit) {
 }
 
 TEST(MboxReader, ContentLengthDelimitsMessagesWithoutBlankLines) {
+  RCPTGUARD_NEEDS_CORPUS();
   const read_result r = read_mbox(corpus_dir / "mime/mimekit/mbox/content-length.mbox.txt");
   EXPECT_EQ(r.messages.size(), 29u);
 }

@@ -13,6 +13,7 @@
 #include "scanner/mbox_reader.hpp"
 #include "scanner/sha256.hpp"
 #include "scanner_test_util.hpp"
+#include "tests/common/corpus.hpp"
 
 namespace rcptguard::scanner {
 namespace {
@@ -41,6 +42,7 @@ std::string wrap(const std::string& headers, const std::string& body) {
 }
 
 TEST(MimeScanner, EveryCorpusFileParsesWithoutCrash) {
+  RCPTGUARD_NEEDS_CORPUS();
   std::size_t files = 0;
   std::size_t messages = 0;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(corpus_dir / "mime")) {
@@ -66,6 +68,7 @@ TEST(MimeScanner, EveryCorpusFileParsesWithoutCrash) {
 }
 
 TEST(MimeScanner, PostfixBombSampleHashesMatchTheOriginalFiles) {
+  RCPTGUARD_NEEDS_CORPUS();
   const auto dir = corpus_dir / "postfix-3.7";
   const std::string photo = hash_of_file(dir / "attachments/photo.jpg");
   ASSERT_EQ(photo, hash_of_file(dir / "attachments/copy-of-photo.jpg"));
@@ -90,6 +93,7 @@ TEST(MimeScanner, PostfixBombSampleHashesMatchTheOriginalFiles) {
 }
 
 TEST(MimeScanner, MessageIdAndTimesAreRead) {
+  RCPTGUARD_NEEDS_CORPUS();
   const auto infos = scan_mbox_file(corpus_dir / "postfix-3.7/mbox-sample");
   ASSERT_EQ(infos.size(), 9u);
   EXPECT_EQ(infos[0].message_id, "e2e-002@client.example.test");
@@ -124,6 +128,7 @@ TEST(MimeScanner, KnownAnswerEncodingsDecodeToThePhoto) {
 }
 
 TEST(MimeScanner, Rfc2231FilenamesAreDecoded) {
+  RCPTGUARD_NEEDS_CORPUS();
   const auto dir = corpus_dir / "mime/james-mime4j/mimetools-testmsgs";
   for (const char* name :
        {"attachment-filename-encoding-UTF8.msg", "attachment-filename-encoding-Latin1.msg"}) {
@@ -178,6 +183,7 @@ TEST(MimeScanner, PartCountIsBounded) {
 }
 
 TEST(MimeScanner, OversizedMessageAndHeaderAreSkipped) {
+  RCPTGUARD_NEEDS_CORPUS();
   scan_limits limits;
   limits.max_message_bytes = 1000;
   EXPECT_EQ(scan_message(wrap("", std::string(2000, 'x')), limits).skipped,
@@ -189,6 +195,7 @@ TEST(MimeScanner, OversizedMessageAndHeaderAreSkipped) {
 }
 
 TEST(MimeScanner, ConcurrentScansAgree) {
+  RCPTGUARD_NEEDS_CORPUS();
   const std::string message = read_file(corpus_dir / "mime/cpython-test_email/msg_07.txt");
   const message_info reference = scan_message(message, scan_limits{});
   ASSERT_EQ(reference.attachments.size(), 1u);

@@ -10,6 +10,7 @@
 #include "scanner/scanner.hpp"
 #include "scanner/sha256.hpp"
 #include "scanner_test_util.hpp"
+#include "tests/common/corpus.hpp"
 
 namespace rcptguard::scanner {
 namespace {
@@ -55,6 +56,7 @@ std::string bomb_box(int first, int count, const std::string& payload,
 }
 
 TEST(Scan, PostfixBombSampleGivesRepeatEvidenceForBob) {
+  RCPTGUARD_NEEDS_CORPUS();
   temp_dir dir;
   std::filesystem::copy_file(corpus_dir / "postfix-3.7/mbox-sample", dir.path() / "bob");
   scan_state state;

@@ -8,6 +8,7 @@
 #include "scanner/scanner.hpp"
 #include "scanner_test_util.hpp"
 #include "store/schema.hpp"
+#include "tests/common/corpus.hpp"
 
 namespace rcptguard::store {
 namespace {
@@ -26,6 +27,7 @@ scanner::scan_options options_for(const std::filesystem::path& root) {
 }
 
 TEST(Spool, RestartResumesFromTheSavedStateWithoutRereading) {
+  RCPTGUARD_NEEDS_CORPUS();
   temp_dir dir;
   std::filesystem::create_directories(dir.path() / "spool");
   std::filesystem::copy_file(corpus_dir / "postfix-3.7/mbox-sample", dir.path() / "spool/bob");
@@ -69,6 +71,7 @@ TEST(Spool, RestartResumesFromTheSavedStateWithoutRereading) {
 }
 
 TEST(Spool, RestartedMailboxReplacesItsRecordsAndPruneDeletesOldOnes) {
+  RCPTGUARD_NEEDS_CORPUS();
   temp_dir dir;
   std::filesystem::create_directories(dir.path() / "spool");
   const auto box = dir.path() / "spool/bob";
