@@ -89,6 +89,7 @@ struct store_settings {
   std::string path;
   std::chrono::milliseconds flush_interval{};
   std::size_t max_pending_keys{};
+  int writer_nice{};
   std::chrono::milliseconds retention{};
   std::uint32_t history_weeks{};  ///< of hourly counts, loaded for the baselines
   std::chrono::milliseconds prune_interval{};

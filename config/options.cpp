@@ -65,6 +65,7 @@ store::writer_options writer_options_from(const config& settings) {
   store::writer_options options;
   options.max_pending_keys = settings.store.max_pending_keys;
   options.flush_interval = settings.store.flush_interval;
+  options.nice = settings.store.writer_nice;
   options.retention = std::chrono::duration_cast<std::chrono::seconds>(settings.store.retention);
   options.prune_interval =
       std::chrono::duration_cast<std::chrono::seconds>(settings.store.prune_interval);

@@ -15,9 +15,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-// The writer thread's nice value (0 is the network thread's).
-constexpr int writer_nice = 10;
-
 // True when the data itself makes the transaction fail, so retrying it can never succeed.
 bool caused_by_data(const SQLite::Exception& e) {
   switch (e.getErrorCode() & 0xff) {
@@ -133,10 +130,12 @@ void writer::aggregate_incoming() {
 }
 
 void writer::run() {
-  // Below the network thread: on a host where they share a core, a reply waits for a writer's
-  // time slice only as long as the scheduler's shorter slice for a niced thread. Linux gives
-  // each thread its own nice value; failure (a sandbox) only leaves the default.
-  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), writer_nice);
+  // Optionally below the network thread: where they share a core, a reply then waits only for
+  // the scheduler's shorter slice of a niced thread. Not by default, because nice is relative
+  // to every process on the host: beside busy content filters a niced writer is starved and
+  // falls minutes behind. Linux gives each thread its own nice value; failure (a sandbox) only
+  // leaves the default.
+  if (options_.nice != 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
   std::chrono::milliseconds backoff{0};
   bool stop_seen = false;
   bool prune_more = false;

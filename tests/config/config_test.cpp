@@ -68,6 +68,7 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"store.path", R"("/var/lib/rcptguard/rcptguard.db")"},
     {"store.flush_interval", R"("2s")"},
     {"store.max_pending_keys", "5000"},
+    {"store.writer_nice", "10"},
     {"store.retention", R"("30d")"},
     {"store.history_weeks", "12"},
     {"store.prune_interval", R"("10m")"},
@@ -264,6 +265,7 @@ TEST(Defaults, LoadFromAnEmptyFile) {
   EXPECT_EQ(c.log.summary_interval, 60s);
   EXPECT_EQ(c.store.path, "rcptguard.db");
   EXPECT_EQ(c.store.flush_interval, 1s);
+  EXPECT_EQ(c.store.writer_nice, 0);
   EXPECT_EQ(c.store.max_pending_keys, 2'000'000U);
   EXPECT_EQ(c.store.retention, 60 * 24h);
   EXPECT_EQ(c.store.history_weeks, 8U);
@@ -349,6 +351,7 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.log.level, log_level::debug);
   EXPECT_EQ(c.log.summary_interval, 0s);
   EXPECT_EQ(c.store.retention, 30 * 24h);
+  EXPECT_EQ(c.store.writer_nice, 10);
   EXPECT_TRUE(c.spool.enabled);
   EXPECT_FALSE(c.spool.check_owner);
   EXPECT_EQ(c.spool.window, 30min);

@@ -3,12 +3,18 @@
 #include "store/writer.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <iterator>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,6 +126,43 @@ TEST_F(WriterTest, FlushIntervalWritesWithoutStop) {
   EXPECT_TRUE(eventually([&] { return w->stats().records_written == 2; }));
   EXPECT_EQ(accepted_total(), 2);
   EXPECT_GT(w->stats().last_flush_duration.count(), 0);
+}
+
+// The nice values of this process's threads, from /proc (field 19 of each task's stat file).
+std::vector<int> thread_nice_values() {
+  std::vector<int> values;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // The command name (field 2) may hold spaces; the fields after its closing ')' do not.
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int n = 3; n <= 19 && rest >> field; ++n) {
+      if (n == 19) values.push_back(std::stoi(field));
+    }
+  }
+  return values;
+}
+
+TEST_F(WriterTest, TheWriterThreadRunsAtTheConfiguredNiceValue) {
+  const std::vector<int> before = thread_nice_values();
+  ASSERT_EQ(std::count(before.begin(), before.end(), 7), 0);
+  writer_options o;
+  o.nice = 7;
+  auto w = make_writer(o);
+  EXPECT_TRUE(eventually([] {
+    const std::vector<int> values = thread_nice_values();
+    return std::count(values.begin(), values.end(), 7) == 1;
+  }));
+  w->stop();
+  // By default the writer shares the CPU equally: nice is relative to every process on the
+  // host, and a niced writer beside busy content filters falls minutes behind.
+  auto plain = make_writer(writer_options{});
+  EXPECT_TRUE(plain->submit(deliveries(1, t0, "bob@example.test")));
+  EXPECT_TRUE(eventually([&] { return plain->stats().records_written == 1; }));
+  const std::vector<int> values = thread_nice_values();
+  const int own = ::getpriority(PRIO_PROCESS, 0);  // this thread's, as the test may run niced
+  EXPECT_TRUE(std::all_of(values.begin(), values.end(), [own](int v) { return v == own; }));
 }
 
 TEST_F(WriterTest, ManyArrivingRecordsWakeTheWriterBeforeTheInterval) {
