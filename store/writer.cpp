@@ -158,9 +158,9 @@ void writer::run() {
           stop_seen = true;
           stop_deadline = steady::now() + options_.stop_timeout;
         }
-        write_now = stop_seen || steady::now() >= deadline ||
-                    (backoff.count() == 0 &&
-                     (incoming_records_ >= wake_records_ || !jobs_.empty()));
+        write_now =
+            stop_seen || steady::now() >= deadline ||
+            (backoff.count() == 0 && (incoming_records_ >= wake_records_ || !jobs_.empty()));
       }
       aggregate_incoming();
       if (write_now) break;
