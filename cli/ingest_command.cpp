@@ -1,8 +1,8 @@
 // `rcptguard ingest`: the mail-log pipeline (daemon/mail_log_pipeline.hpp: lines -> parser ->
 // queue-id joiner -> the engine's delivery entry) at the log's own time -> store and alert file.
-// Replay runs as fast as the disk allows; baselines are refreshed from the store at every new hour
-// of log time, as the daemon does every hour of wall time, so three weeks of replayed logs end with
-// the baselines three weeks of live traffic would have built.
+// Replay runs as fast as the disk allows; baselines are refreshed from the store by log time (every
+// hour during the first day of the replay, as the daemon does by wall time, then daily), so three
+// weeks of replayed logs end with the baselines three weeks of live traffic would have built.
 #include "cli/ingest_command.hpp"
 
 #include <fmt/core.h>
@@ -36,8 +36,11 @@ namespace {
 // which bounds the memory of a log with a very busy hour.
 constexpr std::size_t flush_deliveries = 200'000;
 // Baselines move by the day; reloading every recipient's weeks of history each log hour cost
-// the replay most of its time. Pruning by log time runs as often.
+// the replay most of its time. Pruning by log time runs as often. Except on the replay's first
+// day: a cold store learns a busy account's own volume and bursts hour by hour, as the daemon
+// does, and the history is still small.
 constexpr std::int64_t history_refresh_hours = 24;
+constexpr std::int64_t cold_refresh_hours = 24;
 // Engine housekeeping (episode cool-down, expiry) runs at most this often in log time: finer
 // than any cool-down, and a replay does not pay for it per line.
 constexpr std::chrono::minutes housekeeping_interval{1};
@@ -104,14 +107,16 @@ class pipeline {
       engine_.restore(store_->load_snapshot(e.time), e.time);
       restored_ = true;
       hour_ = hour;
+      first_hour_ = hour;
       refreshed_hour_ = hour;
     } else if (hour > hour_) {
       hour_ = hour;
       flush();
-      if (hour >= refreshed_hour_ + history_refresh_hours) {
+      const bool first_day = hour < first_hour_ + cold_refresh_hours;
+      if (first_day || hour >= refreshed_hour_ + history_refresh_hours) {
         refreshed_hour_ = hour;
         // Rows that have aged out by log time go, as the daemon's writer prunes by wall time.
-        store_->prune(e.time, retention_, spool_retention_);
+        if (!first_day) store_->prune(e.time, retention_, spool_retention_);
         const auto histories = store::load_histories(
             store_->database(), e.time, static_cast<int>(settings_.store.history_weeks));
         engine_.update_histories(histories, e.time);
@@ -135,6 +140,7 @@ class pipeline {
   bool restored_ = false;
   std::int64_t hour_ = 0;
   std::int64_t refreshed_hour_ = 0;
+  std::int64_t first_hour_ = 0;
   std::chrono::seconds retention_;
   std::chrono::seconds spool_retention_;
   time_point last_tick_{};
@@ -280,7 +286,10 @@ int command_ingest(int argc, char** argv) {
                              "offset of timestamps without one, e.g. +01:00 (default: the "
                              "system time zone, TZ)",
                              cxxopts::value<std::string>())(
-      "alerts", "append alert episodes as JSON Lines to this file", cxxopts::value<std::string>())(
+      "alerts",
+      "append alert episodes as JSON Lines to this file (the daemon's [alerts] command is not "
+      "run)",
+      cxxopts::value<std::string>())(
       "instance",
       "count only messages received by this Postfix syslog name (postfix, "
       "postfix/submission, postfix-out) or Sendmail program; repeatable. List the instances the "

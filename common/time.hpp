@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <string>
 
 namespace rcptguard {
 
@@ -18,6 +21,17 @@ inline std::int64_t to_unix_seconds(time_point t) {
 
 inline time_point from_unix_seconds(std::int64_t s) {
   return time_point{std::chrono::seconds{s}};
+}
+
+/// "2026-12-05T10:00:00Z": whole seconds, UTC.
+inline std::string format_utc(time_point t) {
+  const std::time_t seconds = to_unix_seconds(t);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  char text[64];  // room for any int the fields can hold
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return text;
 }
 
 /// The system clock now, at the resolution of time_point. Only the top floor calls this.

@@ -295,6 +295,14 @@ class loader {
           format_duration(config_.spool.window) + ") must not exceed spool.retention (" +
           format_duration(config_.spool.retention) + ")");
     }
+    // No shell and no PATH search: a relative name would run whatever the working directory
+    // or PATH of the moment holds.
+    const std::vector<std::string>& command = config_.alerts.command;
+    if (!command.empty() && (command.front().empty() || command.front().front() != '/')) {
+      add(origin("alerts.command") + ": alerts.command[0] = " + in_quotes(command.front()) +
+          ": the program must be an absolute path, e.g. \"/usr/local/bin/alert-mail.sh\"; it "
+          "is run without a shell or PATH search");
+    }
   }
 
   // How the policy hook and followed logs combine (issue 6, item 3): a message is counted by

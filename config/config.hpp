@@ -40,6 +40,7 @@ using detection_mode = decision::detection_mode;
 inline constexpr std::array<std::string_view, 2> detection_mode_names{"monitor", "enforce"};
 inline constexpr std::array<std::string_view, 3> end_of_message_hook_names{"auto", "present",
                                                                            "absent"};
+inline constexpr std::array<std::string_view, 2> flood_action_names{"defer", "flag"};
 
 /// The configuration spelling of each value, e.g. "fail-open".
 inline std::string_view to_string(internal_error_policy v) {
@@ -130,9 +131,15 @@ struct ingest_settings {
   std::size_t max_line{};
 };
 
-/// Alert episodes as JSON Lines for a SIEM (server/alert_log.hpp).
+/// Alert episodes as JSON Lines for a SIEM (daemon/alert_file.hpp), and a program run for each
+/// alert (daemon/alert_command.hpp).
 struct alerts_settings {
   std::string file;  ///< empty: not written
+  /// argv of the program, run without a shell; argv[0] is an absolute path. Empty: none.
+  std::vector<std::string> command;
+  std::chrono::milliseconds command_timeout{};
+  std::size_t command_concurrency{};  ///< runs at once
+  std::size_t command_queue{};        ///< alerts waiting for a free run
 };
 
 struct config {

@@ -291,6 +291,17 @@ bool is_control_or_space(char c) {
   return u <= 0x20 || u == 0x7f;
 }
 
+// RFC 5322 field-name: printable ASCII except ':' and space.
+std::string check_header_name(std::string_view text) {
+  if (text.empty() || text.size() > 64) return "expected a header name of 1 to 64 characters";
+  const bool valid = std::all_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f && c != ':';
+  });
+  if (!valid) return "a header name is printable ASCII without ':' or spaces";
+  return {};
+}
+
 std::string check_address_pattern(std::string_view text) {
   if (text.empty()) return "empty pattern";
   if (std::any_of(text.begin(), text.end(), is_control_or_space)) {
@@ -397,6 +408,13 @@ std::string check_log_token(std::string_view text) {
 std::string check_utc_offset(std::string_view text) {
   if (text.empty() || ingest::parse_utc_offset(text)) return {};
   return R"(expected an offset such as "+01:00", "-0500" or "Z", or "" for the system time zone)";
+}
+
+// An argument is handed to execve() as a C string, which would end at a NUL that TOML's
+// "\u0000" can put inside; refused rather than run a different command than the one configured.
+std::string check_argument(std::string_view text) {
+  if (text.find('\0') != std::string_view::npos) return "a NUL byte cannot be passed to a program";
+  return {};
 }
 
 // The ingest library's defaults as row defaults, so they are written once, in ingest/.
@@ -639,6 +657,20 @@ std::vector<setting> make_table() {
            "per line, as `rcptguard ingest --alerts` and `rcptguard review alerts --format "
            "json` write them: a line when an episode opens and when it escalates to defer. "
            "Empty: not written. A failed write is logged; the daemon goes on."),
+      text_list(RG_FIELD(alerts, command), "[]", check_argument, restart,
+                "Program run for each alert the file gets a line for, with that JSON object and "
+                "a newline on its stdin, e.g. [\"/usr/local/bin/alert-mail.sh\", "
+                "\"security@example.test\"]. Run as written, without a shell: the first word is "
+                "an absolute path. It runs as the daemon's user. Empty: nothing is run."),
+      duration(RG_FIELD(alerts, command_timeout), R"("10s")", 100ms, 10min, restart,
+               "A run still going after this gets SIGTERM (its whole process group), then "
+               "SIGKILL 2 seconds later, and counts as timed out. A daemon stopping waits as "
+               "long for the runs in progress (the systemd unit allows 30s)."),
+      integer(RG_FIELD(alerts, command_concurrency), "2", 1, 32, restart,
+              "Runs at once: a slow mail server or webhook holds up no more processes than this."),
+      integer(RG_FIELD(alerts, command_queue), "100", 1, 10'000, restart,
+              "Alerts waiting for a free run; beyond this an alert is not run but logged and "
+              "counted (it is still in the database and the alert file)."),
 
       choice(RG_DETECTION(mode), from_struct, detection_mode_names, reload,
              "\"monitor\" answers WARN (Postfix logs it and accepts the mail) wherever enforce "
@@ -647,6 +679,17 @@ std::vector<setting> make_table() {
       text(RG_DETECTION(defer_action), from_struct, check_action, reload,
            "The answer for a deferred recipient: DEFER_IF_PERMIT, DEFER or a 4NN reply code, "
            "optionally followed by a 4.X.Y enhanced status code (4.2.1 is \"mailbox busy\")."),
+      choice(RG_DETECTION(enforce_action), from_struct, flood_action_names, reload,
+             "What enforce mode answers a recipient at the defer level: \"defer\" sends "
+             "defer_action; \"flag\" accepts the message with flag_header prepended, so the "
+             "delivery agent can file it into Junk (contrib/mail-filters/), and still defers at "
+             "hard_defer_score. Known correspondents and allow-listed senders get neither."),
+      text(RG_DETECTION(flag_header), from_struct, check_header_name, reload,
+           "Header name for enforce_action = \"flag\"; its value is \"<recipient> "
+           "episode=<start, UTC> score=<score>\"."),
+      real(RG_DETECTION(hard_defer_score), from_struct, 0.0, 100.0, reload,
+           "With enforce_action = \"flag\": a score at or above this is deferred instead "
+           "(the defer point scores 2, a volume four times past it 4)."),
       choice(RG_DETECTION(end_of_message_hook), from_struct, end_of_message_hook_names, reload,
              "Whether Postfix also queries rcptguard from smtpd_end_of_data_restrictions: "
              "\"present\" counts a RCPT only once its message is accepted, \"absent\" counts it "
@@ -802,10 +845,21 @@ std::vector<setting> make_table() {
            "more. Busier accounts belong in a class with a higher ceiling."),
       real(RG_LIMIT(baseline_spread_weight), from_struct, 0.0, 100.0, reload,
            "Expected = median + weight x MAD, so mailboxes with a noisy normal get more room."),
+      real(RG_LIMIT(burst_warn_factor), from_struct, 1.0, 100.0, reload,
+           "A window warns at no less than this times the recipient's usual burst in it: the "
+           "largest 1-minute, 10-minute or 1-hour volume it had outside trusted episodes in the "
+           "last detection.baseline.weeks weeks (ticket storms, newsletter copies)."),
+      real(RG_LIMIT(burst_defer_factor), from_struct, 1.0, 100.0, reload,
+           "A window reaches its defer point at no less than this times the usual burst."),
 
       integer(RG_BASELINE(min_history_hours), from_struct, 0, 8760, reload,
-              "Hours of history before a recipient's own baseline is fully trusted; until then "
-              "the server-wide prior is blended in. A week covers every hour of the week."),
+              "Hours of history before a recipient's baseline is fully trusted: until then its "
+              "episodes are not taken for floods (their hours are learned from), the rise cap "
+              "does not apply and it does not count towards the server-wide prior. A week "
+              "covers every hour of the week."),
+      integer(RG_BASELINE(cold_start_hours), from_struct, 0, 8760, reload,
+              "Hours of own history before a recipient is judged by its own baseline alone; "
+              "until then the server-wide prior is blended in linearly."),
       integer(RG_BASELINE(weeks), from_struct, 1, 104, reload,
               "Past weeks sampled for the same hour of the week; a median of four that one "
               "flooded week cannot move. At most store.history_weeks."),
@@ -1001,6 +1055,9 @@ std::string configured_text(const protocol::policy_action& action) {
       break;
     case protocol::action_verb::warn:
       out = "WARN";
+      break;
+    case protocol::action_verb::prepend:
+      out = "PREPEND";  // not configurable either
       break;
   }
   if (!action.text.empty()) out += " " + action.text;

@@ -68,18 +68,16 @@ alert_file::~alert_file() {
   if (owned_) std::fclose(stream_);
 }
 
-std::size_t alert_file::write(const std::vector<decision::episode_record>& episodes) {
-  std::size_t written = 0;
+std::vector<raised_alert> alert_tracker::track(
+    const std::vector<decision::episode_record>& episodes) {
+  std::vector<raised_alert> raised;
   for (const decision::episode_record& e : episodes) {
     auto key = std::make_pair(e.recipient, to_unix_seconds(e.started));
     const auto found = open_.find(key);
     const bool opened = found == open_.end();
     const bool escalated = !opened && e.peak_level > found->second;
     // A close with no open entry is of an episode that began before this process.
-    if ((opened && !e.ended) || escalated) {
-      fmt::print(stream_, "{}\n", alert_json(e, escalated));
-      ++written;
-    }
+    if ((opened && !e.ended) || escalated) raised.push_back({&e, escalated});
     if (e.ended) {
       if (!opened) open_.erase(found);
     } else if (opened) {
@@ -88,19 +86,31 @@ std::size_t alert_file::write(const std::vector<decision::episode_record>& episo
       found->second = std::max(found->second, e.peak_level);
     }
   }
-  if (written != 0 && (std::fflush(stream_) != 0 || std::ferror(stream_) != 0)) {
+  return raised;
+}
+
+std::size_t alert_file::write(const std::vector<decision::episode_record>& episodes) {
+  return write(tracker_.track(episodes));
+}
+
+std::size_t alert_file::write(const std::vector<raised_alert>& alerts) {
+  for (const raised_alert& a : alerts) {
+    fmt::print(stream_, "{}\n", alert_json(*a.episode, a.escalated));
+  }
+  if (!alerts.empty() && (std::fflush(stream_) != 0 || std::ferror(stream_) != 0)) {
     ++write_errors_;
     std::clearerr(stream_);
   }
-  lines_ += written;
-  return written;
+  lines_ += alerts.size();
+  return alerts.size();
 }
 
 // ---------------------------------------------------------------------------------------------
 // alert_sink
 
-alert_sink::alert_sink(std::string path, std::shared_ptr<spdlog::logger> log)
-    : path_(std::move(path)), log_(std::move(log)) {}
+alert_sink::alert_sink(std::string path, std::shared_ptr<spdlog::logger> log,
+                       alert_command* command)
+    : path_(std::move(path)), log_(std::move(log)), command_(command) {}
 
 alert_sink::~alert_sink() = default;
 
@@ -109,7 +119,18 @@ std::uint64_t alert_sink::lines() const {
 }
 
 void alert_sink::write(const std::vector<decision::episode_record>& episodes) {
-  if (path_.empty() || episodes.empty()) return;
+  if ((path_.empty() && command_ == nullptr) || episodes.empty()) return;
+  const std::vector<raised_alert> alerts = tracker_.track(episodes);
+  if (alerts.empty()) return;
+  if (command_ != nullptr) {
+    for (const raised_alert& a : alerts) {
+      command_->submit(a.episode->recipient, alert_json(*a.episode, a.escalated));
+    }
+  }
+  if (!path_.empty()) write_file(alerts);
+}
+
+void alert_sink::write_file(const std::vector<raised_alert>& alerts) {
   const auto clock = std::chrono::steady_clock::now();
   if (!file_) {
     if (next_open_ && clock < *next_open_) return;
@@ -126,7 +147,7 @@ void alert_sink::write(const std::vector<decision::episode_record>& episodes) {
   }
   const std::uint64_t errors = file_->write_errors();
   try {
-    file_->write(episodes);
+    file_->write(alerts);
   } catch (const std::exception& e) {
     ++failures_;
     log_->error("ALERTS write to {} failed: {}", sanitize_for_log(path_, max_printable),

@@ -12,6 +12,7 @@
 #include "common/random.hpp"
 #include "common/text.hpp"
 #include "config/address.hpp"
+#include "daemon/alert_command.hpp"
 #include "daemon/alert_file.hpp"
 #include "daemon/daemon_log.hpp"
 #include "daemon/mail_log_service.hpp"
@@ -59,6 +60,14 @@ std::chrono::milliseconds housekeeping_interval(const config& c) {
   return std::min<std::chrono::milliseconds>(c.store.flush_interval, std::chrono::seconds{1});
 }
 
+// Its thread starts before the privilege drop but runs nothing until the first alert, which
+// comes from housekeeping after it: commands run as server.user.
+std::unique_ptr<alert_command> make_alert_command(const config& c,
+                                                  const std::shared_ptr<spdlog::logger>& log) {
+  if (c.alerts.command.empty()) return nullptr;
+  return std::make_unique<alert_command>(c.alerts, log);
+}
+
 class daemon_runtime {
  public:
   daemon_runtime(config_source source, config initial, std::shared_ptr<spdlog::logger> log)
@@ -70,7 +79,8 @@ class daemon_runtime {
         housekeeping_timer_(io_),
         engine_(config_.detection, random_hash_seed()),
         persistence_(io_, config_, log_),
-        alerts_(config_.alerts.file, log_),
+        alert_command_(make_alert_command(config_, log_)),
+        alerts_(config_.alerts.file, log_, alert_command_.get()),
         handler_(engine_, stats_, log_) {
     context_.settings = session_settings_from(config_);
     context_.handler = &handler_;
@@ -103,16 +113,14 @@ class daemon_runtime {
     }
     // After the drop, so a database the unprivileged user cannot write fails now, not later.
     persistence_.open_and_restore(engine_, wall_clock_now());
-    spool_ =
-        std::make_unique<spool_service>(io_, config_.spool, config_.store.path, log_,
-                                        [this](spool_evidence_list evidence, time_point now) {
-                                          for (const auto& [recipient, found] : evidence) {
-                                            engine_.update_spool_evidence(recipient, found, now);
-                                          }
-                                        },
-                                        [this](store::database_job job) {
-                                          return persistence_.submit(std::move(job));
-                                        });
+    spool_ = std::make_unique<spool_service>(
+        io_, config_.spool, config_.store.path, log_,
+        [this](spool_evidence_list evidence, time_point now) {
+          for (const auto& [recipient, found] : evidence) {
+            engine_.update_spool_evidence(recipient, found, now);
+          }
+        },
+        [this](store::database_job job) { return persistence_.submit(std::move(job)); });
     if (config_.spool.enabled) spool_->start();
     if (!config_.ingest.files.empty()) {
       mail_logs_ = std::make_unique<mail_log_service>(config_.ingest, config_.store.path, log_);
@@ -130,6 +138,8 @@ class daemon_runtime {
     alerts_.write(engine_.pending().episodes);
     if (mail_logs_) mail_logs_->stop();
     persistence_.stop(engine_, followed_positions());
+    // After the database flush, which gives the last runs that time to finish.
+    if (alert_command_) alert_command_->stop();
     log_summary("FINAL");
     log_->info("STOPPED after serving {} connection(s)", stats_.connections_accepted);
     log_->flush();
@@ -227,6 +237,8 @@ class daemon_runtime {
   void log_summary(const char* tag) {
     const decision::engine_stats engine = engine_.stats();
     const store::writer_stats store = persistence_.writer_stats();
+    const alert_command_stats commands =
+        alert_command_ ? alert_command_->stats() : alert_command_stats{};
     std::string drops;
     for (std::size_t i = 0; i < server::drop_reason_count; ++i) {
       if (stats_.drops.at(i) == 0) continue;
@@ -234,19 +246,20 @@ class daemon_runtime {
                      server::to_string(static_cast<server::drop_reason>(i)), stats_.drops.at(i));
     }
     log_->info(
-        "{} requests={} dunno={} warn={} defer={} connections={} open={} peak_open={} "
+        "{} requests={} dunno={} warn={} defer={} flag={} connections={} open={} peak_open={} "
         "idle_closed={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
         "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
         "store_written={} store_dropped={} store_folded={} store_failures={} store_pending_keys={} "
-        "store_flush_ms={} store_flush_max_ms={}",
-        tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer, stats_.connections_accepted,
-        stats_.connections_open, stats_.peak_connections, stats_.idle_timeouts,
-        stats_.internal_errors_answered, drops.empty() ? " none" : drops, engine.tracked_recipients,
-        engine.max_tracked_recipients, engine.recipient_evictions, engine.open_transactions,
-        engine.transactions_rolled_back, engine.open_episodes, engine.monitor_would_defer,
-        engine.correspondent_passes, store.records_written, store.records_dropped,
-        store.keys_folded, store.write_failures, store.queue_depth,
-        store.last_flush_duration.count() / 1000, store.max_flush_duration.count() / 1000);
+        "store_flush_ms={} store_flush_max_ms={} alert_commands={} alert_command_failures={}",
+        tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer, stats_.flag,
+        stats_.connections_accepted, stats_.connections_open, stats_.peak_connections,
+        stats_.idle_timeouts, stats_.internal_errors_answered, drops.empty() ? " none" : drops,
+        engine.tracked_recipients, engine.max_tracked_recipients, engine.recipient_evictions,
+        engine.open_transactions, engine.transactions_rolled_back, engine.open_episodes,
+        engine.monitor_would_defer, engine.correspondent_passes, store.records_written,
+        store.records_dropped, store.keys_folded, store.write_failures, store.queue_depth,
+        store.last_flush_duration.count() / 1000, store.max_flush_duration.count() / 1000,
+        commands.started, commands.failures());
   }
 
   config_source source_;
@@ -263,6 +276,8 @@ class daemon_runtime {
   std::unique_ptr<spool_service> spool_;
   // Also after engine_ and persistence_: its reader thread is joined before they go.
   std::unique_ptr<mail_log_service> mail_logs_;
+  // Before alerts_, which submits to it.
+  std::unique_ptr<alert_command> alert_command_;
   alert_sink alerts_;
   policy_handler handler_;
   session_context context_;

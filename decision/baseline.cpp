@@ -37,6 +37,10 @@ struct series {
       volume;  ///< max(attempted, accepted): a log-replay history only knows accepted
   std::vector<double> senders;
   std::vector<double> prefix;  ///< prefix sums of volume, for daily totals
+  std::vector<double> peak_minute;
+  std::vector<double> peak_ten_minutes;
+  std::vector<char> excluded;                 ///< inside a trusted episode: not a sample
+  std::vector<std::int64_t> excluded_prefix;  ///< prefix counts of excluded, per day checks
 
   std::int64_t size() const { return static_cast<std::int64_t>(volume.size()); }
 };
@@ -55,15 +59,25 @@ series densify(std::span<const hourly_count> hours, std::int64_t target_hour,
   const auto n = static_cast<std::size_t>(target_hour - s.start_hour);
   s.volume.assign(n, 0.0);
   s.senders.assign(n, 0.0);
+  s.peak_minute.assign(n, 0.0);
+  s.peak_ten_minutes.assign(n, 0.0);
+  s.excluded.assign(n, 0);
   for (const hourly_count& h : hours) {
     const std::int64_t i = h.hour_start / hour_seconds - s.start_hour;
     if (i < 0 || i >= static_cast<std::int64_t>(n)) continue;
     const auto at = static_cast<std::size_t>(i);
     s.volume[at] += std::max(h.attempted, h.accepted);
     s.senders[at] += h.distinct_senders;
+    s.peak_minute[at] = std::max<double>(s.peak_minute[at], h.peak_minute);
+    s.peak_ten_minutes[at] = std::max<double>(s.peak_ten_minutes[at], h.peak_ten_minutes);
+    if (h.in_episode) s.excluded[at] = 1;
   }
   s.prefix.assign(n + 1, 0.0);
-  for (std::size_t i = 0; i < n; ++i) s.prefix[i + 1] = s.prefix[i] + s.volume[i];
+  s.excluded_prefix.assign(n + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    s.prefix[i + 1] = s.prefix[i] + s.volume[i];
+    s.excluded_prefix[i + 1] = s.excluded_prefix[i] + s.excluded[i];
+  }
   return s;
 }
 
@@ -83,16 +97,18 @@ class estimator {
   estimate at(std::int64_t t) {
     const std::int64_t known = std::min(t, s_.size());
     estimate own = own_estimate(t);
-    const double w = config_.min_history_hours == 0
+    const double w = config_.cold_start_hours == 0
                          ? 1.0
-                         : std::min(1.0, static_cast<double>(known) / config_.min_history_hours);
+                         : std::min(1.0, static_cast<double>(known) / config_.cold_start_hours);
     return estimate{
         w * own.hourly + (1 - w) * prior_.hourly, w * own.spread + (1 - w) * prior_.spread,
         w * own.senders + (1 - w) * prior_.senders_hourly, w * own.daily + (1 - w) * prior_.daily};
   }
 
  private:
-  bool valid(std::int64_t i) const { return i >= 0 && i < s_.size(); }
+  bool valid(std::int64_t i) const {
+    return i >= 0 && i < s_.size() && s_.excluded[static_cast<std::size_t>(i)] == 0;
+  }
 
   void sample(const std::vector<double>& values, std::int64_t t, std::int64_t step,
               std::uint32_t count, std::vector<double>& out) const {
@@ -133,8 +149,10 @@ class estimator {
       const std::int64_t end = std::min(t, s_.size()) - 24 * (k - 1);
       const std::int64_t begin = end - 24;
       if (begin < 0) break;
-      daily_.push_back(s_.prefix[static_cast<std::size_t>(end)] -
-                       s_.prefix[static_cast<std::size_t>(begin)]);
+      const auto first = static_cast<std::size_t>(begin);
+      const auto last = static_cast<std::size_t>(end);
+      if (s_.excluded_prefix[last] != s_.excluded_prefix[first]) continue;  // a flooded day
+      daily_.push_back(s_.prefix[last] - s_.prefix[first]);
     }
     e.daily = daily_.empty() ? 24.0 * e.hourly : median(daily_);
     return e;
@@ -148,6 +166,31 @@ class estimator {
   std::vector<double> pool_;
   std::vector<double> scratch_;
 };
+
+struct bursts {
+  double minute = 0.0;
+  double ten_minutes = 0.0;
+  double hour = 0.0;
+};
+
+// The largest volume per window over the learnable hours of the last `hours` (model in
+// baseline.hpp). An hour's 10-minute peak is at least a sixth of it and its 1-minute peak a
+// sixtieth, which is also how history from before the peaks were kept reads.
+bursts usual_bursts(const series& s, std::int64_t hours, double ceiling) {
+  bursts b;
+  for (std::int64_t i = std::max<std::int64_t>(0, s.size() - hours); i < s.size(); ++i) {
+    const auto at = static_cast<std::size_t>(i);
+    if (s.excluded[at] != 0) continue;
+    const double volume = s.volume[at];
+    b.minute = std::max({b.minute, s.peak_minute[at], std::ceil(volume / 60.0)});
+    b.ten_minutes = std::max({b.ten_minutes, s.peak_ten_minutes[at], std::ceil(volume / 6.0)});
+    b.hour = std::max(b.hour, volume);
+  }
+  b.minute = std::min(b.minute, ceiling);
+  b.ten_minutes = std::min(b.ten_minutes, ceiling);
+  b.hour = std::min(b.hour, ceiling);
+  return b;
+}
 
 // At most (1 + rise) x yesterday's value, with a floor so a silent mailbox can still learn.
 double capped(double raw, double previous, double floor, double rise) {
@@ -228,6 +271,10 @@ baseline compute_baseline(std::span<const hourly_count> hours, std::int64_t now_
   // Neither spread nor distinct senders may smuggle back what the caps took away.
   b.spread = std::min(now.spread, std::max(b.hourly, prior.spread));
   b.senders_hourly = std::min(now.senders, std::max(b.hourly, prior.senders_hourly));
+  const bursts usual = usual_bursts(s, horizon, ceiling_per_hour);
+  b.burst_minute = usual.minute;
+  b.burst_ten_minutes = usual.ten_minutes;
+  b.burst_hour = usual.hour;
   return b;
 }
 

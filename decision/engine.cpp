@@ -3,6 +3,7 @@
 #include "decision/engine.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "decision/keys.hpp"
@@ -19,6 +20,11 @@ constexpr std::uint32_t expiry_budget = 1024;
 // An episode restored with no update for this long belonged to a flood that ended while we
 // were down; it is closed instead of being held for another cool-down.
 constexpr std::chrono::hours restored_episode_horizon{24};
+
+// A closed burst's messages stay in the hour window for up to two hour buckets after the close
+// (the previous bucket is read as spread evenly), in the 24-hour window for a day.
+constexpr std::uint32_t hour_residue_minutes = 2 * 60;
+constexpr std::uint32_t day_residue_minutes = 24 * 60;
 // Domain separation of the session fingerprint from the other hashes of client addresses.
 constexpr std::uint64_t session_domain = 0x73657373696f6e00ULL;
 
@@ -267,13 +273,14 @@ verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t c
         count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                        authenticated, now);
       }
-      record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, !deferred,
-                      authenticated, now, event_source::policy);
+      record_delivery(recipient_buf_, k.recipient_hash, sender_buf_, client_buf_, request.size,
+                      !deferred, authenticated, now, event_source::policy);
     }
   }
 
   if (j.level == verdict_level::dunno) return {};
-  return respond(j.level, monitor_only, j.seen, j.judged, now, event_source::policy);
+  return respond(j.level, monitor_only, j.seen, j.judged, k.recipient_hash, now,
+                 event_source::policy);
 }
 
 verdict engine::observe_delivery(const observed_delivery& delivery, time_point at) {
@@ -293,11 +300,12 @@ verdict engine::observe_delivery(const observed_delivery& delivery, time_point a
   // would have done. No transaction: there is nothing left to commit or roll back.
   count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                  delivery.authenticated, at);
-  record_delivery(recipient_buf_, sender_buf_, client_buf_, delivery.size, true,
+  record_delivery(recipient_buf_, k.recipient_hash, sender_buf_, client_buf_, delivery.size, true,
                   delivery.authenticated, at, event_source::log);
 
   if (j.level == verdict_level::dunno) return {};
-  return respond(j.level, j.level == verdict_level::defer, j.seen, j.judged, at, event_source::log);
+  return respond(j.level, j.level == verdict_level::defer, j.seen, j.judged, k.recipient_hash, at,
+                 event_source::log);
 }
 
 engine::judgement engine::count_and_judge(const keys& k, std::uint64_t session,
@@ -363,8 +371,8 @@ void engine::on_end_of_message(const protocol::policy_request& request, time_poi
   count_connection(state, session_key(request), k, unix_minute(now));
   count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                  authenticated, now);
-  record_delivery(recipient_buf_, sender_buf_, client_buf_, request.size, true, authenticated, now,
-                  event_source::policy);
+  record_delivery(recipient_buf_, k.recipient_hash, sender_buf_, client_buf_, request.size, true,
+                  authenticated, now, event_source::policy);
 }
 
 void engine::connection_closed(std::uint64_t connection_id, time_point now) {
@@ -409,8 +417,8 @@ void engine::roll_back(std::uint32_t slot, time_point /*now*/) {
     const tentative& rcpt = txn.recipients[i];
     if (rcpt.settled) continue;
     // The attempt was counted at RCPT time; it stays an attempt, never an acceptance.
-    record_delivery(rcpt.recipient, txn.sender, txn.client, 0, false, txn.authenticated, rcpt.at,
-                    event_source::policy);
+    record_delivery(rcpt.recipient, rcpt.recipient_hash, txn.sender, txn.client, 0, false,
+                    txn.authenticated, rcpt.at, event_source::policy);
   }
   ++stats_.transactions_rolled_back;
   transactions_.release(slot);
@@ -435,17 +443,32 @@ void engine::commit(std::uint32_t slot, const protocol::policy_request& request,
     if (accepted) {
       count_accepted(rcpt.recipient, rcpt.recipient_hash, txn.sender_hash, txn.authenticated, now);
     }
-    record_delivery(rcpt.recipient, txn.sender, txn.client, accepted ? request.size : 0, accepted,
-                    txn.authenticated, accepted ? now : rcpt.at, event_source::policy);
+    record_delivery(rcpt.recipient, rcpt.recipient_hash, txn.sender, txn.client,
+                    accepted ? request.size : 0, accepted, txn.authenticated,
+                    accepted ? now : rcpt.at, event_source::policy);
   }
   ++stats_.transactions_committed;
   transactions_.release(slot);
 }
 
-void engine::record_delivery(std::string_view recipient, std::string_view sender,
-                             std::string_view client, std::uint64_t size, bool accepted,
-                             bool authenticated, time_point at, event_source source) {
+void engine::record_delivery(std::string_view recipient, std::uint64_t recipient_hash,
+                             std::string_view sender, std::string_view client, std::uint64_t size,
+                             bool accepted, bool authenticated, time_point at,
+                             event_source source) {
   delivery_record record;
+  if (const std::uint32_t slot = recipients_.find(recipient_hash); slot != recipient_table::npos) {
+    const recipient_state& state = recipients_.at(slot);
+    const std::uint32_t minute = unix_minute(at);
+    const unsigned second = second_in_minute(at);
+    record.minute_volume =
+        static_cast<std::uint32_t>(state.windows.attempted(window::minute, minute, second));
+    record.ten_minute_volume =
+        static_cast<std::uint32_t>(state.windows.attempted(window::ten_minutes, minute, second));
+    // An episode opened against the prior (the recipient's first week) is not trusted to be a
+    // flood: those hours are learned, or a busy account would stay flagged for ever.
+    record.in_episode = state.has(recipient_state::flagged) &&
+                        state.history_hours >= config_.baseline.min_history_hours;
+  }
   record.at = at;
   record.recipient.assign(recipient);
   record.sender.assign(sender);
@@ -558,6 +581,19 @@ observation engine::observe(const recipient_state& state, std::uint64_t key_hash
   seen.expected[index(window::ten_minutes)] = expected_hour / 6.0;
   seen.expected[index(window::hour)] = expected_hour;
   seen.expected[index(window::day)] = std::max(daily, expected_hour);
+  if (learned) {
+    seen.usual_burst[index(window::minute)] = state.baseline.burst_minute;
+    seen.usual_burst[index(window::ten_minutes)] = state.baseline.burst_ten_minutes;
+    seen.usual_burst[index(window::hour)] = state.baseline.burst_hour;
+  }
+  if (minute < state.residue_until) {
+    double& day = seen.volume[index(window::day)];
+    day = std::max(0.0, day - state.residue);
+    if (minute + day_residue_minutes < state.residue_until + hour_residue_minutes) {
+      double& hour = seen.volume[index(window::hour)];
+      hour = std::max(0.0, hour - state.residue);
+    }
+  }
 
   seen.senders_ten = state.windows.distinct_senders_ten_minutes(minute);
   seen.senders_hour = state.windows.distinct_senders_hour(minute, second);
@@ -596,11 +632,15 @@ verdict_level engine::judge(recipient_state& state, std::string_view recipient,
     level = level_for(judged.score, limits);
     if (level == verdict_level::dunno) return level;
     found = episodes_.emplace(state.key_hash, open_episode(recipient, level, now)).first;
+    episode_state& opened = found->second;
     // Its later records (new peaks, the close from tick()) keep the source that opened it.
-    found->second.source = source;
+    opened.source = source;
+    opened.held_by = holding_window(judged);
+    opened.day_at_open = seen.volume[index(window::day)];
+    opened.ten_minutes_at_open = seen.volume[index(window::ten_minutes)];
     state.set(recipient_state::flagged, true);
   } else {
-    level = hold(found->second, judged.score, limits, now);
+    level = hold(found->second, judged, limits, now);
     if (level == verdict_level::dunno) {
       close_episode(state.key_hash, now);
       return level;
@@ -626,11 +666,22 @@ verdict_level engine::judge(recipient_state& state, std::string_view recipient,
 void engine::close_episode(std::uint64_t key_hash, time_point now) {
   const auto found = episodes_.find(key_hash);
   if (found == episodes_.end()) return;
+  const episode_state& episode = found->second;
+  const std::uint32_t slot = recipients_.find(key_hash);
+  if (slot != recipient_table::npos) {
+    recipient_state& state = recipients_.at(slot);
+    state.set(recipient_state::flagged, false);
+    if (episode.held_by != window::day) {
+      const std::uint32_t minute = unix_minute(now);
+      const double day = state.windows.attempted(window::day, minute, second_in_minute(now));
+      const double added = day - episode.day_at_open + episode.ten_minutes_at_open;
+      state.residue = static_cast<std::uint16_t>(std::clamp(added, 0.0, 65535.0));
+      state.residue_until = minute + day_residue_minutes;
+    }
+  }
   found->second.updated = now;
   outbox_.episodes.push_back(to_record(found->second, true));
   episodes_.erase(found);
-  const std::uint32_t slot = recipients_.find(key_hash);
-  if (slot != recipient_table::npos) recipients_.at(slot).set(recipient_state::flagged, false);
 }
 
 bool engine::is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender_hash,
@@ -646,12 +697,33 @@ bool engine::allowlisted(std::string_view sender, std::string_view client_addres
          allow_clients_.contains(client_address);
 }
 
+protocol::policy_action engine::flag_action(std::uint64_t recipient_hash, double score) {
+  const auto episode = episodes_.find(recipient_hash);
+  protocol::policy_action action;
+  action.verb = protocol::action_verb::prepend;
+  action.text.append(config_.flag_header).append(": ").append(recipient_buf_);
+  if (episode != episodes_.end()) {
+    action.text.append(" episode=").append(format_utc(episode->second.started));
+  }
+  action.text.append(" score=");
+  append_number(action.text, score);
+  return action;
+}
+
 verdict engine::respond(verdict_level level, bool monitor_only, const observation& seen,
-                        const assessment& judged, time_point now, event_source source) {
+                        const assessment& judged, std::uint64_t recipient_hash, time_point now,
+                        event_source source) {
   text_buf_.clear();
   summarise(recipient_buf_, seen, judged, text_buf_);
   verdict answer;
-  if (level == verdict_level::defer && !monitor_only) {
+  const bool enforced = level == verdict_level::defer && !monitor_only;
+  if (enforced && config_.enforce_action == flood_action::flag &&
+      judged.score < config_.hard_defer_score) {
+    // Delivered, marked: the reason stays in the log and the store, the header is for Sieve.
+    answer.level = verdict_level::defer;
+    answer.action = flag_action(recipient_hash, judged.score);
+    ++stats_.verdicts_flagged;
+  } else if (enforced) {
     answer.level = verdict_level::defer;
     answer.action = config_.defer_action;
     if (!answer.action.text.empty()) answer.action.text.push_back(' ');
@@ -679,6 +751,7 @@ verdict engine::respond(verdict_level level, bool monitor_only, const observatio
   record.action_text = rendered_action(answer.action);
   record.reasons = answer.reasons;
   record.monitor_only = monitor_only;
+  record.header_flagged = answer.action.verb == protocol::action_verb::prepend;
   record.source = source;
   outbox_.verdicts.push_back(std::move(record));
   return answer;
@@ -706,7 +779,7 @@ void engine::tick(time_point now) {
     }
     const recipient_state& state = recipients_.at(slot);
     const assessment judged = assess(observe(state, key_hash, now), limits_of(state));
-    if (hold(episode, judged.score, limits_of(state), now) == verdict_level::dunno) {
+    if (hold(episode, judged, limits_of(state), now) == verdict_level::dunno) {
       closing_buf_.push_back(key_hash);
     }
   }
@@ -765,9 +838,16 @@ void engine::update_histories(std::span<const recipient_history> histories, time
     }
     const baseline b = compute_baseline(merged, to_unix_seconds(now), prior_, config_.baseline,
                                         limits_of(state).baseline_ceiling_per_hour);
-    state.baseline =
-        compact_baseline{static_cast<float>(b.hourly), static_cast<float>(b.spread),
-                         static_cast<float>(b.senders_hourly), static_cast<float>(b.daily)};
+    const auto whole = [](double messages) {
+      return static_cast<std::uint16_t>(std::clamp(std::ceil(messages), 0.0, 65535.0));
+    };
+    state.baseline = compact_baseline{static_cast<float>(b.hourly),
+                                      static_cast<float>(b.spread),
+                                      static_cast<float>(b.senders_hourly),
+                                      static_cast<float>(b.daily),
+                                      whole(b.burst_minute),
+                                      whole(b.burst_ten_minutes),
+                                      whole(b.burst_hour)};
     state.history_hours =
         static_cast<std::uint16_t>(std::min<std::uint32_t>(b.history_hours, 0xffff));
     state.set(recipient_state::learned, true);

@@ -92,6 +92,7 @@ struct engine_stats {
   bool two_phase = false;  ///< RCPTs wait for END-OF-MESSAGE (hook configured or seen)
   std::uint64_t verdicts_warn = 0;
   std::uint64_t verdicts_defer = 0;
+  std::uint64_t verdicts_flagged = 0;      ///< enforce_action = flag: delivered with the header
   std::uint64_t monitor_would_defer = 0;   ///< WARNs that enforce mode would have deferred
   std::uint64_t correspondent_passes = 0;  ///< DUNNO for a known correspondent under DEFER
   std::uint64_t allowlisted_passes = 0;    ///< DUNNO for an allow-listed recipient/sender/client
@@ -245,9 +246,11 @@ class engine {
                                 time_point now);
   void roll_back(std::uint32_t slot, time_point now);
   void commit(std::uint32_t slot, const protocol::policy_request& request, time_point now);
-  void record_delivery(std::string_view recipient, std::string_view sender, std::string_view client,
-                       std::uint64_t size, bool accepted, bool authenticated, time_point at,
-                       event_source source);
+  /// Queues the store's record of one recipient of one message, with the recipient's current
+  /// window volumes and episode state (what the hour's burst and exclusion are learned from).
+  void record_delivery(std::string_view recipient, std::uint64_t recipient_hash,
+                       std::string_view sender, std::string_view client, std::uint64_t size,
+                       bool accepted, bool authenticated, time_point at, event_source source);
   void count_accepted(std::string_view recipient, std::uint64_t recipient_hash,
                       std::uint64_t sender_hash, bool authenticated, time_point now);
 
@@ -263,7 +266,10 @@ class engine {
   /// name networks narrower than ipv6_prefix.
   bool allowlisted(std::string_view sender, std::string_view client_address) const;
   verdict respond(verdict_level level, bool monitor_only, const observation& seen,
-                  const assessment& judged, time_point now, event_source source);
+                  const assessment& judged, std::uint64_t recipient_hash, time_point now,
+                  event_source source);
+  /// enforce_action = flag: the header line for a recipient at the defer level.
+  protocol::policy_action flag_action(std::uint64_t recipient_hash, double score);
 
   std::uint64_t pair_fingerprint(std::uint64_t a, std::uint64_t b) const { return mix(a, b); }
 

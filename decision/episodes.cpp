@@ -19,10 +19,12 @@ episode_state open_episode(std::string_view recipient, verdict_level level, time
   return episode;
 }
 
-verdict_level hold(episode_state& episode, double score, const thresholds& limits, time_point now) {
-  const verdict_level raw = level_for(score, limits);
-  if (score >= limits.warn_exit_score) episode.warn_seen = std::max(episode.warn_seen, now);
-  if (score >= limits.defer_exit_score) episode.defer_seen = std::max(episode.defer_seen, now);
+verdict_level hold(episode_state& episode, const assessment& judged, const thresholds& limits,
+                   time_point now) {
+  const verdict_level raw = level_for(judged.score, limits);
+  const double holding = holding_score(episode, judged, limits);
+  if (holding >= limits.warn_exit_score) episode.warn_seen = std::max(episode.warn_seen, now);
+  if (holding >= limits.defer_exit_score) episode.defer_seen = std::max(episode.defer_seen, now);
   if (raw > episode.held) {
     episode.held = raw;
     episode.defer_seen = std::max(episode.defer_seen, now);
@@ -34,6 +36,10 @@ verdict_level hold(episode_state& episode, double score, const thresholds& limit
     return verdict_level::dunno;
   }
   return std::max(raw, episode.held);
+}
+
+window holding_window(const assessment& judged) {
+  return std::max(judged.strongest, window::ten_minutes);
 }
 
 episode_record to_record(const episode_state& episode, bool ended) {

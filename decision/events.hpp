@@ -31,6 +31,13 @@ struct delivery_record {
   /// Sent by a SASL-authenticated client, i.e. by one of our users: the recipient may then
   /// answer back, so the pair also counts the other way round (sender <- recipient).
   bool authenticated = false;
+  /// The recipient's 1-minute and 10-minute RCPT volume when this was recorded: the store
+  /// keeps each hour's largest, from which the usual burst is learned.
+  std::uint32_t minute_volume = 0;
+  std::uint32_t ten_minute_volume = 0;
+  /// Counted while the recipient had an episode opened against its own baseline: the whole
+  /// hour is then kept out of learning, so a flood cannot teach that floods are normal.
+  bool in_episode = false;
 };
 
 /// One named, weighted reason behind a verdict, with the numbers it judged.
@@ -56,6 +63,8 @@ struct verdict_record {
   /// Monitor mode: `level` is defer (what enforce mode would have answered) while
   /// `action_text` is the WARN that was actually sent.
   bool monitor_only = false;
+  /// enforce_action = flag: `level` is defer, the message was delivered with the flag header.
+  bool header_flagged = false;
 };
 
 /// An alert episode per recipient: opened at the first WARN/DEFER, updated at each new peak,
@@ -94,6 +103,11 @@ struct hourly_count {
   std::uint32_t accepted = 0;
   std::uint32_t attempted = 0;
   std::uint32_t distinct_senders = 0;
+  /// Largest 1-minute and 10-minute volume seen in the hour; 0 when unknown (history from
+  /// before schema v7), then read as the hour's volume spread evenly.
+  std::uint32_t peak_minute = 0;
+  std::uint32_t peak_ten_minutes = 0;
+  bool in_episode = false;  ///< see delivery_record::in_episode: not learned from
 };
 
 /// Per-minute counts of the last 24 hours, so the sliding windows survive a restart.

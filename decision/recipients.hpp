@@ -2,8 +2,8 @@
 // Keys are identified by their 64-bit keyed hash alone (no key bytes kept): a collision needs
 // about 2^32 keys for even odds and cannot be steered without the secret key, and dropping the
 // bytes is what keeps a tracked key within the 256-byte budget:
-//   sizeof(recipient_state) = 208 (checked in tests) + 8-byte index entry at <= 1/2 load (16)
-//   + chunked storage, no per-key allocation = about 224 bytes per key.
+//   sizeof(recipient_state) = 224 (checked in tests) + 8-byte index entry at <= 1/2 load (16)
+//   + chunked storage, no per-key allocation = about 240 bytes per key.
 // When full, the coldest of a few randomly sampled keys is evicted (approximate LRU, as Redis
 // does): O(1), and an attacker cannot predict which key goes.
 #pragma once
@@ -18,12 +18,17 @@
 
 namespace rcptguard::decision {
 
-/// A recipient's baseline as the engine keeps it: floats, 16 bytes.
+/// A recipient's baseline as the engine keeps it: 24 bytes.
 struct compact_baseline {
   float hourly = 0.0F;
   float spread = 0.0F;
   float senders_hourly = 0.0F;
   float daily = 0.0F;
+  /// Usual burst per window (see baseline::burst_minute), whole messages saturating at 65535:
+  /// far above any window's defer point.
+  std::uint16_t burst_minute = 0;
+  std::uint16_t burst_ten_minutes = 0;
+  std::uint16_t burst_hour = 0;
 };
 
 struct recipient_state {
@@ -43,6 +48,11 @@ struct recipient_state {
   std::uint8_t flags = 0;
   std::uint16_t history_hours = 0;  ///< saturating, for explanations
   compact_baseline baseline;
+  /// RCPTs of the last burst episode, taken off the 24-hour window until `residue_until`
+  /// (Unix minutes): that window may open its own slow-flood episode, but the residue of a
+  /// burst that already ended must not reopen one for the rest of the day.
+  std::uint16_t residue = 0;  ///< saturating
+  std::uint32_t residue_until = 0;
   recipient_windows windows;
 
   bool has(flag f) const { return (flags & f) != 0; }

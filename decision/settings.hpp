@@ -18,6 +18,14 @@ enum class detection_mode : std::uint8_t {
   enforce,
 };
 
+/// What enforce mode answers a recipient at the defer level.
+enum class flood_action : std::uint8_t {
+  defer,  ///< defer_action: the sender retries later, the flood queues up elsewhere
+  /// Deliver with flag_header prepended, so the delivery agent files the flood into Junk;
+  /// hard_defer_score and above still get defer_action.
+  flag,
+};
+
 /// Whether Postfix also queries us from smtpd_end_of_data_restrictions.
 enum class eom_hook : std::uint8_t {
   /// RCPTs count as accepted until the first END-OF-MESSAGE request arrives, then two-phase.
@@ -94,8 +102,17 @@ struct thresholds {
   double evidence_weight = 0.75;
 
   /// Learned hourly baselines never exceed this (messages per hour): an attacker cannot teach
-  /// more, and accounts that really are busier belong in a class with a higher ceiling.
+  /// more, and accounts that really are busier belong in a class with a higher ceiling. The
+  /// learned usual burst of every window stops at the same number.
   double baseline_ceiling_per_hour = 250.0;
+  /// A window warns no earlier than burst_warn_factor x the recipient's usual burst in it (the
+  /// largest it had in an hour outside any trusted episode, last `baseline.weeks` weeks): ticket
+  /// storms and the archive copy of a newsletter are normal, a flood three times the usual storm
+  /// is not, and five times reaches the defer point. Three, not two: a repeat of the usual
+  /// storm then stays below amplifier_gate, so a busy account's normal sender diversity does
+  /// not tip its usual storm into a warning.
+  double burst_warn_factor = 3.0;
+  double burst_defer_factor = 5.0;
   /// Expected = median + weight x MAD, so mailboxes with a noisy normal get more room.
   double baseline_spread_weight = 1.0;
 };
@@ -115,16 +132,24 @@ struct recipient_override {
 
 /// How the hourly history becomes an expectation (see baseline.hpp).
 struct baseline_settings {
-  /// A week of history covers every hour of the week once; before that the server-wide prior
-  /// is blended in.
+  /// A week of history covers every hour of the week once: before that, episodes are not
+  /// trusted to be floods (their hours are learned from), the rise cap does not apply yet, and
+  /// the recipient does not count towards the server-wide prior.
   std::uint32_t min_history_hours = 168;
+  /// Own history before the baseline is the recipient's own; until then it is blended linearly
+  /// with the server-wide prior. One day: a busy account is judged by its own volume from its
+  /// second day, while a median over a day is not moved by an hour-long flood.
+  std::uint32_t cold_start_hours = 24;
   /// Past weeks sampled for the same hour of the week; four weeks make a median that one
   /// flooded week cannot move.
   std::uint32_t weeks = 4;
   /// Past days sampled for the same hour of the day.
   std::uint32_t recent_days = 7;
-  /// A learned baseline rises at most this much per day, so a slow ramp stays visible.
-  double max_rise_per_day = 0.10;
+  /// A learned baseline rises at most this much per day, so a slow ramp stays visible. Hours
+  /// inside a trusted episode are never learned from, so a flood cannot teach itself; the cap
+  /// only has to slow a ramp kept below the alarm, and 25 % a day learns a doubled volume (a
+  /// new list, a new ticket queue) in three days.
+  double max_rise_per_day = 0.25;
   /// Expectation = the largest of the next few hours, so a late history update errs towards
   /// fewer alerts rather than more.
   std::uint32_t lookahead_hours = 2;
@@ -178,6 +203,15 @@ struct settings {
   /// What a DEFER verdict sends; the explanation is appended to the text. 4.2.1 is "mailbox
   /// busy", the code Gmail and WildDuck use for a recipient receiving mail too fast.
   protocol::policy_action defer_action{protocol::action_verb::defer_if_permit, {}, "4.2.1"};
+  /// Defer by default, as before; "flag" is the Junk-folder answer of the big mail services: a
+  /// bomb usually hides one real message (a password reset, a payment notice) that the
+  /// victim must still receive, and deferring the flood also defers that message.
+  flood_action enforce_action = flood_action::defer;
+  /// The header a flagged message gets: "<flag_header>: <recipient> episode=<start> score=<s>".
+  std::string flag_header = "X-Rcptguard-Flood";
+  /// Under flood_action::flag, a score this high is deferred all the same: at 3 the volume
+  /// is far past the defer point or corroborated by several other signals.
+  double hard_defer_score = 3.0;
 
   /// An episode record is re-sent only when the score grew by this factor (or the level rose),
   /// so a growing flood does not write one record per message.

@@ -92,13 +92,17 @@ assessment assess(const observation& seen, const thresholds& limits) {
   for (const window w : all_windows) {
     const window_thresholds& t = thresholds_of(limits, w);
     const std::size_t i = index(w);
+    const double burst = seen.usual_burst[i];
     const double warn =
-        std::max({1.0, static_cast<double>(t.warn_floor), t.warn_factor * seen.expected[i]});
-    const double defer = std::max(
-        {warn + 1.0, static_cast<double>(t.defer_floor), t.defer_factor * seen.expected[i]});
+        std::max({1.0, static_cast<double>(t.warn_floor), t.warn_factor * seen.expected[i],
+                  limits.burst_warn_factor * burst});
+    const double defer =
+        std::max({warn + 1.0, static_cast<double>(t.defer_floor), t.defer_factor * seen.expected[i],
+                  limits.burst_defer_factor * burst});
     judged.warn_point[i] = warn;
     judged.defer_point[i] = defer;
     const double s = volume_score(seen.volume[i], warn, defer);
+    judged.window_score[i] = s;
     if (s > judged.volume_score) {
       judged.volume_score = s;
       judged.strongest = w;
@@ -110,6 +114,7 @@ assessment assess(const observation& seen, const thresholds& limits) {
   auto fire = [&](amplifier a, bool fired, double weight) {
     if (!fired) return;
     judged.weight[index(a)] = weight;
+    judged.amplifier_weight += weight;
     judged.score += weight;
   };
   fire(amplifier::sender_diversity, sender_diverse(seen, limits), limits.sender_diversity_weight);
@@ -133,6 +138,13 @@ assessment assess(const observation& seen, const thresholds& limits) {
   return judged;
 }
 
+double score_up_to(const assessment& judged, window longest, const thresholds& limits) {
+  double volume = 0.0;
+  for (std::size_t i = 0; i <= index(longest); ++i)
+    volume = std::max(volume, judged.window_score[i]);
+  return volume >= limits.amplifier_gate ? volume + judged.amplifier_weight : volume;
+}
+
 verdict_level level_for(double score, const thresholds& limits) {
   if (score >= limits.defer_score) return verdict_level::defer;
   if (score >= limits.warn_score) return verdict_level::warn;
@@ -150,6 +162,10 @@ void explain(const observation& seen, const assessment& judged, std::vector<reas
   append_number(volume.detail, seen.volume[w]);
   volume.detail.append(" msgs/").append(window_name(judged.strongest)).append(", baseline ");
   append_number(volume.detail, seen.expected[w]);
+  if (seen.usual_burst[w] > 0.0) {
+    volume.detail.append(", usual burst ");
+    append_number(volume.detail, seen.usual_burst[w]);
+  }
   volume.detail.append(", warn at ");
   append_number(volume.detail, judged.warn_point[w]);
   volume.detail.append(", defer at ");

@@ -5,8 +5,10 @@
 // volume is at least `amplifier_gate` of the way to a warning.
 //
 // Volume score per window: obs / warn_point below the warn point, then 1 + (obs - warn_point) /
-// (defer_point - warn_point), capped at 4; the strongest window counts. With the default score
-// thresholds (1 and 2), volume alone warns exactly at a window's warn point and defers at its
+// (defer_point - warn_point), capped at 4; the strongest window counts. A window's warn point is
+// the largest of its floor, factor x expected and burst_warn_factor x the usual burst (the
+// defer point likewise), so a recipient's own recurring storms stay below it. With the default
+// score thresholds (1 and 2), volume alone warns exactly at a window's warn point and defers at its
 // defer point; every amplifier that fires moves both points down.
 #pragma once
 
@@ -24,8 +26,9 @@ namespace rcptguard::decision {
 
 /// Everything the signals judge, gathered by the engine.
 struct observation {
-  std::array<double, 4> volume{};    ///< RCPTs per window (all_windows order)
-  std::array<double, 4> expected{};  ///< the baseline's expectation per window
+  std::array<double, 4> volume{};       ///< RCPTs per window (all_windows order)
+  std::array<double, 4> expected{};     ///< the baseline's expectation per window
+  std::array<double, 4> usual_burst{};  ///< the learned usual burst per window (day: none)
   double senders_ten = 0.0;
   double senders_hour = 0.0;
   double expected_senders_ten = 0.0;
@@ -55,6 +58,8 @@ inline constexpr std::size_t amplifier_count = 6;
 struct assessment {
   double score = 0.0;
   double volume_score = 0.0;
+  std::array<double, 4> window_score{};  ///< volume score per window (all_windows order)
+  double amplifier_weight = 0.0;         ///< what the amplifiers that fired add
   window strongest = window::ten_minutes;
   std::array<double, 4> warn_point{};
   std::array<double, 4> defer_point{};
@@ -62,6 +67,10 @@ struct assessment {
 };
 
 assessment assess(const observation& seen, const thresholds& limits);
+
+/// The score counting only the windows up to `longest` (amplifiers included when those windows
+/// pass amplifier_gate): what holds an episode that a shorter window opened (see episodes.hpp).
+double score_up_to(const assessment& judged, window longest, const thresholds& limits);
 
 /// verdict_level for a score, before hysteresis.
 verdict_level level_for(double score, const thresholds& limits);

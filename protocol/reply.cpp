@@ -16,6 +16,8 @@ namespace {
 // text.
 constexpr std::string_view default_defer_text = "rcptguard: try again later";
 constexpr std::string_view default_warn_text = "rcptguard";
+// PREPEND without a header would make Postfix log a warning and ignore it; ours always has one.
+constexpr std::string_view default_prepend_text = "X-Rcptguard: flagged";
 // Replaces a malformed smtp_code so a caller's bug can neither bounce mail nor inject bytes.
 constexpr std::string_view fallback_code = "450";
 
@@ -73,6 +75,8 @@ verb_spelling spell(const policy_action& action) {
     case action_verb::smtp_code:
       return {is_temporary_code(action.code) ? std::string_view(action.code) : fallback_code,
               default_defer_text};
+    case action_verb::prepend:
+      return {"PREPEND", default_prepend_text};
   }
   // An out-of-range enum value: allowing is the answer that cannot hurt delivery.
   return {"DUNNO", {}};

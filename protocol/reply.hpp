@@ -14,6 +14,7 @@ enum class action_verb : std::uint8_t {
   defer_if_permit,  ///< 450 unless a later restriction rejects
   defer,            ///< unconditional 450
   smtp_code,        ///< an explicit 4NN reply code, e.g. "450 4.2.1 ..."
+  prepend,          ///< accepted, with the text added as a header line ("Name: value")
 };
 
 struct policy_action {

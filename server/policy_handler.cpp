@@ -16,7 +16,8 @@ void policy_handler::handle(const protocol::policy_request& request, std::uint64
       ++stats_.warn;
       break;
     case decision::verdict_level::defer:
-      ++stats_.defer;
+      // enforce_action = flag answers the defer level with a header, and the mail goes in.
+      ++(verdict.action.verb == protocol::action_verb::prepend ? stats_.flag : stats_.defer);
       break;
   }
   const std::size_t reply_start = reply.size();

@@ -28,6 +28,7 @@ struct server_stats {
   std::uint64_t dunno = 0;
   std::uint64_t warn = 0;
   std::uint64_t defer = 0;
+  std::uint64_t flag = 0;  ///< delivered with the flag header (enforce_action = flag)
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_open = 0;
   std::uint64_t peak_connections = 0;

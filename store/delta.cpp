@@ -56,9 +56,14 @@ std::size_t hour_sender_key_hash::operator()(const hour_sender_key& k) const noe
 }
 
 std::uint8_t flagged_code(decision::verdict_level level, bool monitor_only,
-                          decision::event_source source) {
+                          decision::event_source source, bool header_flagged) {
   return static_cast<std::uint8_t>(static_cast<unsigned>(level) | (monitor_only ? 4U : 0U) |
-                                   (source == decision::event_source::log ? 8U : 0U));
+                                   (source == decision::event_source::log ? 8U : 0U) |
+                                   (header_flagged ? 16U : 0U));
+}
+
+bool code_header_flagged(std::uint8_t code) {
+  return (code & 16U) != 0;
 }
 
 decision::verdict_level code_level(std::uint8_t code) {
@@ -150,10 +155,18 @@ void delta::add_flagged(std::int64_t at, std::uint32_t recipient, std::string_vi
   flagged_[key] += requests;
 }
 
-void delta::count(std::uint32_t recipient, std::string_view recipient_text, std::string_view sender,
-                  std::int64_t at, std::uint64_t size, bool accepted, bool authenticated) {
+void delta::count(std::uint32_t recipient, const decision::delivery_record& d) {
+  const std::string_view recipient_text = d.recipient;
+  const std::string_view sender = d.sender;
+  const std::int64_t at = to_unix_seconds(d.at);
+  const bool accepted = d.accepted;
+  const std::uint64_t size = d.size;
+  const bool authenticated = d.authenticated;
   minute_tally& m = minutes_[{floor_to(at, 60), recipient}];
   ++m.attempted;
+  m.peak_minute = std::max(m.peak_minute, d.minute_volume);
+  m.peak_ten_minutes = std::max(m.peak_ten_minutes, d.ten_minute_volume);
+  m.in_episode = m.in_episode || d.in_episode;
   add_sender(recipient, sender, floor_to(at, seconds_per_hour));
   if (!accepted) return;
   ++m.accepted;
@@ -170,8 +183,7 @@ void delta::count(std::uint32_t recipient, std::string_view recipient_text, std:
 
 void delta::add(const decision::outbox& batch, explanation_filter& filter) {
   for (const decision::delivery_record& d : batch.deliveries) {
-    count(name(d.recipient), d.recipient, d.sender, to_unix_seconds(d.at), d.size, d.accepted,
-          d.authenticated);
+    count(name(d.recipient), d);
   }
   // The engine sends an episode record with every new peak, at the time of the verdict that
   // made it; and an ended one when the episode closes, after which a verdict opens a new one.
@@ -195,7 +207,7 @@ void delta::add(const decision::outbox& batch, explanation_filter& filter) {
     const bool new_peak =
         peaks.erase(v.recipient + '\0' + std::to_string(v.at.time_since_epoch().count())) > 0;
     add_flagged(to_unix_seconds(v.at), name(v.recipient), v.sender, v.client,
-                flagged_code(v.level, v.monitor_only, v.source), 1);
+                flagged_code(v.level, v.monitor_only, v.source, v.header_flagged), 1);
     if (filter.wanted(v, new_peak)) explanations_.push_back(v);
   }
   for (const auto& [recipient, at] : ended) filter.episode_ended(recipient);
@@ -217,6 +229,9 @@ void delta::merge(delta&& other) {
     m.attempted += tally.attempted;
     m.accepted += tally.accepted;
     m.bytes += tally.bytes;
+    m.peak_minute = std::max(m.peak_minute, tally.peak_minute);
+    m.peak_ten_minutes = std::max(m.peak_ten_minutes, tally.peak_ten_minutes);
+    m.in_episode = m.in_episode || tally.in_episode;
   }
   for (const hour_sender_key& key : other.senders_) {
     add_sender(name(texts[key.recipient]), texts[key.sender], key.hour);

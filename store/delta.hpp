@@ -26,6 +26,11 @@ struct minute_tally {
   std::uint32_t attempted = 0;
   std::uint32_t accepted = 0;
   std::uint64_t bytes = 0;  ///< of accepted messages
+  /// Largest window volumes the engine reported in this minute, and whether any record of it
+  /// was inside a trusted episode: the hour row keeps the maximum and the "or".
+  std::uint32_t peak_minute = 0;
+  std::uint32_t peak_ten_minutes = 0;
+  bool in_episode = false;
 };
 
 struct pair_tally {
@@ -69,9 +74,11 @@ struct followed_position {
   std::uint64_t offset = 0;
 };
 
-/// The flagged.code column: the level (1 warn, 2 defer), bit 2 monitor_only, bit 3 log source.
+/// The flagged.code column: the level (1 warn, 2 defer), bit 2 monitor_only, bit 3 log source,
+/// bit 4 delivered with the flag header (schema v7).
 std::uint8_t flagged_code(decision::verdict_level level, bool monitor_only,
-                          decision::event_source source);
+                          decision::event_source source, bool header_flagged = false);
+bool code_header_flagged(std::uint8_t code);
 decision::verdict_level code_level(std::uint8_t code);
 bool code_monitor_only(std::uint8_t code);
 decision::event_source code_source(std::uint8_t code);
@@ -155,8 +162,7 @@ class delta {
   std::uint32_t name(std::string_view text);
   std::optional<std::uint32_t> known(std::string_view text) const;
   bool at_limit() const { return key_limit_ != 0 && keys() >= key_limit_; }
-  void count(std::uint32_t recipient, std::string_view recipient_text, std::string_view sender,
-             std::int64_t at, std::uint64_t size, bool accepted, bool authenticated);
+  void count(std::uint32_t recipient, const decision::delivery_record& delivery);
   void add_pair(std::string_view recipient, std::string_view sender, const pair_tally& tally);
   void add_sender(std::uint32_t recipient, std::string_view sender, std::int64_t hour);
   void add_flagged(std::int64_t at, std::uint32_t recipient, std::string_view sender,

@@ -429,7 +429,7 @@ CREATE TABLE flagged (
   at        INTEGER NOT NULL,                   -- Unix seconds
   sender    INTEGER NOT NULL,                   -- party.id
   client    INTEGER NOT NULL,                   -- party.id
-  code      INTEGER NOT NULL,                   -- 1 warn, 2 defer; +4 monitor only; +8 from a log
+  code      INTEGER NOT NULL,                   -- 1 warn, 2 defer; +4 monitor only; +8 from a log (+16 flag header, v7)
   requests  INTEGER NOT NULL DEFAULT 1,
   PRIMARY KEY (recipient, at, sender, client, code)
 ) WITHOUT ROWID;
@@ -542,11 +542,68 @@ SELECT strftime('%Y-%m-%dT%H:%M:%SZ', f.at, 'unixepoch') AS at_utc,
            ORDER BY e.at DESC, e.id DESC LIMIT 1));
 )sql";
 
+// v7: what burst learning and poisoning resistance need per hour (the largest 1-minute and
+// 10-minute volume, and whether the hour lay inside a trusted episode), and the flag action's
+// verdicts told apart from deferrals (flagged.code + 16).
+constexpr const char* schema_v7 = R"sql(
+ALTER TABLE recipient_hourly ADD COLUMN peak_minute INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recipient_hourly ADD COLUMN peak_ten_minutes INTEGER NOT NULL DEFAULT 0;
+-- 1: counted inside an episode opened against the recipient's own baseline; never learned from.
+ALTER TABLE recipient_hourly ADD COLUMN in_episode INTEGER NOT NULL DEFAULT 0;
+
+DROP VIEW v_recipient_hourly;
+CREATE VIEW v_recipient_hourly AS
+SELECT recipient,
+       hour_utc,
+       CAST(strftime('%w', hour_start, 'unixepoch') AS INTEGER) AS weekday,  -- 0 = Sunday
+       CAST(strftime('%H', hour_start, 'unixepoch') AS INTEGER) AS hour_of_day,
+       accepted,
+       attempted,
+       distinct_senders,
+       bytes,
+       peak_minute,
+       peak_ten_minutes,
+       in_episode,
+       hour_start
+  FROM recipient_hourly;
+
+DROP VIEW v_verdicts;
+CREATE VIEW v_verdicts AS
+SELECT strftime('%Y-%m-%dT%H:%M:%SZ', f.at, 'unixepoch') AS at_utc,
+       r.text AS recipient,
+       s.text AS sender,
+       c.text AS client,
+       CASE f.code & 3 WHEN 2 THEN 'defer' ELSE 'warn' END AS level,
+       (f.code & 4) <> 0 AS monitor_only,
+       (f.code & 16) <> 0 AS header_flagged,
+       f.requests,
+       x.score,
+       x.action_text,
+       x.reasons,
+       CASE WHEN f.code & 8 THEN 'log' ELSE 'policy' END AS source,
+       x.id AS explanation_id,
+       f.at
+  FROM flagged f
+  JOIN name r ON r.id = f.recipient
+  JOIN party s ON s.id = f.sender
+  JOIN party c ON c.id = f.client
+  LEFT JOIN v_explanations x
+    ON x.id = COALESCE(
+         (SELECT e.id FROM explanation e
+           WHERE e.recipient = r.text AND e.at = f.at AND e.sender = s.text AND e.client = c.text
+             AND e.level = CASE f.code & 3 WHEN 2 THEN 'defer' ELSE 'warn' END
+           ORDER BY e.id DESC LIMIT 1),
+         (SELECT e.id FROM explanation e
+           WHERE e.recipient = r.text AND e.at <= f.at
+           ORDER BY e.at DESC, e.id DESC LIMIT 1));
+)sql";
+
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
     migration{1, schema_v1}, migration{2, schema_v2}, migration{3, schema_v3},
     migration{4, schema_v4}, migration{5, schema_v5}, migration{6, schema_v6},
+    migration{7, schema_v7},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 
@@ -630,10 +687,10 @@ SQLite::Database open_read_write(const open_options& options) {
   create_private_file(options.path, options.file_mode);
   try {
     // NOMUTEX: every connection is owned by one thread, so SQLite's own locking is overhead.
-    SQLite::Database db(options.path,
-                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOFOLLOW |
-                            SQLite::OPEN_NOMUTEX,
-                        static_cast<int>(options.busy_timeout.count()));
+    SQLite::Database db(
+        options.path,
+        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOFOLLOW | SQLite::OPEN_NOMUTEX,
+        static_cast<int>(options.busy_timeout.count()));
     check_not_newer(db, user_version(db));
     // journal_mode cannot change inside a transaction, so it is set before migrating.
     const std::string mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();

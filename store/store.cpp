@@ -112,6 +112,9 @@ struct hour_totals {
   std::int64_t attempted = 0;
   std::int64_t distinct_senders = 0;
   std::int64_t bytes = 0;
+  std::int64_t peak_minute = 0;
+  std::int64_t peak_ten_minutes = 0;
+  bool in_episode = false;
 };
 
 struct minute_totals {
@@ -136,13 +139,17 @@ store::store(store_options options)
     : options_(std::move(options)),
       db_(open_read_write(options_.database)),
       upsert_hourly_(db_, R"sql(
-        INSERT INTO recipient_hourly (recipient, hour_start, accepted, attempted, distinct_senders, bytes)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        INSERT INTO recipient_hourly (recipient, hour_start, accepted, attempted, distinct_senders,
+                                      bytes, peak_minute, peak_ten_minutes, in_episode)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
         ON CONFLICT (recipient, hour_start) DO UPDATE SET
           accepted = accepted + excluded.accepted,
           attempted = attempted + excluded.attempted,
           distinct_senders = distinct_senders + excluded.distinct_senders,
-          bytes = bytes + excluded.bytes)sql"),
+          bytes = bytes + excluded.bytes,
+          peak_minute = max(peak_minute, excluded.peak_minute),
+          peak_ten_minutes = max(peak_ten_minutes, excluded.peak_ten_minutes),
+          in_episode = in_episode OR excluded.in_episode)sql"),
       upsert_minute_(db_, R"sql(
         INSERT INTO recipient_minute (recipient, minute_start, accepted, attempted)
         VALUES (?1, ?2, ?3, ?4)
@@ -321,6 +328,9 @@ void store::write_counts(const delta& batch) {
     h.attempted += m.attempted;
     h.accepted += m.accepted;
     h.bytes += clamp_i64(m.bytes);
+    h.peak_minute = std::max<std::int64_t>(h.peak_minute, m.peak_minute);
+    h.peak_ten_minutes = std::max<std::int64_t>(h.peak_ten_minutes, m.peak_ten_minutes);
+    h.in_episode = h.in_episode || m.in_episode;
   }
   // In key order, i.e. the table's primary-key order: neighbouring inserts share B-tree pages.
   std::vector<hour_sender_key> senders(batch.senders().begin(), batch.senders().end());
@@ -343,6 +353,9 @@ void store::write_counts(const delta& batch) {
     st.bind(4, h.attempted);
     st.bind(5, h.distinct_senders);
     st.bind(6, h.bytes);
+    st.bind(7, h.peak_minute);
+    st.bind(8, h.peak_ten_minutes);
+    st.bind(9, static_cast<int>(h.in_episode));
     st.exec();
   }
   for (const auto& [key, m] : batch.minutes()) {
@@ -564,7 +577,9 @@ std::vector<decision::recipient_history> load_histories(SQLite::Database& db, ti
   std::vector<decision::recipient_history> histories;
   if (weeks <= 0) return histories;
   SQLite::Statement hours(db, R"sql(
-    SELECT recipient, hour_start, accepted, attempted, distinct_senders FROM recipient_hourly
+    SELECT recipient, hour_start, accepted, attempted, distinct_senders, peak_minute,
+           peak_ten_minutes, in_episode
+      FROM recipient_hourly
      WHERE hour_start >= ?1 ORDER BY recipient, hour_start)sql");
   const std::int64_t history_hours = std::int64_t{weeks} * 7 * 24;
   hours.bind(
@@ -576,7 +591,9 @@ std::vector<decision::recipient_history> load_histories(SQLite::Database& db, ti
     }
     histories.back().hours.push_back(
         {hours.getColumn(1).getInt64(), clamp_u32(hours.getColumn(2).getInt64()),
-         clamp_u32(hours.getColumn(3).getInt64()), clamp_u32(hours.getColumn(4).getInt64())});
+         clamp_u32(hours.getColumn(3).getInt64()), clamp_u32(hours.getColumn(4).getInt64()),
+         clamp_u32(hours.getColumn(5).getInt64()), clamp_u32(hours.getColumn(6).getInt64()),
+         hours.getColumn(7).getInt() != 0});
   }
   return histories;
 }

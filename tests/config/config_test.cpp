@@ -82,6 +82,10 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"ingest.max_open_messages", "5000"},
     {"ingest.max_line", "8192"},
     {"alerts.file", R"("/var/log/rcptguard/alerts.jsonl")"},
+    {"alerts.command", R"(["/usr/local/bin/alert-mail.sh", "security@example.test"])"},
+    {"alerts.command_timeout", R"("30s")"},
+    {"alerts.command_concurrency", "4"},
+    {"alerts.command_queue", "500"},
     {"spool.enabled", "true"},
     {"spool.interval", R"("1m")"},
     {"spool.roots", R"(["/var/vmail"])"},
@@ -160,7 +164,13 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"detection.thresholds.evidence_weight", "1.0"},
     {"detection.thresholds.baseline_ceiling_per_hour", "500.0"},
     {"detection.thresholds.baseline_spread_weight", "2.0"},
+    {"detection.thresholds.burst_warn_factor", "4.0"},
+    {"detection.thresholds.burst_defer_factor", "7.0"},
+    {"detection.enforce_action", R"("flag")"},
+    {"detection.flag_header", R"("X-Flood")"},
+    {"detection.hard_defer_score", "3.5"},
     {"detection.baseline.min_history_hours", "336"},
+    {"detection.baseline.cold_start_hours", "48"},
     {"detection.baseline.weeks", "6"},
     {"detection.baseline.recent_days", "14"},
     {"detection.baseline.max_rise_per_day", "0.2"},
@@ -361,6 +371,11 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.ingest.message_expiry, 4h);
   EXPECT_EQ(c.ingest.max_open_messages, 5000U);
   EXPECT_EQ(c.alerts.file, "/var/log/rcptguard/alerts.jsonl");
+  EXPECT_EQ(c.alerts.command,
+            (std::vector<std::string>{"/usr/local/bin/alert-mail.sh", "security@example.test"}));
+  EXPECT_EQ(c.alerts.command_timeout, 30s);
+  EXPECT_EQ(c.alerts.command_concurrency, 4U);
+  EXPECT_EQ(c.alerts.command_queue, 500U);
   EXPECT_EQ(c.detection.mode, detection_mode::enforce);
   EXPECT_EQ(c.detection.end_of_message_hook, decision::eom_hook::present);
   EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer);
@@ -369,6 +384,12 @@ TEST(Values, AreStoredTyped) {
   EXPECT_DOUBLE_EQ(c.detection.defaults.ten_minutes.defer_factor, 16.0);
   EXPECT_EQ(c.detection.defaults.cool_down, 30min);
   EXPECT_DOUBLE_EQ(c.detection.baseline.max_rise_per_day, 0.2);
+  EXPECT_DOUBLE_EQ(c.detection.defaults.burst_warn_factor, 4.0);
+  EXPECT_EQ(c.detection.baseline.cold_start_hours, 48U);
+  EXPECT_DOUBLE_EQ(c.detection.defaults.burst_defer_factor, 7.0);
+  EXPECT_EQ(c.detection.enforce_action, decision::flood_action::flag);
+  EXPECT_EQ(c.detection.flag_header, "X-Flood");
+  EXPECT_DOUBLE_EQ(c.detection.hard_defer_score, 3.5);
   EXPECT_EQ(c.detection.baseline.prior_min_recipients, 50U);
   EXPECT_EQ(changed_settings(default_config(), c).size(), settings::all().size());
 }
@@ -613,6 +634,19 @@ TEST(Errors, BadIngestValues) {
               HasSubstr("empty name"));
 }
 
+TEST(Errors, AlertCommandIsAnAbsoluteProgram) {
+  EXPECT_EQ(
+      only_error(load(document("alerts.command", R"(["alert-mail.sh", "x@example.test"])"))),
+      "t.toml:2:11: alerts.command[0] = \"alert-mail.sh\": the program must be an absolute "
+      "path, e.g. \"/usr/local/bin/alert-mail.sh\"; it is run without a shell or PATH search");
+  EXPECT_THAT(only_error(load(document("alerts.command", R"([""])"))),
+              HasSubstr("the program must be an absolute path"));
+  EXPECT_THAT(only_error(load(document("alerts.command", R"(["/bin/echo", "a\u0000b"])"))),
+              HasSubstr("alerts.command[1] = \"a?b\": a NUL byte cannot be passed to a program"));
+  EXPECT_TRUE(load(document("alerts.command", "[]")).ok());
+  EXPECT_TRUE(load(document("alerts.command", R"(["/bin/true"])")).ok());
+}
+
 TEST(Defaults, IngestDefaultsAreTheLibrarys) {
   const config c = default_config();
   const ingest::joiner_options library;
@@ -626,6 +660,10 @@ TEST(Defaults, IngestDefaultsAreTheLibrarys) {
   EXPECT_EQ(c.ingest.utc_offset, "");
   EXPECT_EQ(c.ingest.poll_interval, 500ms);
   EXPECT_EQ(c.alerts.file, "");
+  EXPECT_TRUE(c.alerts.command.empty());
+  EXPECT_EQ(c.alerts.command_timeout, 10s);
+  EXPECT_EQ(c.alerts.command_concurrency, 2U);
+  EXPECT_EQ(c.alerts.command_queue, 100U);
 }
 
 TEST(Errors, BooleanIsTomlTrueOrFalse) {

@@ -419,7 +419,7 @@ TEST(Table, ThresholdKeysAreTheOnesClassesTake) {
     EXPECT_EQ(s.limits.read != nullptr, in_thresholds) << s.key;
     if (in_thresholds) ++thresholds;
   }
-  EXPECT_EQ(thresholds, 41U);  // 4 windows x 4, and 25 more: every field of decision::thresholds
+  EXPECT_EQ(thresholds, 43U);  // 4 windows x 4, and 27 more: every field of decision::thresholds
 }
 
 }  // namespace

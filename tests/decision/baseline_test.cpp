@@ -77,22 +77,28 @@ TEST(Baseline, PastFloodDoesNotRaiseIt) {
 }
 
 TEST(Baseline, ColdStartBlendsWithThePrior) {
-  const std::int64_t now = monday + 2 * 24 * hour;
-  const auto h = history(now, 48, [](int) { return 100.0; });
+  const std::int64_t now = monday + 12 * hour;
+  const auto h = history(now, 12, [](int) { return 100.0; });
   const baseline b = compute_baseline(h, now, prior, config, 250);
-  const double w = 48.0 / 168.0;
-  EXPECT_EQ(b.history_hours, 48U);
+  const double w = 12.0 / 24.0;  // of cold_start_hours
+  EXPECT_EQ(b.history_hours, 12U);
   EXPECT_NEAR(b.hourly, w * 100.0 + (1 - w) * prior.hourly, 1e-9);
+  // From the second day a busy account is judged by its own volume alone.
+  const std::int64_t later = monday + 30 * hour;
+  const baseline own =
+      compute_baseline(history(later, 30, [](int) { return 100.0; }), later, prior, config, 250);
+  EXPECT_NEAR(own.hourly, 100.0, 1e-9);
 }
 
 TEST(Baseline, SlowRampIsCappedPerDay) {
-  // Exponential ramp from 5 to 400 an hour over four weeks (about +17 % a day).
+  // Exponential ramp from 5 to 40,000 an hour over four weeks (about +38 % a day, faster than
+  // the 25 % cap).
   const std::int64_t now = monday + 4 * 7 * 24 * hour;
   const int hours = 4 * 168;
-  const auto ramp = [&](int i) { return 5.0 * std::pow(80.0, static_cast<double>(i) / hours); };
+  const auto ramp = [&](int i) { return 5.0 * std::pow(8000.0, static_cast<double>(i) / hours); };
   const auto h = history(now, hours, ramp);
   const baseline b = compute_baseline(h, now, prior, config, 1e9);
-  // The first full week ends at day 7; from there 21 days of at most +10 %.
+  // The first full week ends at day 7; from there 21 days of at most +25 %.
   const double first_week_level = ramp(168);
   const double cap = first_week_level * std::pow(1.0 + config.max_rise_per_day, 21);
   EXPECT_LE(b.hourly, cap);

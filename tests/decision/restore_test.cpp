@@ -118,8 +118,8 @@ TEST(Restore, LiveHoursAreFoldedIntoTheBaseline) {
   d.eng().update_histories(std::span<const recipient_history>(&empty, 1), at_seconds(3 * 3600));
   const recipient_view view = d.eng().inspect("busy@example.test", at_seconds(3 * 3600));
   EXPECT_TRUE(view.learned);
-  // 3 of 168 hours: mostly the prior, some of the own 30 an hour.
-  const double w = 3.0 / 168.0;
+  // 3 of cold_start_hours (24): mostly the prior, some of the own 30 an hour.
+  const double w = 3.0 / 24.0;
   EXPECT_NEAR(view.baseline_hourly, w * 30.0 + (1 - w) * 0.25, 1e-3);
 }
 

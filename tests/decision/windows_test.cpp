@@ -141,7 +141,7 @@ TEST(FlatIndex, InsertFindEraseThroughGrowth) {
 // = at most 240 bytes; the pair and correspondent tables are fixed-size and separate
 // (pair_slots x 16 + correspondent_slots x 16 bytes, touched only as used).
 TEST(MemoryBudget, RecipientStateFits) {
-  EXPECT_LE(sizeof(recipient_state), 208U);
+  EXPECT_LE(sizeof(recipient_state), 224U);
   EXPECT_LE(sizeof(recipient_state) + 32U, 256U);
 }
 

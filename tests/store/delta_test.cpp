@@ -31,6 +31,12 @@ TEST(FlaggedCode, RoundTripsLevelModeAndSource) {
   EXPECT_EQ(flagged_code(verdict_level::warn, false, event_source::policy), 1);
   EXPECT_EQ(flagged_code(verdict_level::defer, false, event_source::policy), 2);
   EXPECT_EQ(flagged_code(verdict_level::defer, true, event_source::log), 2 + 4 + 8);
+  const std::uint8_t flagged =
+      flagged_code(verdict_level::defer, false, event_source::policy, true);
+  EXPECT_EQ(flagged, 2 + 16);
+  EXPECT_TRUE(code_header_flagged(flagged));
+  EXPECT_EQ(code_level(flagged), verdict_level::defer);
+  EXPECT_FALSE(code_header_flagged(flagged_code(verdict_level::defer, false, event_source::log)));
 }
 
 TEST(ExplanationFilter, StoresAStoryWhenItStartsChangesOrPeaks) {

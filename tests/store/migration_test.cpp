@@ -92,7 +92,9 @@ std::string rows(SQLite::Database& db, const std::string& sql) {
 }
 
 constexpr const char* counts_sql[] = {
-    "SELECT * FROM recipient_hourly ORDER BY recipient, hour_start",
+    // v5's columns; v7 added the peaks and in_episode (checked below).
+    "SELECT recipient, hour_start, accepted, attempted, distinct_senders, bytes, hour_utc "
+    "FROM recipient_hourly ORDER BY recipient, hour_start",
     "SELECT * FROM recipient_minute ORDER BY recipient, minute_start",
     "SELECT * FROM recipient_hour_sender ORDER BY recipient, hour_start, sender",
     "SELECT * FROM correspondent ORDER BY recipient, sender",
@@ -200,7 +202,12 @@ TEST_F(MigrationFromV5, KeepsCountsVerdictsAndReviewAnswers) {
   { SQLite::Database db = open_read_write({.path = path_}); }
 
   SQLite::Database db = open_read_only(path_);
-  EXPECT_EQ(user_version(db), 6);
+  EXPECT_EQ(user_version(db), schema_version);
+  // Hours from before v7 have no peaks (read as the hour spread evenly) and are learnable.
+  EXPECT_EQ(rows(db,
+                 "SELECT count(*) FROM recipient_hourly "
+                 "WHERE peak_minute = 0 AND peak_ten_minutes = 0 AND in_episode = 0"),
+            rows(db, "SELECT count(*) FROM recipient_hourly"));
   EXPECT_EQ(db.execAndGet("PRAGMA integrity_check").getString(), "ok");
   EXPECT_FALSE(SQLite::Statement(db, "PRAGMA foreign_key_check").executeStep());
 
