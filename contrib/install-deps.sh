@@ -16,7 +16,13 @@ build_packages=(
   zlib1g-dev            # gzip-compressed rotated mail logs (ingest)
   nlohmann-json3-dev    # valid JSON out of review, scan and the alert file (header-only)
 )
-test_packages=(libgtest-dev libgmock-dev)
+test_packages=(
+  libgtest-dev libgmock-dev
+  # sievec and sieve-test: the Sieve rule of contrib/mail-filters/ (ctest mail_filters). It brings
+  # dovecot-core, whose service is not started here (below) and, with no protocol package
+  # installed, would serve no mail port anyway.
+  dovecot-sieve
+)
 
 want=("${build_packages[@]}")
 with_tests=0
@@ -33,10 +39,27 @@ done
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
 
+# Keep packages from starting daemons during the install (dovecot-core): a policy-rc.d that exits
+# 101 ("action forbidden") to invoke-rc.d, created only if absent and removed only if ours.
+policy_rc=/usr/sbin/policy-rc.d
+created_policy_rc=0
+remove_policy_rc() {
+  if ((created_policy_rc)); then "${sudo_cmd[@]}" rm -f "$policy_rc"; fi
+}
+
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
+  if [[ ! -e $policy_rc ]]; then
+    trap remove_policy_rc EXIT
+    printf '#!/bin/sh\n# temporary, from rcptguard contrib/install-deps.sh\nexit 101\n' |
+      "${sudo_cmd[@]}" tee "$policy_rc" >/dev/null
+    "${sudo_cmd[@]}" chmod 0755 "$policy_rc"
+    created_policy_rc=1
+  fi
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  remove_policy_rc
+  created_policy_rc=0
 fi
 
 if ((with_tests)); then

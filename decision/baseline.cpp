@@ -171,6 +171,7 @@ struct bursts {
   double minute = 0.0;
   double ten_minutes = 0.0;
   double hour = 0.0;
+  double senders_hour = 0.0;
 };
 
 // The largest volume per window over the learnable hours of the last `hours` (model in
@@ -185,7 +186,9 @@ bursts usual_bursts(const series& s, std::int64_t hours, double ceiling) {
     b.minute = std::max({b.minute, s.peak_minute[at], std::ceil(volume / 60.0)});
     b.ten_minutes = std::max({b.ten_minutes, s.peak_ten_minutes[at], std::ceil(volume / 6.0)});
     b.hour = std::max(b.hour, volume);
+    b.senders_hour = std::max(b.senders_hour, s.senders[at]);
   }
+  b.senders_hour = std::min(b.senders_hour, ceiling);
   b.minute = std::min(b.minute, ceiling);
   b.ten_minutes = std::min(b.ten_minutes, ceiling);
   b.hour = std::min(b.hour, ceiling);
@@ -275,6 +278,7 @@ baseline compute_baseline(std::span<const hourly_count> hours, std::int64_t now_
   b.burst_minute = usual.minute;
   b.burst_ten_minutes = usual.ten_minutes;
   b.burst_hour = usual.hour;
+  b.burst_senders_hour = usual.senders_hour;
   return b;
 }
 

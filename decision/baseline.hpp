@@ -44,6 +44,8 @@ struct baseline {
   double burst_minute = 0.0;
   double burst_ten_minutes = 0.0;
   double burst_hour = 0.0;
+  /// The most distinct senders of a learnable hour: storms and newsletters come from many.
+  double burst_senders_hour = 0.0;
 };
 
 /// What a recipient without history is assumed to get: a quantile of everybody's mean.

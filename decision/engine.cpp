@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <utility>
 
 #include "decision/keys.hpp"
@@ -257,12 +258,16 @@ verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t c
                                       now, event_source::policy);
   const bool monitor_only =
       j.level == verdict_level::defer && config_.mode == detection_mode::monitor;
-  const bool deferred = j.level == verdict_level::defer && !monitor_only;
+  const bool enforced = j.level == verdict_level::defer && !monitor_only;
+  const bool flagged = enforced && flags_instead_of_deferring(j.judged.score);
+  const bool deferred = enforced && !flagged;
 
   if (!duplicate) {
-    // Settled now: deferred by us, or counted as accepted at RCPT (no two-phase, no instance,
-    // or too many recipients to remember). Otherwise END-OF-MESSAGE or a roll-back settles it.
-    bool settled = deferred || !two_phase() || txn == transaction_table::npos;
+    // Settled now: deferred or flagged by us, or counted as accepted at RCPT (no two-phase, no
+    // instance, or too many recipients to remember). Otherwise END-OF-MESSAGE or a roll-back
+    // settles it. A flagged message is delivered, so it counts as accepted, but it makes no
+    // correspondent: the flood's senders must not become "known" for the next flood.
+    bool settled = deferred || flagged || !two_phase() || txn == transaction_table::npos;
     if (txn != transaction_table::npos &&
         !transactions_.add_recipient(txn, recipient_buf_, k.recipient_hash, now, settled)) {
       ++stats_.untracked_rcpts;
@@ -270,11 +275,12 @@ verdict engine::on_rcpt(const protocol::policy_request& request, std::uint64_t c
     }
     if (settled) {
       if (!deferred) {
-        count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
+        const bool correspondence = !flagged && !sender_buf_.empty();
+        count_accepted(recipient_buf_, k.recipient_hash, correspondence ? k.sender_hash : 0,
                        authenticated, now);
       }
       record_delivery(recipient_buf_, k.recipient_hash, sender_buf_, client_buf_, request.size,
-                      !deferred, authenticated, now, event_source::policy);
+                      !deferred, authenticated && !flagged, now, event_source::policy, flagged);
     }
   }
 
@@ -301,7 +307,7 @@ verdict engine::observe_delivery(const observed_delivery& delivery, time_point a
   count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                  delivery.authenticated, at);
   record_delivery(recipient_buf_, k.recipient_hash, sender_buf_, client_buf_, delivery.size, true,
-                  delivery.authenticated, at, event_source::log);
+                  delivery.authenticated, at, event_source::log, false);
 
   if (j.level == verdict_level::dunno) return {};
   return respond(j.level, j.level == verdict_level::defer, j.seen, j.judged, k.recipient_hash, at,
@@ -372,7 +378,7 @@ void engine::on_end_of_message(const protocol::policy_request& request, time_poi
   count_accepted(recipient_buf_, k.recipient_hash, sender_buf_.empty() ? 0 : k.sender_hash,
                  authenticated, now);
   record_delivery(recipient_buf_, k.recipient_hash, sender_buf_, client_buf_, request.size, true,
-                  authenticated, now, event_source::policy);
+                  authenticated, now, event_source::policy, false);
 }
 
 void engine::connection_closed(std::uint64_t connection_id, time_point now) {
@@ -418,7 +424,7 @@ void engine::roll_back(std::uint32_t slot, time_point /*now*/) {
     if (rcpt.settled) continue;
     // The attempt was counted at RCPT time; it stays an attempt, never an acceptance.
     record_delivery(rcpt.recipient, rcpt.recipient_hash, txn.sender, txn.client, 0, false,
-                    txn.authenticated, rcpt.at, event_source::policy);
+                    txn.authenticated, rcpt.at, event_source::policy, false);
   }
   ++stats_.transactions_rolled_back;
   transactions_.release(slot);
@@ -445,7 +451,7 @@ void engine::commit(std::uint32_t slot, const protocol::policy_request& request,
     }
     record_delivery(rcpt.recipient, rcpt.recipient_hash, txn.sender, txn.client,
                     accepted ? request.size : 0, accepted, txn.authenticated,
-                    accepted ? now : rcpt.at, event_source::policy);
+                    accepted ? now : rcpt.at, event_source::policy, false);
   }
   ++stats_.transactions_committed;
   transactions_.release(slot);
@@ -453,9 +459,10 @@ void engine::commit(std::uint32_t slot, const protocol::policy_request& request,
 
 void engine::record_delivery(std::string_view recipient, std::uint64_t recipient_hash,
                              std::string_view sender, std::string_view client, std::uint64_t size,
-                             bool accepted, bool authenticated, time_point at,
-                             event_source source) {
+                             bool accepted, bool authenticated, time_point at, event_source source,
+                             bool header_flagged) {
   delivery_record record;
+  record.header_flagged = header_flagged;
   if (const std::uint32_t slot = recipients_.find(recipient_hash); slot != recipient_table::npos) {
     const recipient_state& state = recipients_.at(slot);
     const std::uint32_t minute = unix_minute(at);
@@ -585,6 +592,7 @@ observation engine::observe(const recipient_state& state, std::uint64_t key_hash
     seen.usual_burst[index(window::minute)] = state.baseline.burst_minute;
     seen.usual_burst[index(window::ten_minutes)] = state.baseline.burst_ten_minutes;
     seen.usual_burst[index(window::hour)] = state.baseline.burst_hour;
+    seen.usual_senders_burst = state.baseline.burst_senders_hour;
   }
   if (minute < state.residue_until) {
     double& day = seen.volume[index(window::day)];
@@ -697,6 +705,10 @@ bool engine::allowlisted(std::string_view sender, std::string_view client_addres
          allow_clients_.contains(client_address);
 }
 
+bool engine::flags_instead_of_deferring(double score) const {
+  return config_.enforce_action == flood_action::flag && score < config_.hard_defer_score;
+}
+
 protocol::policy_action engine::flag_action(std::uint64_t recipient_hash, double score) {
   const auto episode = episodes_.find(recipient_hash);
   protocol::policy_action action;
@@ -705,8 +717,10 @@ protocol::policy_action engine::flag_action(std::uint64_t recipient_hash, double
   if (episode != episodes_.end()) {
     action.text.append(" episode=").append(format_utc(episode->second.started));
   }
-  action.text.append(" score=");
-  append_number(action.text, score);
+  // Two decimals, rounded down: 2.97 must not read as a hard_defer_score of 3.
+  char text[32];
+  std::snprintf(text, sizeof text, " score=%.2f", std::floor(score * 100.0) / 100.0);
+  action.text.append(text);
   return action;
 }
 
@@ -717,8 +731,7 @@ verdict engine::respond(verdict_level level, bool monitor_only, const observatio
   summarise(recipient_buf_, seen, judged, text_buf_);
   verdict answer;
   const bool enforced = level == verdict_level::defer && !monitor_only;
-  if (enforced && config_.enforce_action == flood_action::flag &&
-      judged.score < config_.hard_defer_score) {
+  if (enforced && flags_instead_of_deferring(judged.score)) {
     // Delivered, marked: the reason stays in the log and the store, the header is for Sieve.
     answer.level = verdict_level::defer;
     answer.action = flag_action(recipient_hash, judged.score);
@@ -847,7 +860,8 @@ void engine::update_histories(std::span<const recipient_history> histories, time
                                       static_cast<float>(b.daily),
                                       whole(b.burst_minute),
                                       whole(b.burst_ten_minutes),
-                                      whole(b.burst_hour)};
+                                      whole(b.burst_hour),
+                                      whole(b.burst_senders_hour)};
     state.history_hours =
         static_cast<std::uint16_t>(std::min<std::uint32_t>(b.history_hours, 0xffff));
     state.set(recipient_state::learned, true);

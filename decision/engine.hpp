@@ -250,7 +250,8 @@ class engine {
   /// window volumes and episode state (what the hour's burst and exclusion are learned from).
   void record_delivery(std::string_view recipient, std::uint64_t recipient_hash,
                        std::string_view sender, std::string_view client, std::uint64_t size,
-                       bool accepted, bool authenticated, time_point at, event_source source);
+                       bool accepted, bool authenticated, time_point at, event_source source,
+                       bool header_flagged);
   void count_accepted(std::string_view recipient, std::uint64_t recipient_hash,
                       std::uint64_t sender_hash, bool authenticated, time_point now);
 
@@ -268,6 +269,9 @@ class engine {
   verdict respond(verdict_level level, bool monitor_only, const observation& seen,
                   const assessment& judged, std::uint64_t recipient_hash, time_point now,
                   event_source source);
+  /// enforce_action = flag and `score` below hard_defer_score: the defer level is answered
+  /// with the flag header instead of defer_action.
+  bool flags_instead_of_deferring(double score) const;
   /// enforce_action = flag: the header line for a recipient at the defer level.
   protocol::policy_action flag_action(std::uint64_t recipient_hash, double score);
 

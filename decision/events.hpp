@@ -38,6 +38,8 @@ struct delivery_record {
   /// Counted while the recipient had an episode opened against its own baseline: the whole
   /// hour is then kept out of learning, so a flood cannot teach that floods are normal.
   bool in_episode = false;
+  /// Delivered with the flag header: accepted, but no correspondence (see engine::on_rcpt).
+  bool header_flagged = false;
 };
 
 /// One named, weighted reason behind a verdict, with the numbers it judged.

@@ -29,6 +29,7 @@ struct compact_baseline {
   std::uint16_t burst_minute = 0;
   std::uint16_t burst_ten_minutes = 0;
   std::uint16_t burst_hour = 0;
+  std::uint16_t burst_senders_hour = 0;
 };
 
 struct recipient_state {

@@ -61,8 +61,11 @@ void append_percent(std::string& out, double share) {
   out.push_back('%');
 }
 
+// A recipient whose storms come from many senders (tickets, newsletter copies) has that as its
+// usual burst of senders: only burst_warn_factor times as many is diverse for it.
 bool sender_diverse(const observation& seen, const thresholds& limits) {
-  const double floor = limits.sender_diversity_floor;
+  const double floor = std::max<double>(limits.sender_diversity_floor,
+                                        limits.burst_warn_factor * seen.usual_senders_burst);
   const double factor = limits.sender_diversity_factor;
   return seen.senders_ten >= std::max(floor, factor * seen.expected_senders_ten) ||
          seen.senders_hour >= std::max(floor, factor * seen.expected_senders_hour);

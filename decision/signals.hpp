@@ -29,6 +29,7 @@ struct observation {
   std::array<double, 4> volume{};       ///< RCPTs per window (all_windows order)
   std::array<double, 4> expected{};     ///< the baseline's expectation per window
   std::array<double, 4> usual_burst{};  ///< the learned usual burst per window (day: none)
+  double usual_senders_burst = 0.0;     ///< most distinct senders of a learnable hour
   double senders_ten = 0.0;
   double senders_hour = 0.0;
   double expected_senders_ten = 0.0;

@@ -171,8 +171,8 @@ void delta::count(std::uint32_t recipient, const decision::delivery_record& d) {
   if (!accepted) return;
   ++m.accepted;
   m.bytes += size;
-  // A bounce (null sender) is not correspondence.
-  if (sender.empty()) return;
+  // A bounce (null sender) is not correspondence, nor is a flood we flagged.
+  if (sender.empty() || d.header_flagged) return;
   add_pair(recipient_text, sender, pair_tally{at, at, 1});
   // Our own user wrote to the recipient, so a reply from there is correspondence too. Mail to
   // oneself is one pair, not two.

@@ -472,5 +472,70 @@ TEST(Expiry, IdleKeysAreForgottenByTick) {
   EXPECT_EQ(d.eng().stats().recipients_expired, 1U);
 }
 
+// --- The flag action ---------------------------------------------------------------------------
+
+settings flagging() {
+  settings s = test_settings();
+  s.enforce_action = flood_action::flag;
+  return s;
+}
+
+TEST(FlagAction, DeliversTheFloodWithAHeaderUntilTheHardDeferScore) {
+  driver d(flagging());
+  d.message(victim, "alice@friends.example", "203.0.113.5", at_minutes(-120));
+  // 45 in nine minutes from five senders: past the 10-minute defer point (40), score 2.25.
+  const verdict flagged = d.flood(victim, 45, 0, 12);
+  ASSERT_EQ(flagged.level, verdict_level::defer);
+  EXPECT_EQ(flagged.action.verb, protocol::action_verb::prepend);
+  const std::string episode_start = format_utc(d.eng().pending().episodes.front().started);
+  EXPECT_EQ(flagged.action.text,
+            "X-Rcptguard-Flood: bob@example.test episode=" + episode_start + " score=2.25");
+  std::string wire;
+  protocol::format_reply(flagged.action, wire);
+  EXPECT_EQ(wire.rfind("action=PREPEND X-Rcptguard-Flood: bob@example.test episode=", 0), 0U)
+      << wire;
+  const verdict_record& record = d.eng().pending().verdicts.back();
+  EXPECT_TRUE(record.header_flagged);
+  EXPECT_FALSE(record.monitor_only);
+  EXPECT_EQ(record.action_text.rfind("PREPEND ", 0), 0U);
+  EXPECT_GT(d.eng().stats().verdicts_flagged, 0U);
+  EXPECT_EQ(d.eng().stats().verdicts_defer, 0U);
+  // Delivered, so accepted; but a flagged message makes its sender no correspondent.
+  const delivery_record& delivered = d.eng().pending().deliveries.back();
+  EXPECT_TRUE(delivered.accepted);
+  EXPECT_TRUE(delivered.header_flagged);
+  const std::size_t correspondents = d.eng().stats().correspondents;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(d.message(victim, "new" + std::to_string(i) + "@flood.example", "198.18.1.1",
+                        at_minutes(8.8))
+                  .action.verb,
+              protocol::action_verb::prepend);
+  }
+  EXPECT_EQ(d.eng().stats().correspondents, correspondents);
+
+  // A known correspondent gets neither the header nor a deferral.
+  const verdict friendly = d.message(victim, "alice@friends.example", "203.0.113.9", at_minutes(9));
+  EXPECT_EQ(friendly.level, verdict_level::dunno);
+  EXPECT_EQ(friendly.action.verb, protocol::action_verb::dunno);
+
+  // Far past the defer point the score reaches hard_defer_score (3): deferred after all.
+  const verdict extreme = d.flood(victim, 40, 9 * 60, 3);
+  EXPECT_EQ(extreme.level, verdict_level::defer);
+  EXPECT_EQ(extreme.action.verb, protocol::action_verb::defer_if_permit);
+  EXPECT_FALSE(d.eng().pending().verdicts.back().header_flagged);
+}
+
+TEST(FlagAction, MonitorModeStillOnlyWarnsAndTheHeaderNameIsConfigurable) {
+  settings s = flagging();
+  s.flag_header = "X-Flood";
+  driver enforce(s);
+  EXPECT_EQ(enforce.flood(victim, 45, 0, 12).action.text.rfind("X-Flood: bob@example.test", 0), 0U);
+  s.mode = detection_mode::monitor;
+  driver monitor(s);
+  const verdict v = monitor.flood(victim, 45, 0, 12);
+  EXPECT_EQ(v.action.verb, protocol::action_verb::warn);
+  EXPECT_TRUE(monitor.eng().pending().verdicts.back().monitor_only);
+}
+
 }  // namespace
 }  // namespace rcptguard::decision

@@ -2,7 +2,7 @@
 # shellcheck disable=SC2317  # the cleanup functions run from traps
 # End-to-end test of rcptguard with a real Postfix (Debian 12's postfix 3.7) and swaks.
 #
-#   postfix_e2e.sh --rcptguard BIN --config FILE [--flood]
+#   postfix_e2e.sh --rcptguard BIN --config FILE [--flood] [--flag]
 #
 # What it does, in a temporary directory and nowhere else:
 #   1. starts rcptguard on a free loopback TCP port and on a unix socket (debug log to a file);
@@ -21,7 +21,18 @@
 #      still gets mail); then has the daemon's spool scanner read the virtual mailboxes
 #      (spool.virtual_roots, owned by the virtual(8) user): repeated attachments in one of them
 #      escalate its next message, and mailboxes named like system users (list, root) are read,
-#      not refused, whichever users exist on the machine.
+#      not refused, whichever users exist on the machine;
+#   6. with --flag (or RCPTGUARD_E2E_FLAG=1): floods one recipient with detection.mode=enforce and
+#      detection.enforce_action=flag. With hard_defer_score out of reach, every message is
+#      delivered, and those judged at the defer level carry "X-Rcptguard-Flood: <recipient>
+#      episode=<start> score=<score>" in the mbox, as rcptguard's log and database say; mail to
+#      another recipient, from a known correspondent (a delivery two hours ago, replayed with
+#      `rcptguard ingest`) or from an allow-listed sender does not; a message to the flooded
+#      recipient and another carries it for both (Postfix adds a RCPT-stage PREPEND to the whole
+#      message).
+#      The delivered messages are then run through contrib/mail-filters/ (mail_filters_check.sh:
+#      Sieve, and procmail/maildrop where installed). Then the same flood with the default
+#      hard_defer_score (3): flagged below it, 4xx at and above it.
 #
 # The machine's own Postfix (/etc/postfix, /var/spool/postfix, port 25) is never touched: every
 # postfix command gets "-c <private config dir>". Files under /etc/postfix are only read
@@ -36,9 +47,10 @@
 #   RCPTGUARD_E2E_TMP         where the temporary directory goes (default /tmp; every directory on
 #                             the way must be searchable by the postfix and nobody users)
 #   RCPTGUARD_E2E_FLOOD=1     same as --flood
-#   RCPTGUARD_E2E_FLOOD_MESSAGES  messages in each flood (default 60)
-#   RCPTGUARD_E2E_FLOOD_OPTS  extra "-o key=value" words for rcptguard in the flood phase
-#                             (thresholds), split on whitespace
+#   RCPTGUARD_E2E_FLAG=1      same as --flag
+#   RCPTGUARD_E2E_FLOOD_MESSAGES  messages in each flood (default 60; --flag needs 40 or more)
+#   RCPTGUARD_E2E_FLOOD_OPTS  extra "-o key=value" words for rcptguard in the flood and flag
+#                             phases (thresholds), split on whitespace
 #   RCPTGUARD_E2E_MONITOR_EXPECT_WARN=0  in monitor mode require only delivery, not Postfix
 #                             "warn: RCPT from" lines (for a monitor mode that answers DUNNO)
 #   RCPTGUARD_E2E_EXTRA_OPTS  extra "-o key=value" words for rcptguard in every phase
@@ -59,10 +71,14 @@ readonly CAROL=carol@example.test
 # Virtual mailboxes named like system users: list on Debian (base-passwd), root everywhere.
 readonly LIST=list@example.test
 readonly ROOT=root@example.test
+# The flag phase: a sender bob got mail from before the flood, and an allow-listed one.
+readonly FRIEND=friend@remote.example
+readonly VIP=vip@partner.example
 
 RCPTGUARD=""
 CONFIG=""
 FLOOD=${RCPTGUARD_E2E_FLOOD:-0}
+FLAG=${RCPTGUARD_E2E_FLAG:-0}
 FLOOD_MESSAGES=${RCPTGUARD_E2E_FLOOD_MESSAGES:-60}
 
 TMP=""            # the temporary directory; everything below lives in it
@@ -88,7 +104,7 @@ skip() {
 }
 
 usage() {
-  printf 'usage: %s --rcptguard BIN --config FILE [--flood]\n' "${0##*/}" >&2
+  printf 'usage: %s --rcptguard BIN --config FILE [--flood] [--flag]\n' "${0##*/}" >&2
   exit 2
 }
 
@@ -97,6 +113,7 @@ while [[ $# -gt 0 ]]; do
     --rcptguard) RCPTGUARD=${2:-}; shift 2 || usage ;;
     --config) CONFIG=${2:-}; shift 2 || usage ;;
     --flood) FLOOD=1; shift ;;
+    --flag) FLAG=1; shift ;;
     -h | --help) usage ;;
     *) printf 'unknown argument: %s\n' "$1" >&2; usage ;;
   esac
@@ -221,10 +238,10 @@ maillog_since() { # line-number: the maillog after that line
 }
 
 # Sends one message; the transcript goes to $TMP/swaks/<id>.txt. Returns swaks' exit status.
-send_mail() { # id to[,to...]
-  local id=$1 to=$2
+send_mail() { # id to[,to...] [from]
+  local id=$1 to=$2 from=${3:-$SENDER}
   timeout 60 swaks --server 127.0.0.1 --port "$SMTP_PORT" --timeout 30 \
-    --helo "$HELO" --from "$SENDER" --to "$to" \
+    --helo "$HELO" --from "$from" --to "$to" \
     --header "Subject: rcptguard e2e $id" --header "X-E2E-Id: $id" \
     --body "rcptguard end-to-end test message $id" \
     >"$TMP/swaks/$id.txt" 2>&1 </dev/null
@@ -588,6 +605,214 @@ check_verdicts_stored() { # database expected_monitor_only
 }
 
 # ---------------------------------------------------------------------------------------------
+# enforce_action = flag: the flood is delivered with a header for the delivery agent's Junk rule.
+
+readonly FLAG_HEADER=X-Rcptguard-Flood
+
+# One line per message of mbox $1: "<X-E2E-Id><TAB><values of its flag headers, ' | ' between>",
+# the second field empty when it has none. Only the header section of each message is read.
+mbox_flags() {
+  [[ -f $1 ]] || return 0
+  awk -v name="$FLAG_HEADER" '
+    function out() { if (n) print id "\t" flags }
+    /^From / { out(); n = 1; id = ""; flags = ""; head = 1; next }
+    head && /^$/ { head = 0; next }
+    head && /^X-E2E-Id: / { id = substr($0, 11) }
+    head && tolower(substr($0, 1, length(name) + 1)) == tolower(name ":") {
+      v = substr($0, length(name) + 2)
+      sub(/^[ \t]+/, "", v)
+      flags = flags (flags == "" ? "" : " | ") v
+    }
+    END { out() }' "$1"
+}
+
+flags_of() { # table id: the flag header values of message id in a mbox_flags table
+  awk -F '\t' -v id="$2" '$1 == id { print $2; exit }' "$1"
+}
+
+extract_message() { # mbox id file: message id (without its mbox "From " line) into file
+  awk -v want="X-E2E-Id: $2" '
+    function flush() { if (hit) { printf "%s", buf; found = 1 } buf = ""; hit = 0 }
+    /^From / { flush(); if (found) exit; next }
+    { buf = buf $0 "\n"; if ($0 == want) hit = 1 }
+    END { flush(); exit !found }' "$1" >"$3"
+}
+
+# Checks one flag header value for $BOB: the format, one episode for all, a score from the
+# defer point to the hard_defer_score $2 (below it; the header rounds to one decimal, so 2.96
+# reads 3). Sets FLAG_EPISODE on the first call.
+check_flag_value() { # value hard_defer_score what
+  local re="^${BOB//./\\.} episode=([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z) score=([0-9]+(\\.[0-9]+)?)\$"
+  [[ $1 =~ $re ]] || fail "$3: $FLAG_HEADER value '$1' is not '$BOB episode=<UTC time> score=<score>'"
+  local episode=${BASH_REMATCH[1]} score=${BASH_REMATCH[2]}
+  [[ -z $FLAG_EPISODE ]] && FLAG_EPISODE=$episode
+  [[ $episode == "$FLAG_EPISODE" ]] || fail "$3: episode=$episode, but an earlier header said episode=$FLAG_EPISODE (one flood, one episode)"
+  awk -v s="$score" -v h="$2" 'BEGIN { exit !(s >= 2.0 && s <= h) }' ||
+    fail "$3: score=$score, expected at least the defer score 2 and below hard_defer_score $2"
+}
+
+# The store's verdicts agree with the wire: so many RCPTs answered with the header
+# (header_flagged), so many deferred.
+check_flag_verdicts() { # database flagged deferred
+  local got
+  got=$(timeout 10 sqlite3 "$1" "SELECT coalesce(sum(requests), 0) FROM v_verdicts WHERE recipient = '$BOB' AND header_flagged = 1")
+  [[ $got -eq $2 ]] || fail "$(basename "$1"): $got verdicts for $BOB with header_flagged = 1, but $2 RCPTs got the header"
+  got=$(timeout 10 sqlite3 "$1" "SELECT coalesce(sum(requests), 0) FROM v_verdicts WHERE recipient = '$BOB' AND level = 'defer' AND header_flagged = 0 AND monitor_only = 0")
+  [[ $got -eq $3 ]] || fail "$(basename "$1"): $got deferring verdicts for $BOB, but $3 RCPTs got a 4xx"
+}
+
+phase_flag() {
+  local db="$TMP/rcptguard/flag.db" table="$TMP/flags-bob.tsv" atable="$TMP/flags-alice.tsv"
+  local i id flags first=0 n_flagged=0 mark started log prepends position max_score=""
+  say "phase 5a: flood of $FLOOD_MESSAGES messages to $BOB, detection.enforce_action=flag"
+  started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  mark=$(wc -l <"$RG_LOG")
+  # bob's known correspondent: a message from $FRIEND delivered two hours ago, older than
+  # detection.correspondent_min_age (1h), replayed from a mail log into the database.
+  local at
+  at=$(date -u -d '-2 hours' +%Y-%m-%dT%H:%M:%S.000000+00:00)
+  printf '%s\n' \
+    "$at mx postfix/smtpd[101]: 4FA1E0A01: client=mail.remote.example[192.0.2.25]" \
+    "$at mx postfix/qmgr[102]: 4FA1E0A01: from=<$FRIEND>, size=2048, nrcpt=1 (queue active)" \
+    "$at mx postfix/virtual[103]: 4FA1E0A01: to=<$BOB>, relay=virtual, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered to mailbox)" \
+    "$at mx postfix/qmgr[102]: 4FA1E0A01: removed" >"$TMP/rcptguard/history.log"
+  timeout 60 "$RCPTGUARD" ingest --config "$CONFIG" -o "store.path=$db" "${EXTRA_OPTS[@]}" \
+    "$TMP/rcptguard/history.log" >"$TMP/rcptguard/ingest.txt" 2>&1 ||
+    fail "rcptguard ingest of the correspondent's old message failed: $(tail -n 3 "$TMP/rcptguard/ingest.txt")"
+  [[ $(timeout 10 sqlite3 "$db" "SELECT count(*) FROM correspondent WHERE recipient = '$BOB' AND sender = '$FRIEND'") -eq 1 ]] ||
+    fail "rcptguard ingest did not store $FRIEND as a correspondent of $BOB"
+  # hard_defer_score 10: out of reach here (volume scores at most 4, the other signals add 2.75).
+  start_rcptguard "$db" -o detection.mode=enforce -o detection.enforce_action=flag \
+    -o detection.hard_defer_score=10 -o "detection.allow_senders=[\"$VIP\"]" "${FLOOD_OPTS[@]}"
+  flood_bob g
+  # While the episode is at the defer level: another recipient; the flooded one and another in one
+  # message; the correspondent; the allow-listed sender.
+  send_mail g-alice "$ALICE" || fail "swaks g-alice failed (status $?)"
+  send_mail g-both "$BOB,$ALICE" || fail "swaks g-both failed (status $?)"
+  send_mail g-friend "$BOB" "$FRIEND" || fail "swaks g-friend failed (status $?)"
+  send_mail g-vip "$BOB" "$VIP" || fail "swaks g-vip failed (status $?)"
+
+  # (d) Nothing deferred: every message was accepted, and is delivered.
+  for id in $(seq -f 'fg%g' 1 "$FLOOD_MESSAGES") g-alice g-both g-friend g-vip; do
+    queued "$id" || fail "flag mode: $id was not accepted (nothing is deferred below hard_defer_score 10): $(grep -m1 -E '^<\*\* ' "$TMP/swaks/$id.txt")"
+  done
+  wait_in_mbox "$TMP/mail/bob" 'fg[0-9]+|g-both|g-friend|g-vip' $((FLOOD_MESSAGES + 3)) 60 ||
+    fail "flag mode: $(count_in_mbox "$TMP/mail/bob" 'fg[0-9]+|g-both|g-friend|g-vip') of $((FLOOD_MESSAGES + 3)) messages in $BOB's mbox after 60s"
+  wait_in_mbox "$TMP/mail/alice" 'g-alice|g-both' 2 30 || fail "flag mode: g-alice and g-both not both in $ALICE's mbox"
+  say "flag mode: all $((FLOOD_MESSAGES + 4)) messages accepted and delivered, none deferred"
+  stop_rcptguard
+  check_rcptguard_log_clean
+
+  mbox_flags "$TMP/mail/bob" >"$table"
+  mbox_flags "$TMP/mail/alice" >"$atable"
+  # (a) The flood is flagged from the message that took the episode to the defer level on: before
+  # it none, from it every one, each with the one episode and a score in [2, 10).
+  FLAG_EPISODE=""
+  for ((i = 1; i <= FLOOD_MESSAGES; i++)); do
+    flags=$(flags_of "$table" "fg$i")
+    if [[ -z $flags ]]; then
+      [[ $first -eq 0 ]] || fail "flag mode: fg$i has no $FLAG_HEADER although fg$first had one (the episode stays at the defer level)"
+      continue
+    fi
+    [[ $first -eq 0 ]] && first=$i
+    [[ $flags != *" | "* ]] || fail "flag mode: fg$i carries $FLAG_HEADER twice: $flags"
+    check_flag_value "$flags" 10 "fg$i"
+    max_score=${flags##*score=}
+    n_flagged=$((n_flagged + 1))
+  done
+  [[ $first -ne 0 ]] || fail "flag mode: none of the $FLOOD_MESSAGES flood messages in $BOB's mbox has $FLAG_HEADER"
+  [[ $first -gt 1 ]] || fail "flag mode: the first flood message already has $FLAG_HEADER (expected a few below the defer level)"
+  # The log says which RCPT got the PREPEND: the first one for bob must be that of fg$first.
+  log=$(tail -n +"$((mark + 1))" "$RG_LOG" | grep -E "REQUEST .*state=\"?RCPT\"? .*recipient=<$BOB>")
+  position=$(grep -n -m1 "action=PREPEND $FLAG_HEADER: $BOB " <<<"$log" | cut -d: -f1)
+  [[ $position == "$first" ]] ||
+    fail "flag mode: rcptguard's first PREPEND for $BOB was for its RCPT no. ${position:-none} in this phase, but the first flagged message is fg$first"
+  prepends=$(grep -c "action=PREPEND $FLAG_HEADER: $BOB " <<<"$log")
+  [[ $prepends -eq $((n_flagged + 1)) ]] ||
+    fail "flag mode: rcptguard answered PREPEND $prepends times for $BOB, the mbox has $n_flagged flagged flood messages + g-both"
+  [[ $(timeout 10 sqlite3 "$db" "SELECT started_utc FROM v_alerts WHERE recipient = '$BOB'") == "$FLAG_EPISODE" ]] ||
+    fail "flag mode: episode=$FLAG_EPISODE in the header, but v_alerts says the episode started $(timeout 10 sqlite3 "$db" "SELECT started_utc FROM v_alerts WHERE recipient = '$BOB'")"
+  [[ ! $FLAG_EPISODE < $started ]] || fail "flag mode: episode=$FLAG_EPISODE is before this phase started ($started)"
+  say "flag mode: fg1..fg$((first - 1)) plain, fg$first..fg$FLOOD_MESSAGES flagged (episode=$FLAG_EPISODE, last score=$max_score); first header:"
+  printf '  %s: %s\n' "$FLAG_HEADER" "$(flags_of "$table" "fg$first")"
+
+  # (b) Another recipient's mail is not flagged.
+  [[ -z $(flags_of "$atable" g-alice) ]] || fail "flag mode: g-alice (only to $ALICE) has $FLAG_HEADER: $(flags_of "$atable" g-alice)"
+  # A message to bob and alice: the PREPEND of bob's RCPT is in both copies, naming bob.
+  flags=$(flags_of "$table" g-both)
+  check_flag_value "$flags" 10 "g-both ($BOB's copy)"
+  [[ $(flags_of "$atable" g-both) == "$flags" ]] ||
+    fail "flag mode: $ALICE's copy of g-both has '$(flags_of "$atable" g-both)', expected bob's header '$flags' (Postfix applies a RCPT PREPEND to the whole message)"
+  # (c) The known correspondent and the allow-listed sender are not flagged.
+  for id in g-friend g-vip; do
+    [[ -z $(flags_of "$table" "$id") ]] || fail "flag mode: $id has $FLAG_HEADER: $(flags_of "$table" "$id")"
+  done
+  say "flag mode: not flagged: mail to $ALICE only, from correspondent $FRIEND, from allow-listed $VIP;"
+  say "  a message to $BOB and $ALICE carries $BOB's header in both copies"
+  check_verdicts_stored "$db" 0
+  check_flag_verdicts "$db" "$prepends" 0
+  say "flag mode: $BOB in the store: $(timeout 10 sqlite3 "$db" "SELECT sum(accepted) || ' accepted of ' || sum(attempted) || ' attempted' FROM v_recipient_hourly WHERE recipient = '$BOB'")"
+
+  # The rules of contrib/mail-filters/ on what Postfix delivered.
+  local filters="$TMP/filters" check rc
+  check="$(dirname "$0")/mail_filters_check.sh"
+  mkdir -p "$filters"
+  extract_message "$TMP/mail/bob" "fg$FLOOD_MESSAGES" "$filters/bob-flood.eml" || fail "cannot extract fg$FLOOD_MESSAGES"
+  extract_message "$TMP/mail/bob" g-both "$filters/bob-both.eml" || fail "cannot extract g-both from $BOB's mbox"
+  extract_message "$TMP/mail/alice" g-both "$filters/alice-both.eml" || fail "cannot extract g-both from $ALICE's mbox"
+  extract_message "$TMP/mail/bob" g-friend "$filters/bob-friend.eml" || fail "cannot extract g-friend"
+  extract_message "$TMP/mail/bob" fg1 "$filters/bob-first.eml" || fail "cannot extract fg1"
+  bash "$check" --case "$filters/bob-flood.eml" "$BOB" junk --case "$filters/bob-both.eml" "$BOB" junk \
+    --case "$filters/alice-both.eml" "$ALICE" inbox --case "$filters/bob-friend.eml" "$BOB" inbox \
+    --case "$filters/bob-first.eml" "$BOB" inbox >"$filters/check.txt" 2>&1
+  rc=$?
+  case $rc in
+    0) say "contrib/mail-filters on the delivered messages:"; grep -E '^(ok|SKIP) ' "$filters/check.txt" | sed 's/^/  /' ;;
+    77) say "contrib/mail-filters not checked: $(grep -m1 '^SKIP:' "$filters/check.txt")" ;;
+    *) cat "$filters/check.txt"; fail "contrib/mail-filters misfiled a delivered message (mail_filters_check.sh exit $rc)" ;;
+  esac
+}
+
+# The default hard_defer_score (3): the flood is flagged while its score is from 2 to below 3, and
+# deferred from 3 on.
+phase_flag_hard_defer() {
+  local db="$TMP/rcptguard/flag-hard.db" table="$TMP/flags-bob-hard.tsv" i flags
+  local flagged=0 deferred=0 first_flagged=0 first_deferred=0
+  [[ $FLOOD_MESSAGES -ge 40 ]] || fail "the hard_defer_score phase needs RCPTGUARD_E2E_FLOOD_MESSAGES >= 40"
+  say "phase 5b: flood of $FLOOD_MESSAGES messages to $BOB, enforce_action=flag, default hard_defer_score"
+  start_rcptguard "$db" -o detection.mode=enforce -o detection.enforce_action=flag "${FLOOD_OPTS[@]}"
+  flood_bob h
+  for ((i = 1; i <= FLOOD_MESSAGES; i++)); do
+    if grep -Eq "^<\*\* *4[0-9][0-9] .*<$BOB>" "$TMP/swaks/fh$i.txt"; then
+      deferred=$((deferred + 1))
+      [[ $first_deferred -eq 0 ]] && first_deferred=$i
+    elif ! queued "fh$i"; then
+      fail "hard defer: fh$i neither accepted nor deferred: $(grep -m1 -E '^<\*\* ' "$TMP/swaks/fh$i.txt")"
+    fi
+  done
+  wait_in_mbox "$TMP/mail/bob" 'fh[0-9]+' $((FLOOD_MESSAGES - deferred)) 60 ||
+    fail "hard defer: $(count_in_mbox "$TMP/mail/bob" 'fh[0-9]+') of $((FLOOD_MESSAGES - deferred)) accepted messages delivered"
+  stop_rcptguard
+  check_rcptguard_log_clean
+  mbox_flags "$TMP/mail/bob" >"$table"
+  FLAG_EPISODE=""
+  for ((i = 1; i <= FLOOD_MESSAGES; i++)); do
+    flags=$(flags_of "$table" "fh$i")
+    [[ -n $flags ]] || continue
+    check_flag_value "$flags" 3 "fh$i"
+    flagged=$((flagged + 1))
+    [[ $first_flagged -eq 0 ]] && first_flagged=$i
+  done
+  [[ $flagged -ge 1 ]] || fail "hard defer: no message was flagged before the score reached 3"
+  [[ $deferred -ge 1 ]] || fail "hard defer: no message got a 4xx (the score never reached hard_defer_score 3?)"
+  check_flag_verdicts "$db" "$flagged" "$deferred"
+  [[ $first_flagged -lt $first_deferred ]] ||
+    fail "hard defer: the first 4xx (fh$first_deferred) came before the first flagged message (fh$first_flagged)"
+  say "hard defer: fh$first_flagged.. flagged ($flagged, scores below 3), fh$first_deferred.. deferred ($deferred 4xx); first refusal:"
+  grep -hEm1 "^<\*\* *4[0-9][0-9] " "$TMP/swaks/fh$first_deferred.txt" | sed 's/^/  /'
+}
+
+# ---------------------------------------------------------------------------------------------
 # Main.
 
 TMP=$(mktemp -d "${RCPTGUARD_E2E_TMP:-/tmp}/rcptguard-e2e.XXXXXX") || fail "mktemp failed"
@@ -620,5 +845,11 @@ if [[ $FLOOD == 1 ]]; then
   phase_spool
 else
   say "flood phase not run (enable with --flood or RCPTGUARD_E2E_FLOOD=1)"
+fi
+if [[ $FLAG == 1 ]]; then
+  phase_flag
+  phase_flag_hard_defer
+else
+  say "flag phase not run (enable with --flag or RCPTGUARD_E2E_FLAG=1)"
 fi
 exit 0

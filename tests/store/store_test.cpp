@@ -170,6 +170,45 @@ TEST_F(StoreTest, AuthenticatedDeliveryAlsoRecordsTheReversePair) {
   EXPECT_TRUE(restored);
 }
 
+// What burst learning and exclusion read back: per hour the largest window volumes the engine
+// reported and whether any of its records lay inside a trusted episode, across batches; a
+// flagged (header) delivery counts as accepted but makes no correspondent.
+TEST_F(StoreTest, HourlyPeaksAndEpisodeHoursAddUpAcrossBatches) {
+  store s(options_for(path_));
+  const auto with = [](decision::delivery_record d, std::uint32_t minute, std::uint32_t ten,
+                       bool in_episode) {
+    d.minute_volume = minute;
+    d.ten_minute_volume = ten;
+    d.in_episode = in_episode;
+    return d;
+  };
+  decision::outbox first;
+  first.deliveries = {with(delivery(t0 + 5, "bob@example.test", "a@x.test", true), 3, 9, false),
+                      with(delivery(t0 + 65, "bob@example.test", "b@x.test", true), 7, 4, false),
+                      with(delivery(t0 + 3605, "bob@example.test", "c@x.test", true), 1, 1, false)};
+  s.apply(first);
+  decision::outbox second;
+  decision::delivery_record flagged =
+      with(delivery(t0 + 600, "bob@example.test", "flood@x.test", true), 5, 30, true);
+  flagged.header_flagged = true;
+  second.deliveries = {flagged};
+  s.apply(second);
+
+  SQLite::Database reader = open_read_only(path_);
+  const auto h = load_histories(reader, at(t0 + 7200), 1);
+  ASSERT_EQ(h.size(), 1u);
+  ASSERT_EQ(h[0].hours.size(), 2u);
+  EXPECT_EQ(h[0].hours[0].peak_minute, 7u);
+  EXPECT_EQ(h[0].hours[0].peak_ten_minutes, 30u);
+  EXPECT_TRUE(h[0].hours[0].in_episode);
+  EXPECT_EQ(h[0].hours[0].accepted, 3u);
+  EXPECT_EQ(h[0].hours[1].peak_minute, 1u);
+  EXPECT_FALSE(h[0].hours[1].in_episode);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent WHERE sender = 'flood@x.test'"),
+            0);
+  EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent"), 3);
+}
+
 TEST_F(StoreTest, MonitorOnlyVerdictsAreMarked) {
   store s(options_for(path_));
   decision::outbox b;
