@@ -588,6 +588,7 @@ observation engine::observe(const recipient_state& state, std::uint64_t key_hash
   seen.expected[index(window::ten_minutes)] = expected_hour / 6.0;
   seen.expected[index(window::hour)] = expected_hour;
   seen.expected[index(window::day)] = std::max(daily, expected_hour);
+  seen.day_judged = learned && state.history_hours >= config_.baseline.cold_start_hours;
   if (learned) {
     seen.usual_burst[index(window::minute)] = state.baseline.burst_minute;
     seen.usual_burst[index(window::ten_minutes)] = state.baseline.burst_ten_minutes;

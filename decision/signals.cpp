@@ -104,7 +104,8 @@ assessment assess(const observation& seen, const thresholds& limits) {
                   limits.burst_defer_factor * burst});
     judged.warn_point[i] = warn;
     judged.defer_point[i] = defer;
-    const double s = volume_score(seen.volume[i], warn, defer);
+    const double s =
+        w == window::day && !seen.day_judged ? 0.0 : volume_score(seen.volume[i], warn, defer);
     judged.window_score[i] = s;
     if (s > judged.volume_score) {
       judged.volume_score = s;
@@ -112,7 +113,10 @@ assessment assess(const observation& seen, const thresholds& limits) {
     }
   }
   judged.score = judged.volume_score;
-  if (judged.volume_score < limits.amplifier_gate) return judged;
+  // The amplifiers describe the last 10 minutes or the last hour, so only those windows' volume
+  // opens the gate: a day that is half-way to its warn point (an archive's newsletter Monday) is
+  // no reason to weigh this hour's senders.
+  if (score_up_to(judged, window::hour, limits) < limits.amplifier_gate) return judged;
 
   auto fire = [&](amplifier a, bool fired, double weight) {
     if (!fired) return;

@@ -4,6 +4,9 @@
 // reconnecting for every message) only add weight once
 // volume is at least `amplifier_gate` of the way to a warning.
 //
+// The amplifiers are gated by the 1-minute, 10-minute and 1-hour windows only: they measure the
+// last 10 minutes or hour, which the 24-hour volume says nothing about.
+//
 // Volume score per window: obs / warn_point below the warn point, then 1 + (obs - warn_point) /
 // (defer_point - warn_point), capped at 4; the strongest window counts. A window's warn point is
 // the largest of its floor, factor x expected and burst_warn_factor x the usual burst (the
@@ -30,6 +33,10 @@ struct observation {
   std::array<double, 4> expected{};     ///< the baseline's expectation per window
   std::array<double, 4> usual_burst{};  ///< the learned usual burst per window (day: none)
   double usual_senders_burst = 0.0;     ///< most distinct senders of a learnable hour
+  /// The 24-hour window is judged only once the recipient has a day of its own history: before
+  /// that its daily expectation is mostly the server-wide prior, and a busy account's first day
+  /// would hold an episode open all day. The shorter windows judge it meanwhile.
+  bool day_judged = true;
   double senders_ten = 0.0;
   double senders_hour = 0.0;
   double expected_senders_ten = 0.0;

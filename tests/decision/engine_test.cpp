@@ -70,12 +70,24 @@ TEST(Thresholds, HourWarnAndDeferPoints) {
   EXPECT_EQ(driver{}.flood(victim, 120, 0, 30).level, verdict_level::defer);
 }
 
+// A recipient with two quiet days of its own history: the 24-hour window is judged.
+driver with_two_quiet_days() {
+  driver d;
+  recipient_history h{std::string(victim), {}};
+  h.hours.push_back({testing::origin - 48 * 3600, 1, 1, 1});
+  d.eng().update_histories(std::span<const recipient_history>(&h, 1), at_seconds(0));
+  return d;
+}
+
 TEST(Thresholds, DayWarnPoint) {
   // Evenly over 24 hours: about 17 an hour.
-  EXPECT_EQ(driver{}.flood(victim, 399, 0, 216).level, verdict_level::dunno);
-  const verdict warn = driver{}.flood(victim, 400, 0, 216);
+  EXPECT_EQ(with_two_quiet_days().flood(victim, 399, 0, 216).level, verdict_level::dunno);
+  const verdict warn = with_two_quiet_days().flood(victim, 400, 0, 216);
   EXPECT_EQ(warn.level, verdict_level::warn);
+  ASSERT_FALSE(warn.reasons.empty());
   EXPECT_EQ(warn.reasons.front().name, "volume_24h");
+  // Without a day of its own history the 24-hour window waits (the shorter ones judge).
+  EXPECT_EQ(driver{}.flood(victim, 400, 0, 216).level, verdict_level::dunno);
 }
 
 TEST(Thresholds, QuietMailboxGettingThreeMailsIsNothing) {
