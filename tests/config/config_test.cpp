@@ -467,6 +467,16 @@ TEST(Errors, UnknownSectionNamesSectionAndPosition) {
               AllOf(StartsWith("t.toml:2:"), HasSubstr("unknown section [sever]")));
 }
 
+TEST(Errors, FlagHeaderMustBeAHeaderName) {
+  EXPECT_THAT(only_error(load("[detection]\nflag_header = \"X-Flood: bad\"\n")),
+              AllOf(StartsWith("t.toml:2:"), HasSubstr("detection.flag_header"),
+                    HasSubstr("without ':' or spaces")));
+  EXPECT_THAT(only_error(load("[detection]\nflag_header = \"\"\n")),
+              HasSubstr("1 to 64 characters"));
+  EXPECT_THAT(only_error(load("[detection]\nenforce_action = \"junk\"\n")),
+              HasSubstr("detection.enforce_action"));
+}
+
 TEST(Errors, KeyOutsideAnySection) {
   EXPECT_THAT(only_error(load("listen = []\n")),
               AllOf(StartsWith("t.toml:1:1:"), HasSubstr("unknown key 'listen'")));
