@@ -44,13 +44,17 @@ goes to standard error.
 
 import argparse
 import calendar
-import heapq
 import itertools
 import json
 import math
+import os
 import random
 import sys
 import time
+
+sys.dont_write_bytecode = True  # no bench/__pycache__ from the import below
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_maillog import MailLog, Writer  # noqa: E402  (the rendering, shared)
 
 DAY = 86400
 DAYS = 21
@@ -65,7 +69,6 @@ FIRST = ["anna", "ben", "carla", "dev", "eva", "finn", "gina", "hugo", "ines", "
          "lena", "marc", "nora", "omar", "pia", "quinn", "rosa", "sven", "tara", "uwe", "vera",
          "will", "xena", "yusuf", "zoe"]
 TLDS = ["example", "example.com", "example.net", "example.org"]
-B60 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx"
 
 
 def parse_start(text):
@@ -323,95 +326,15 @@ class Scenario:
         return self.msgs
 
 
-# --- rendering (after bench/make_maillog.py) ---------------------------------------------------------
-AGENTS = ("lmtp", "lmtp", "local", "virtual", "lmtp")
-
-
-def agent_of(rcpt):
-    if rcpt.startswith("user"):
-        return AGENTS[int(rcpt[4:rcpt.index("@")]) % len(AGENTS)]
-    return "lmtp"
-
-
+# --- rendering (bench/make_maillog.py's) ---------------------------------------------------------------
 def render(msgs, out, fmt, host, seed):
-    """Writes the messages' log lines in time order, concurrent messages interleaved."""
+    """Writes the messages' log lines in time order, concurrent messages interleaved; returns the count."""
     rnd = random.Random(seed ^ 0x5EED)
-    rand = rnd.random
-    heap, seq, written = [], 0, 0
-    buf, sec, prefix = [], -1, ""
-    pid_smtpd, pid_cleanup, pid_qmgr, pid_local, pid_lmtp, pid_virtual, pid_sm = \
-        21000, 21400, 1187, 22000, 22500, 23000, 30000
-    qc = rnd.randrange(1 << 20)
-
-    def write(t, text):
-        nonlocal sec, prefix, written
-        s = int(t)
-        if s != sec:
-            sec, prefix = s, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-        buf.append(f"{prefix}.{int((t - s) * 1e6):06d}+00:00 {host} {text}\n")
-        written += 1
-        if len(buf) >= 8192:
-            out.write("".join(buf))
-            buf.clear()
-
+    log = MailLog(Writer(out, host), fmt, DOMAIN, rnd, rnd.randrange(1 << 20))
     for n, (t, rcpts, sender, client) in enumerate(msgs):
-        while heap and heap[0][0] <= t:
-            lt, _, text = heapq.heappop(heap)
-            write(lt, text)
-        qc += 1
-        if qc % 500 == 0:  # processes come and go
-            pid_smtpd, pid_lmtp, pid_sm = pid_smtpd + 7, pid_lmtp + 3, pid_sm + 11
-        size = int(rnd.lognormvariate(9.6, 1.1)) + 600
-        msgid = f"{int(t):x}.{n:x}@{sender.partition('@')[2] or 'bounce.' + DOMAIN}"
-        if fmt == "postfix":
-            qid = f"{(qc * 2654435761) & 0xFFFFFFFFFF:010X}"
-            lines = [(t, f"postfix/smtpd[{pid_smtpd + qc % 5}]: {qid}: client={client}"),
-                     (t + 0.004 + 0.02 * rand(),
-                      f"postfix/cleanup[{pid_cleanup + qc % 3}]: {qid}: message-id=<{msgid}>")]
-            tq = t + 0.03 + 0.1 * rand()
-            lines.append((tq, f"postfix/qmgr[{pid_qmgr}]: {qid}: from=<{sender}>, size={size}, "
-                              f"nrcpt={len(rcpts)} (queue active)"))
-            td = tq
-            for r in rcpts:
-                td += 0.005 + 0.05 * rand()
-                delay = td - t
-                d1 = delay * 0.6
-                agent = agent_of(r)
-                if agent == "lmtp":
-                    text = (f"postfix/lmtp[{pid_lmtp + qc % 4}]: {qid}: to=<{r}>, "
-                            f"relay=imap.{DOMAIN}[private/dovecot-lmtp], "
-                            f"delay={delay:.2f}, delays={d1:.2f}/0.01/0.01/{delay - d1:.2f}, dsn=2.0.0, "
-                            f"status=sent (250 2.0.0 <{r}> {qc:x} Saved)")
-                elif agent == "local":
-                    text = (f"postfix/local[{pid_local + qc % 3}]: {qid}: to=<{r}>, relay=local, delay={delay:.2f}, "
-                            f"delays={d1:.2f}/0.01/0/{delay - d1:.2f}, dsn=2.0.0, status=sent (delivered to mailbox)")
-                else:
-                    text = (f"postfix/virtual[{pid_virtual + qc % 3}]: {qid}: to=<{r}>, relay=virtual, "
-                            f"delay={delay:.2f}, "
-                            f"delays={d1:.2f}/0.01/0/{delay - d1:.2f}, dsn=2.0.0, status=sent (delivered to maildir)")
-                lines.append((td, text))
-            lines.append((td + 0.001 + 0.01 * rand(), f"postfix/qmgr[{pid_qmgr}]: {qid}: removed"))
-        else:
-            tm = time.gmtime(t)
-            qid = (f"{B60[tm.tm_year % 60]}{B60[tm.tm_mon - 1]}{B60[tm.tm_mday]}{B60[tm.tm_hour]}"
-                   f"{B60[tm.tm_min]}{B60[tm.tm_sec]}{B60[qc % 60]}{B60[(qc // 60) % 60]}{(qc // 3600) % 1000000:06d}")
-            cname, _, caddr = client.partition("[")
-            lines = [(t, f"sm-mta[{pid_sm}]: {qid}: from=<{sender}>, size={size}, class=0, nrcpts={len(rcpts)}, "
-                         f"msgid=<{msgid}>, proto=ESMTP, daemon=MTA, relay={cname} [{caddr}")]
-            td = t
-            for r in rcpts:
-                td += 0.01 + 0.08 * rand()
-                d = int(td - t)
-                lines.append((td, f"sm-mta[{pid_sm + 1}]: {qid}: to=<{r}>, delay=00:00:{d % 60:02d}, "
-                                  f"xdelay=00:00:{d % 60:02d}, mailer=local, pri={30000 + size}, dsn=2.0.0, stat=Sent"))
-        for lt, text in lines:
-            seq += 1
-            heapq.heappush(heap, (lt, seq, text))
-    while heap:
-        lt, _, text = heapq.heappop(heap)
-        write(lt, text)
-    out.write("".join(buf))
-    return written
+        log.message(t, rcpts, sender, client, f"{int(t):x}.{n:x}@{sender.partition('@')[2] or 'bounce.' + DOMAIN}")
+    log.close()
+    return log.lines()
 
 
 def main():

@@ -36,6 +36,7 @@ standard error.
 import argparse
 import bisect
 import calendar
+import functools
 import heapq
 import itertools
 import math
@@ -109,6 +110,122 @@ class Writer:
         self.out.flush()
 
 
+# Postfix's delivery agent per mailbox: most through LMTP (Dovecot), some local mbox, some virtual.
+AGENTS = ("lmtp", "lmtp", "local", "virtual", "lmtp")
+
+
+@functools.lru_cache(maxsize=2_000_000)
+def agent_of(rcpt):
+    """The delivery agent of a recipient: userN@ by N, any other LMTP."""
+    if rcpt.startswith("user"):
+        try:
+            return AGENTS[int(rcpt[4:rcpt.index("@")]) % len(AGENTS)]
+        except ValueError:
+            pass
+    return "lmtp"
+
+
+class MailLog:
+    """Renders messages as Postfix or Sendmail logs them (the lines in the module's docstring) and
+    writes the lines in time order through a Writer: a message's later lines wait until the log
+    reaches their time, so the lines of concurrent messages interleave. Queue ids and the daemons'
+    process ids move on from message to message as a real server's do. Used by make_maillog.py and
+    detection_scenario.py."""
+
+    def __init__(self, writer, fmt, domain, rnd, qid_counter):
+        self.w = writer
+        self.postfix = fmt == "postfix"
+        self.domain = domain
+        self.rnd = rnd
+        self.rand = rnd.random
+        self.qid_counter = qid_counter
+        self.pid_smtpd, self.pid_cleanup, self.pid_qmgr = 21000, 21400, 1187
+        self.pid_local, self.pid_lmtp, self.pid_virtual = 22000, 22500, 23000
+        self.pid_sm = 30000
+        self.heap = []  # (time, seq, text) of lines not yet due
+        self.seq = 0
+
+    def lines(self):
+        """Lines written so far and waiting to be written."""
+        return self.w.lines + len(self.heap)
+
+    def flush_until(self, t):
+        while self.heap and self.heap[0][0] <= t:
+            lt, _, text = heapq.heappop(self.heap)
+            self.w.line(lt, text)
+
+    def close(self):
+        self.flush_until(float("inf"))
+        self.w.close()
+
+    def message(self, t, rcpts, sender, client, msgid):
+        """Logs a message received at t from client (name[addr]) and delivered to every recipient;
+        its size is drawn here."""
+        self.flush_until(t)
+        size = int(self.rnd.lognormvariate(9.6, 1.1)) + 600
+        self.qid_counter += 1
+        if self.qid_counter % 500 == 0:  # processes come and go
+            self.pid_smtpd += 7
+            self.pid_lmtp += 3
+            self.pid_sm += 11
+        render = self.postfix_lines if self.postfix else self.sendmail_lines
+        for lt, text in render(t, rcpts, sender, client, size, msgid):
+            self.seq += 1
+            heapq.heappush(self.heap, (lt, self.seq, text))
+
+    def postfix_lines(self, t, rcpts, sender, client, size, msgid):
+        rand, c = self.rand, self.qid_counter
+        # 10 hex digits, uppercase: Postfix's short queue id; unique while the message lives.
+        qid = f"{(c * 2654435761) & 0xFFFFFFFFFF:010X}"
+        lines = [
+            (t, f"postfix/smtpd[{self.pid_smtpd + c % 5}]: {qid}: client={client}"),
+            (t + 0.004 + 0.02 * rand(), f"postfix/cleanup[{self.pid_cleanup + c % 3}]: {qid}: message-id=<{msgid}>"),
+        ]
+        tq = t + 0.03 + 0.1 * rand()
+        lines.append((tq, f"postfix/qmgr[{self.pid_qmgr}]: {qid}: from=<{sender}>, size={size}, "
+                          f"nrcpt={len(rcpts)} (queue active)"))
+        td = tq
+        for r in rcpts:
+            td += 0.005 + 0.05 * rand()
+            delay = td - t
+            d1 = delay * 0.6
+            agent = agent_of(r)
+            if agent == "lmtp":
+                text = (f"postfix/lmtp[{self.pid_lmtp + c % 4}]: {qid}: to=<{r}>, "
+                        f"relay=imap.{self.domain}[private/dovecot-lmtp], delay={delay:.2f}, "
+                        f"delays={d1:.2f}/0.01/0.01/{delay - d1:.2f}, dsn=2.0.0, "
+                        f"status=sent (250 2.0.0 <{r}> {c:x} Saved)")
+            elif agent == "local":
+                text = (f"postfix/local[{self.pid_local + c % 3}]: {qid}: to=<{r}>, relay=local, "
+                        f"delay={delay:.2f}, delays={d1:.2f}/0.01/0/{delay - d1:.2f}, dsn=2.0.0, "
+                        f"status=sent (delivered to mailbox)")
+            else:
+                text = (f"postfix/virtual[{self.pid_virtual + c % 3}]: {qid}: to=<{r}>, relay=virtual, "
+                        f"delay={delay:.2f}, delays={d1:.2f}/0.01/0/{delay - d1:.2f}, dsn=2.0.0, "
+                        f"status=sent (delivered to maildir)")
+            lines.append((td, text))
+        lines.append((td + 0.001 + 0.01 * rand(), f"postfix/qmgr[{self.pid_qmgr}]: {qid}: removed"))
+        return lines
+
+    def sendmail_lines(self, t, rcpts, sender, client, size, msgid):
+        rand, c = self.rand, self.qid_counter
+        # Sendmail's queue id: date and time in base 60, a sequence, the pid (14 characters).
+        tm = time.gmtime(t)
+        qid = (f"{B60[tm.tm_year % 60]}{B60[tm.tm_mon - 1]}{B60[tm.tm_mday]}{B60[tm.tm_hour]}"
+               f"{B60[tm.tm_min]}{B60[tm.tm_sec]}{B60[c % 60]}{B60[(c // 60) % 60]}{(c // 3600) % 1000000:06d}")
+        cname, _, caddr = client.partition("[")
+        lines = [(t, f"sm-mta[{self.pid_sm}]: {qid}: from=<{sender}>, size={size}, class=0, nrcpts={len(rcpts)}, "
+                     f"msgid=<{msgid}>, proto=ESMTP, daemon=MTA, relay={cname} [{caddr}")]
+        td = t
+        for r in rcpts:
+            td += 0.01 + 0.08 * rand()
+            d = int(td - t)
+            lines.append((td, f"sm-mta[{self.pid_sm + 1}]: {qid}: to=<{r}>, delay=00:00:{d % 60:02d}, "
+                              f"xdelay=00:00:{d % 60:02d}, mailer=local, pri={30000 + size}, "
+                              f"dsn=2.0.0, stat=Sent"))
+        return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,8 +263,6 @@ def main():
     n = a.mailboxes
     mbox_names = [f"user{i}@{dom}" for i in range(n)]
     mbox_cum = list(itertools.accumulate(rnd.lognormvariate(0.0, 1.0) for _ in range(n)))
-    # Delivery agent per mailbox: most through LMTP (Dovecot), some local mbox, some virtual.
-    agents = ("lmtp", "lmtp", "local", "virtual", "lmtp")
     archived_group = set(range(0, n, max(1, n // 30))) if not a.no_busy else set()
     ext_senders = []
     ext_clients = []
@@ -218,98 +333,16 @@ def main():
     # --- writing ----------------------------------------------------------------------------------
     out = sys.stdout if a.output == "-" else open(a.output, "w", buffering=1 << 20)
     w = Writer(out, a.host)
-    heap = []  # (time, seq, text) of lines not yet due
-    seq = 0
+    log = MailLog(w, a.format, dom, rnd, rnd.randrange(1 << 20))
     counters = {"messages": 0, "deliveries": 0}
-    qid_counter = rnd.randrange(1 << 20)
-    pid_smtpd, pid_cleanup, pid_qmgr, pid_local, pid_lmtp, pid_virtual = 21000, 21400, 1187, 22000, 22500, 23000
-    pid_sm = 30000
     mid_counter = 0
 
-    def flush_until(t):
-        while heap and heap[0][0] <= t:
-            lt, _, text = heapq.heappop(heap)
-            w.line(lt, text)
-
     def emit(t, rcpts, sender, client):
-        nonlocal seq, qid_counter, mid_counter, pid_smtpd, pid_lmtp, pid_sm
-        flush_until(t)
-        qid_counter += 1
+        nonlocal mid_counter
         mid_counter += 1
-        size = int(rnd.lognormvariate(9.6, 1.1)) + 600
-        msgid = f"{int(t):x}.{mid_counter:x}@{sender.partition('@')[2] or dom}"
-        nr = len(rcpts)
         counters["messages"] += 1
-        counters["deliveries"] += nr
-        if qid_counter % 500 == 0:  # processes come and go
-            pid_smtpd += 7
-            pid_lmtp += 3
-            pid_sm += 11
-        if postfix:
-            # 10 hex digits, uppercase: Postfix's short queue id; unique while the message lives.
-            qid = f"{(qid_counter * 2654435761) & 0xFFFFFFFFFF:010X}"
-            lines = [
-                (t, f"postfix/smtpd[{pid_smtpd + qid_counter % 5}]: {qid}: client={client}"),
-                (t + 0.004 + 0.02 * rand(), f"postfix/cleanup[{pid_cleanup + qid_counter % 3}]: {qid}: message-id=<{msgid}>"),
-            ]
-            tq = t + 0.03 + 0.1 * rand()
-            lines.append((tq, f"postfix/qmgr[{pid_qmgr}]: {qid}: from=<{sender}>, size={size}, nrcpt={nr} (queue active)"))
-            td = tq
-            for r in rcpts:
-                td += 0.005 + 0.05 * rand()
-                delay = td - t
-                d1 = delay * 0.6
-                agent = agent_of(r)
-                if agent == "lmtp":
-                    text = (f"postfix/lmtp[{pid_lmtp + qid_counter % 4}]: {qid}: to=<{r}>, "
-                            f"relay=imap.{dom}[private/dovecot-lmtp], delay={delay:.2f}, "
-                            f"delays={d1:.2f}/0.01/0.01/{delay - d1:.2f}, dsn=2.0.0, "
-                            f"status=sent (250 2.0.0 <{r}> {qid_counter:x} Saved)")
-                elif agent == "local":
-                    text = (f"postfix/local[{pid_local + qid_counter % 3}]: {qid}: to=<{r}>, relay=local, "
-                            f"delay={delay:.2f}, delays={d1:.2f}/0.01/0/{delay - d1:.2f}, dsn=2.0.0, "
-                            f"status=sent (delivered to mailbox)")
-                else:
-                    text = (f"postfix/virtual[{pid_virtual + qid_counter % 3}]: {qid}: to=<{r}>, relay=virtual, "
-                            f"delay={delay:.2f}, delays={d1:.2f}/0.01/0/{delay - d1:.2f}, dsn=2.0.0, "
-                            f"status=sent (delivered to maildir)")
-                lines.append((td, text))
-            lines.append((td + 0.001 + 0.01 * rand(), f"postfix/qmgr[{pid_qmgr}]: {qid}: removed"))
-        else:
-            # Sendmail's queue id: date and time in base 60, a sequence, the pid (14 characters).
-            tm = time.gmtime(t)
-            c = qid_counter
-            qid = (f"{B60[tm.tm_year % 60]}{B60[tm.tm_mon - 1]}{B60[tm.tm_mday]}{B60[tm.tm_hour]}"
-                   f"{B60[tm.tm_min]}{B60[tm.tm_sec]}{B60[c % 60]}{B60[(c // 60) % 60]}{(c // 3600) % 1000000:06d}")
-            cname, _, caddr = client.partition("[")
-            lines = [(t, f"sm-mta[{pid_sm}]: {qid}: from=<{sender}>, size={size}, class=0, nrcpts={nr}, "
-                         f"msgid=<{msgid}>, proto=ESMTP, daemon=MTA, relay={cname} [{caddr}")]
-            td = t
-            for r in rcpts:
-                td += 0.01 + 0.08 * rand()
-                d = int(td - t)
-                lines.append((td, f"sm-mta[{pid_sm + 1}]: {qid}: to=<{r}>, delay=00:00:{d % 60:02d}, "
-                                  f"xdelay=00:00:{d % 60:02d}, mailer=local, pri={30000 + size}, "
-                                  f"dsn=2.0.0, stat=Sent"))
-        for lt, text in lines:
-            seq += 1
-            heapq.heappush(heap, (lt, seq, text))
-
-    agent_cache = {}
-
-    def agent_of(r):
-        ag = agent_cache.get(r)
-        if ag is None:
-            if r.startswith("user"):
-                try:
-                    ag = agents[int(r[4:r.index("@")]) % len(agents)]
-                except ValueError:
-                    ag = "lmtp"
-            else:
-                ag = "lmtp"
-            if len(agent_cache) < 2_000_000:
-                agent_cache[r] = ag
-        return ag
+        counters["deliveries"] += len(rcpts)
+        log.message(t, rcpts, sender, client, f"{int(t):x}.{mid_counter:x}@{sender.partition('@')[2] or dom}")
 
     choices = rnd.choices
     randrange = rnd.randrange
@@ -385,13 +418,12 @@ def main():
     def short():
         if a.deliveries:
             return counters["deliveries"] < a.deliveries
-        return w.lines + len(heap) < a.lines
+        return log.lines() < a.lines
     t = end - 60
     while short():
         t = min(end - 1, t + 0.01)
         emit(t, *background(t))
-    flush_until(float("inf"))
-    w.close()
+    log.close()
     if out is not sys.stdout:
         out.close()
 
