@@ -30,6 +30,11 @@
 #      `rcptguard ingest`) or from an allow-listed sender does not; a message to the flooded
 #      recipient and another carries it for both (Postfix adds a RCPT-stage PREPEND to the whole
 #      message).
+#      rcptguard also has [alerts] file and [alerts] command set: a script in the temporary
+#      directory appends each alert it gets on stdin to a file; the file it wrote must equal the
+#      alert file (the episode's opening and its escalation to defer, JSON for bob, the episode
+#      of the header and of v_alerts), and the FINAL line must count as many alert_commands with
+#      alert_command_failures=0.
 #      The delivered messages are then run through contrib/mail-filters/ (mail_filters_check.sh:
 #      Sieve, and procmail/maildrop where installed). Then the same flood with the default
 #      hard_defer_score (3): flagged below it, 4xx at and above it.
@@ -661,10 +666,92 @@ check_flag_verdicts() { # database flagged deferred
   [[ $got -eq $3 ]] || fail "$(basename "$1"): $got deferring verdicts for $BOB, but $3 RCPTs got a 4xx"
 }
 
+# [alerts] command for the flag phase: a script that appends the alert on its stdin (a JSON object
+# and a newline) to the file named by its argument, exactly one newline after each. The daemon runs
+# it as its own user: root here (start_rcptguard sets server.user= empty), and the script is 0755
+# in a 0755 directory, so any user could run it. Runs are serialized (command_concurrency=1), so
+# its lines come in the alert file's order.
+write_alert_command() { # script output-file
+  cat >"$1" <<'EOF'
+#!/bin/sh
+# rcptguard e2e alert command: append the alert on stdin, one line each, to the file "$1".
+set -eu
+alert=$(cat)
+printf '%s\n' "$alert" >>"$1"
+EOF
+  chmod 0755 "$1" || fail "chmod of the alert command $1 failed"
+  : >"$2"
+  chmod 0644 "$2"
+}
+
+lines_of() { [[ -f $1 ]] && wc -l <"$1" || echo 0; }
+
+# The alert command saw what the alert file got: the same lines (one episode of $BOB, opened and
+# perhaps escalated to defer, as v_alerts has it) and the daemon's FINAL line counts them, with
+# no failure.
+check_alert_command() { # alert-file command-output database episode-start rcptguard-log-since
+  local alerts=$1 out=$2 db=$3 episode=$4 log=$5 n final peak report
+  n=$(lines_of "$alerts")
+  [[ $n -ge 1 ]] || fail "alert command: the alert file $alerts is empty after the flood to $BOB"
+  cmp -s "$alerts" "$out" ||
+    fail "alert command: its output ($(lines_of "$out") lines) differs from the alert file ($n lines): $(diff "$alerts" "$out" | head -c 600)"
+  peak=$(timeout 10 sqlite3 "$db" "SELECT peak_level FROM v_alerts WHERE recipient = '$BOB'")
+  report=$(python3 - "$out" "$BOB" "$episode" "$peak" <<'EOF'
+import json, sys
+def bad(why):
+    print(why)  # the shell puts it in its FAIL line
+    sys.exit(1)
+path, recipient, episode, peak = sys.argv[1:5]
+lines = open(path, encoding="utf-8").read().split("\n")
+if lines and lines[-1] == "":
+    lines.pop()
+alerts = []
+for no, line in enumerate(lines, 1):
+    try:
+        a = json.loads(line)
+    except ValueError as e:
+        bad(f"line {no} is not JSON ({e}): {line[:200]}")
+    if not isinstance(a, dict):
+        bad(f"line {no} is not a JSON object: {line[:200]}")
+    if a.get("recipient") != recipient:
+        bad(f"line {no}: recipient {a.get('recipient')!r}, expected {recipient!r}")
+    if a.get("verdict") not in ("warn", "defer"):
+        bad(f"line {no}: verdict {a.get('verdict')!r}, expected warn or defer")
+    if a.get("started") != episode:
+        bad(f"line {no}: started {a.get('started')!r}, but the episode started {episode}")
+    alerts.append(a)
+opened = [a for a in alerts if a.get("escalated") is False]
+escalated = [a for a in alerts if a.get("escalated") is True]
+if len(opened) != 1 or alerts[0] is not opened[0]:
+    bad(f"expected the episode's opening (escalated=false) first and once, got {[a.get('escalated') for a in alerts]}")
+if len(opened) + len(escalated) != len(alerts):
+    bad("a line without a boolean 'escalated'")
+if len(escalated) > 1 or any(a["verdict"] != "defer" for a in escalated):
+    bad(f"expected at most one escalation, to defer: {[a['verdict'] for a in escalated]}")
+if alerts[-1]["verdict"] != peak:
+    bad(f"the last alert says {alerts[-1]['verdict']}, v_alerts says peak_level {peak!r}")
+print(" -> ".join(a["verdict"] for a in alerts))
+EOF
+  ) || fail "alert command: $out: $report"
+  final=$(grep -m1 -E ' FINAL ' <<<"$log")
+  [[ -n $final ]] || fail "alert command: no FINAL line in the rcptguard log of the flag phase"
+  [[ $final =~ \ alert_commands=([0-9]+)\ alert_command_failures=([0-9]+) ]] ||
+    fail "alert command: the FINAL line has no alert_commands=N alert_command_failures=N: $final"
+  [[ ${BASH_REMATCH[2]} -eq 0 ]] ||
+    fail "alert command: alert_command_failures=${BASH_REMATCH[2]} in the FINAL line: $(grep -m3 'ALERT COMMAND' <<<"$log")"
+  [[ ${BASH_REMATCH[1]} -eq $n ]] ||
+    fail "alert command: alert_commands=${BASH_REMATCH[1]} in the FINAL line, but $n alerts in the file"
+  say "alert command: ran $n times for $BOB's episode ($report); its output equals the alert file;"
+  say "  FINAL: alert_commands=$n alert_command_failures=0"
+}
+
 phase_flag() {
   local db="$TMP/rcptguard/flag.db" table="$TMP/flags-bob.tsv" atable="$TMP/flags-alice.tsv"
   local i id flags first=0 n_flagged=0 mark started log prepends position max_score=""
+  local alerts="$TMP/rcptguard/flag-alerts.jsonl" command="$TMP/rcptguard/alert-command.sh"
+  local command_out="$TMP/rcptguard/flag-alert-command.jsonl"
   say "phase 5a: flood of $FLOOD_MESSAGES messages to $BOB, detection.enforce_action=flag"
+  write_alert_command "$command" "$command_out"
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   mark=$(wc -l <"$RG_LOG")
   # bob's known correspondent: a message from $FRIEND delivered two hours ago, older than
@@ -683,7 +770,9 @@ phase_flag() {
     fail "rcptguard ingest did not store $FRIEND as a correspondent of $BOB"
   # hard_defer_score 10: out of reach here (volume scores at most 4, the other signals add 2.75).
   start_rcptguard "$db" -o detection.mode=enforce -o detection.enforce_action=flag \
-    -o detection.hard_defer_score=10 -o "detection.allow_senders=[\"$VIP\"]" "${FLOOD_OPTS[@]}"
+    -o detection.hard_defer_score=10 -o "detection.allow_senders=[\"$VIP\"]" \
+    -o "alerts.file=$alerts" -o "alerts.command=[\"$command\",\"$command_out\"]" \
+    -o alerts.command_timeout=5s -o alerts.command_concurrency=1 "${FLOOD_OPTS[@]}"
   flood_bob g
   # While the episode is at the defer level: another recipient; the flooded one and another in one
   # message; the correspondent; the allow-listed sender.
@@ -700,6 +789,12 @@ phase_flag() {
     fail "flag mode: $(count_in_mbox "$TMP/mail/bob" 'fg[0-9]+|g-both|g-friend|g-vip') of $((FLOOD_MESSAGES + 3)) messages in $BOB's mbox after 60s"
   wait_in_mbox "$TMP/mail/alice" 'g-alice|g-both' 2 30 || fail "flag mode: g-alice and g-both not both in $ALICE's mbox"
   say "flag mode: all $((FLOOD_MESSAGES + 4)) messages accepted and delivered, none deferred"
+  # The alerts were raised during the flood; give the command's runs (each well under its 5 s
+  # timeout) time to finish, so none is still waiting when the daemon stops.
+  for ((i = 0; i < 100; i++)); do
+    [[ $(lines_of "$alerts") -ge 1 && $(lines_of "$command_out") -eq $(lines_of "$alerts") ]] && break
+    sleep 0.2
+  done
   stop_rcptguard
   check_rcptguard_log_clean
 
@@ -751,6 +846,7 @@ phase_flag() {
   say "  a message to $BOB and $ALICE carries $BOB's header in both copies"
   check_verdicts_stored "$db" 0
   check_flag_verdicts "$db" "$prepends" 0
+  check_alert_command "$alerts" "$command_out" "$db" "$FLAG_EPISODE" "$(tail -n +"$((mark + 1))" "$RG_LOG")"
   say "flag mode: $BOB in the store: $(timeout 10 sqlite3 "$db" "SELECT sum(accepted) || ' accepted of ' || sum(attempted) || ' attempted' FROM v_recipient_hourly WHERE recipient = '$BOB'")"
 
   # The rules of contrib/mail-filters/ on what Postfix delivered.
