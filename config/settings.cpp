@@ -701,7 +701,7 @@ std::vector<setting> make_table() {
               "IPv6 clients are counted per network of this prefix length; a /64 is usually one "
               "host or customer, who may rotate addresses within it freely."),
       integer(RG_DETECTION(max_tracked_recipients), from_struct, 1000, 100 * million, restart,
-              "Recipients counted in memory (about 230 bytes each); beyond this the coldest is "
+              "Recipients counted in memory (about 250 bytes each); beyond this the coldest is "
               "forgotten first."),
       integer(RG_DETECTION(pair_slots), from_struct, 1024, 256 * million, restart,
               "Sender and client pairs remembered for counting distinct senders and clients "

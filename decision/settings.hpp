@@ -172,7 +172,7 @@ struct settings {
   /// A /64 is one IPv6 subnet, usually one host or customer: per-address keys are free to rotate.
   unsigned ipv6_prefix = 64;
 
-  /// About 230 MB at the cap (recipients.hpp: ~230 bytes a key); the coldest key goes first.
+  /// About 250 MB at the cap (recipients.hpp: ~240 bytes a key); the coldest key goes first.
   std::size_t max_tracked_recipients = 1'000'000;
   /// Sender/client pairs remembered for distinct counting (16 bytes each, 32 MB).
   std::size_t pair_slots = std::size_t{1} << 21;
