@@ -13,12 +13,16 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "daemon/daemon.hpp"
 
 namespace rcptguard::cli {
 
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;  ///< invalid configuration, unusable file or database
 inline constexpr int exit_usage = 2;    ///< the command line itself is wrong
+/// serve: the shutdown could not store everything (the database stayed unwritable). Defined by
+/// the daemon, which returns it; named here with the others.
+inline constexpr int exit_data_lost = daemon::exit_data_lost;
 
 /// A mistake in the command line, thrown while reading the parsed options.
 struct usage_error {

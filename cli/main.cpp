@@ -1,5 +1,5 @@
 // rcptguard: one binary, one subcommand per job. Exit codes: 0 success, 1 failure (bad
-// configuration, start-up error), 2 usage error.
+// configuration, start-up error), 2 usage error, 3 (serve) data lost at shutdown.
 #include <fmt/core.h>
 
 #include <cstdio>
@@ -30,7 +30,10 @@ constexpr const char* usage_text =
     "  version        print the version\n"
     "\n"
     "Run 'rcptguard COMMAND --help' for the options of a command.\n"
-    "Exit codes: 0 success, 1 failure (invalid configuration, start-up error), 2 usage error.\n";
+    "Exit codes: 0 success, 1 failure (invalid configuration, start-up error), 2 usage error,\n"
+    "3 'serve' stopped but could not store everything (the database stayed unwritable).\n";
+
+static_assert(exit_data_lost == 3, "the usage text names the code");
 
 constexpr const char* override_example = "server.listen=inet:127.0.0.1:10041";
 

@@ -141,9 +141,14 @@ class daemon_runtime {
     // After the database flush, which gives the last runs that time to finish.
     if (alert_command_) alert_command_->stop();
     log_summary("FINAL");
-    log_->info("STOPPED after serving {} connection(s)", stats_.connections_accepted);
+    // The writer already logged what it lost ("STORE LOST"); the exit status tells a supervisor
+    // that this shutdown, unlike a clean one, left counts out of the database.
+    const store::writer_stats stored = persistence_.writer_stats();
+    const bool lost = stored.records_lost_at_stop > 0 || stored.jobs_lost_at_stop > 0;
+    log_->info("STOPPED after serving {} connection(s){}", stats_.connections_accepted,
+               lost ? fmt::format(", exit status {}: data lost at shutdown", exit_data_lost) : "");
     log_->flush();
-    return 0;
+    return lost ? exit_data_lost : 0;
   }
 
  private:

@@ -40,8 +40,9 @@ void persistence::open_and_restore(decision::engine& engine, time_point now) {
 
   writer_ = std::make_unique<store::writer>(
       std::move(db), writer_options_,
+      // The writer's lines carry their own tag ("STORE WRITE FAILED"), so none is added here.
       [log = log_](store::log_level level, std::string text) {
-        log->log(to_spdlog(level), "STORE {}", text);
+        log->log(to_spdlog(level), "{}", text);
       },
       wall_clock_now);
   next_refresh_ = now + history_refresh_interval;

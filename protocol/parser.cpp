@@ -19,37 +19,35 @@ namespace {
 
 constexpr std::string_view expected_request_type = "smtpd_access_policy";
 
-using attribute_setter = parse_error (*)(policy_request&, std::string_view);
+// Values never fail a request (see set_number), so a setter has nothing to report.
+using attribute_setter = void (*)(policy_request&, std::string_view);
 
 template <auto field>
-parse_error set_text(policy_request& out, std::string_view value) {
+void set_text(policy_request& out, std::string_view value) {
   (out.*field).assign(value);
-  return parse_error::none;
 }
 
-// Postfix sends "name=" when a number is unavailable, so empty means 0. from_chars rejects
-// signs, spaces and values outside the field's type.
+// Strict about framing, liberal about values: a number Postfix cannot know arrives as "name=",
+// "name=0" or, behind postscreen or XCLIENT, "name=unknown" (client_port, server_port), and
+// XCLIENT lets through a port no TCP connection has (99999). Refusing such a request would close
+// the connection without a reply: Postfix retries, then applies its default_action to real mail.
+// So anything that is not a decimal in the field's range (from_chars rejects signs, spaces, hex
+// and overflow) is kept as 0, Postfix's own "not available", which the engine reads as unknown.
 template <auto field>
-parse_error set_number(policy_request& out, std::string_view value) {
+void set_number(policy_request& out, std::string_view value) {
   using number = std::remove_reference_t<decltype(out.*field)>;
   number parsed = 0;
-  if (!value.empty()) {
-    const char* const end = value.data() + value.size();
-    const auto [stop, status] = std::from_chars(value.data(), end, parsed);
-    if (status != std::errc{} || stop != end) return parse_error::bad_number;
-  }
-  out.*field = parsed;
-  return parse_error::none;
+  const char* const end = value.data() + value.size();
+  const auto [stop, status] = std::from_chars(value.data(), end, parsed);
+  out.*field = status == std::errc{} && stop == end ? parsed : number{0};
 }
 
-parse_error set_state(policy_request& out, std::string_view value) {
+void set_state(policy_request& out, std::string_view value) {
   out.state = parse_protocol_state(value);
-  return parse_error::none;
 }
 
-parse_error set_stress(policy_request& out, std::string_view value) {
+void set_stress(policy_request& out, std::string_view value) {
   out.stress = value == "yes";
-  return parse_error::none;
 }
 
 struct known_attribute {
@@ -151,8 +149,6 @@ std::string_view to_string(parse_error error) {
       return "empty_name";
     case parse_error::nul_byte:
       return "nul_byte";
-    case parse_error::bad_number:
-      return "bad_number";
     case parse_error::wrong_request_type:
       return "wrong_request_type";
   }
@@ -230,7 +226,8 @@ parse_error request_parser::finish_line(std::string_view line, policy_request& o
       next_lookup_ = index + 1 == known_attributes.size() ? 0 : index + 1;
       if ((seen_mask_ & bit(index)) != 0) return parse_error::none;
       seen_mask_ |= bit(index);
-      return known_attributes[index].set(out, value);
+      known_attributes[index].set(out, value);
+      return parse_error::none;
     }
     index = index + 1 == known_attributes.size() ? 0 : index + 1;
   }

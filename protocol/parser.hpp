@@ -1,6 +1,7 @@
 // Incremental parser for the policy request framing: name=value lines, each ended by LF
 // (a trailing CR is tolerated), the request closed by an empty line. Bad input is a typed
-// error value, never an exception; limits are checked before bytes are buffered.
+// error value, never an exception; limits are checked before bytes are buffered. Values are
+// never an error: a number that is not a decimal in range is kept as 0, "unknown".
 #pragma once
 
 #include <cstddef>
@@ -21,8 +22,7 @@ enum class parse_error : std::uint8_t {
   missing_equals,       ///< a non-empty line without '='
   empty_name,           ///< a line starting with '='
   nul_byte,             ///< NUL anywhere in a line (the protocol forbids it)
-  bad_number,          ///< a numeric attribute (size, ports, counts) that is not a decimal in range
-  wrong_request_type,  ///< request= missing or not "smtpd_access_policy"
+  wrong_request_type,   ///< request= missing or not "smtpd_access_policy"
 };
 
 /// Stable, greppable name of an error for logs and counters ("line_too_long").

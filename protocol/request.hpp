@@ -35,6 +35,10 @@ struct attribute {
   bool operator==(const attribute&) const = default;
 };
 
+/// Numbers (recipient_count, size, encryption_keysize, client_port, server_port) are 0 when
+/// unknown: Postfix sends 0 or nothing when it has no value, "unknown" for a port behind
+/// postscreen or XCLIENT, and the parser keeps anything that is not a decimal in range as 0
+/// rather than refuse the request (protocol/parser.cpp, set_number).
 struct policy_request {
   // Postfix 2.1
   std::string request;  ///< always "smtpd_access_policy" from smtpd

@@ -48,4 +48,9 @@ void ingest_positions::save(const std::string& path, const ingest_position& posi
   upsert_.exec();
 }
 
+void ingest_positions::reset() {
+  select_.tryReset();
+  upsert_.tryReset();
+}
+
 }  // namespace rcptguard::store

@@ -27,6 +27,8 @@ class ingest_positions {
   std::optional<ingest_position> load(const std::string& path);
   /// Upserts the position of `path`. Throws SQLite::Exception.
   void save(const std::string& path, const ingest_position& position, time_point now);
+  /// Ends whatever a failed call left active (see store::reset_statements).
+  void reset();
 
  private:
   SQLite::Statement select_;

@@ -9,6 +9,8 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
+#include <string>
 #include <system_error>
 
 namespace rcptguard::store {
@@ -700,6 +702,12 @@ SQLite::Database open_read_write(const open_options& options) {
     }
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
+    // A checkpoint copies the WAL back but leaves the file at its high-water mark, which after
+    // a long lock or a big catch-up transaction can be gigabytes for good. With a limit SQLite
+    // cuts it back when the log restarts after a checkpoint. 64 MiB is above the ~40 MiB the
+    // store lets the WAL grow between automatic checkpoints, so a normal cycle never truncates.
+    constexpr std::int64_t wal_size_limit = std::int64_t{64} << 20;
+    db.exec("PRAGMA journal_size_limit = " + std::to_string(wal_size_limit));
     migrate(db);
     return db;
   } catch (const SQLite::Exception& e) {

@@ -271,16 +271,21 @@ void store::apply(const delta& batch) {
   // IMMEDIATE takes the write lock up front, so a busy database fails here (after busy_timeout)
   // rather than half-way through the batch.
   pending_senders_.clear();
-  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  write_counts(batch);
-  write_flagged(batch);
-  for (const decision::verdict_record& e : batch.explanations()) write_explanation(e);
-  for (const decision::episode_record& episode : batch.episodes()) write_episode(episode);
-  for (const auto& [path, p] : batch.log_positions()) {
-    positions_.save(path, ingest_position{p.device, p.inode, p.offset},
-                    from_unix_seconds(p.saved_at));
+  try {
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    write_counts(batch);
+    write_flagged(batch);
+    for (const decision::verdict_record& e : batch.explanations()) write_explanation(e);
+    for (const decision::episode_record& episode : batch.episodes()) write_episode(episode);
+    for (const auto& [path, p] : batch.log_positions()) {
+      positions_.save(path, ingest_position{p.device, p.inode, p.offset},
+                      from_unix_seconds(p.saved_at));
+    }
+    tx.commit();
+  } catch (...) {
+    reset_statements();
+    throw;
   }
-  tx.commit();
   remember_committed_senders();
   remember_committed_names();
   rows_written_ += batch.minutes().size() + batch.pairs().size() + batch.flagged().size() +
@@ -687,8 +692,35 @@ std::uint64_t store::prune_flagged(std::int64_t cutoff, std::size_t& rows_left, 
   return deleted;
 }
 
+// A statement whose step failed (SQLITE_BUSY on a locked database) stays active until it is
+// reset, and while a write statement is active every COMMIT on the connection fails with "SQL
+// statements in progress": one busy prune chunk would fail every later write for good. So a
+// failed write or prune resets them all before the error goes up.
+void store::reset_statements() {
+  for (SQLite::Statement* st :
+       {&upsert_hourly_,        &upsert_minute_,       &insert_hour_sender_, &upsert_correspondent_,
+        &upsert_flagged_,       &upsert_flagged_span_, &select_name_,        &insert_name_,
+        &insert_party_,         &insert_explanation_,  &insert_reason_,      &upsert_episode_,
+        &prune_hourly_,         &prune_minute_,        &prune_hour_sender_,  &sweep_end_,
+        &sweep_delete_,         &prune_explanation_,   &due_flagged_spans_,  &prune_flagged_,
+        &refresh_flagged_span_, &drop_flagged_span_,   &prune_episode_}) {
+    st->tryReset();
+  }
+  positions_.reset();
+}
+
 prune_result store::prune(time_point now, std::chrono::seconds retention,
                           std::chrono::seconds spool_retention) {
+  try {
+    return prune_chunks(now, retention, spool_retention);
+  } catch (...) {
+    reset_statements();
+    throw;
+  }
+}
+
+prune_result store::prune_chunks(time_point now, std::chrono::seconds retention,
+                                 std::chrono::seconds spool_retention) {
   const std::int64_t t = to_unix_seconds(now);
   const std::int64_t horizon = t - retention.count();
   prune_result result;

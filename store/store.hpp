@@ -113,6 +113,9 @@ class store {
   void forget_senders_before(std::int64_t hour);
   void write_explanation(const decision::verdict_record& explanation);
   void write_episode(const decision::episode_record& episode);
+  prune_result prune_chunks(time_point now, std::chrono::seconds retention,
+                            std::chrono::seconds spool_retention);
+  void reset_statements();
   std::uint64_t prune_table(SQLite::Statement& chunk_delete, std::int64_t cutoff,
                             std::size_t& rows_left, bool& complete);
 

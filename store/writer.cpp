@@ -91,6 +91,8 @@ writer_stats writer::stats() const {
   s.records_queued = records_queued_.load(std::memory_order_relaxed);
   s.records_written = records_written_.load(std::memory_order_relaxed);
   s.records_dropped = records_dropped_.load(std::memory_order_relaxed);
+  s.records_lost_at_stop = records_lost_at_stop_.load(std::memory_order_relaxed);
+  s.jobs_lost_at_stop = jobs_lost_at_stop_.load(std::memory_order_relaxed);
   s.write_failures = write_failures_.load(std::memory_order_relaxed);
   s.prune_failures = prune_failures_.load(std::memory_order_relaxed);
   s.rows_pruned = rows_pruned_.load(std::memory_order_relaxed);
@@ -179,7 +181,7 @@ void writer::run() {
       if (held_.empty() && jobs_idle()) return;
       const steady::time_point now = steady::now();
       if (now >= stop_deadline) {
-        drop_held("stop_timeout reached while the database kept failing");
+        give_up_at_stop();
         return;
       }
       backoff =
@@ -205,9 +207,10 @@ bool writer::write_held() {
     }
     write_failures_.fetch_add(1, std::memory_order_relaxed);
     ++consecutive_failures_;
-    record_error(log_level::error, "STORE WRITE FAILED: " + std::string{e.what()} +
-                                       " (sqlite code " + std::to_string(e.getExtendedErrorCode()) +
-                                       "); " + std::to_string(held_.records()) +
+    last_write_failure_ =
+        std::string{e.what()} + " (sqlite code " + std::to_string(e.getExtendedErrorCode()) + ")";
+    record_error(log_level::error, "STORE WRITE FAILED: " + last_write_failure_ + "; " +
+                                       std::to_string(held_.records()) +
                                        " records held for retry, failure " +
                                        std::to_string(consecutive_failures_) + " in a row");
     return false;
@@ -250,6 +253,8 @@ void writer::run_jobs() {
     } catch (const SQLite::Exception& e) {
       if (!caused_by_data(e)) {
         write_failures_.fetch_add(1, std::memory_order_relaxed);
+        last_write_failure_ = std::string{e.what()} + " (sqlite code " +
+                              std::to_string(e.getExtendedErrorCode()) + ")";
         record_error(log_level::error,
                      "STORE WRITE FAILED (spool scan): " + std::string{e.what()} + "; retried");
         return;
@@ -280,6 +285,31 @@ void writer::drop_held(const std::string& why) {
   records_dropped_.fetch_add(held_.records(), std::memory_order_relaxed);
   record_error(log_level::error,
                "STORE BATCH DROPPED: " + std::to_string(held_.records()) + " records: " + why);
+  consecutive_failures_ = 0;
+  forget_held();
+}
+
+// The one place a shutdown loses data: the database kept failing for all of stop_timeout. One
+// line says how much and why, whatever was held (records, spool scans), so an operator finds it
+// next to the daemon's non-zero exit status instead of piecing it together from retries.
+void writer::give_up_at_stop() {
+  const std::uint64_t records = held_.records();
+  std::size_t jobs = 0;
+  {
+    std::lock_guard lock(mu_);
+    jobs = jobs_.size();
+    // Their done() callbacks are not run: their owners are shutting down too.
+    jobs_.clear();
+  }
+  records_dropped_.fetch_add(records, std::memory_order_relaxed);
+  records_lost_at_stop_.fetch_add(records, std::memory_order_relaxed);
+  jobs_lost_at_stop_.fetch_add(jobs, std::memory_order_relaxed);
+  std::string text = "STORE LOST " + std::to_string(records) + " records";
+  if (jobs > 0) text += " and " + std::to_string(jobs) + " spool scan results";
+  text += " at shutdown: the database stayed unwritable for stop_timeout (" +
+          std::to_string(options_.stop_timeout.count()) + " ms); last failure: " +
+          (last_write_failure_.empty() ? std::string{"none recorded"} : last_write_failure_);
+  record_error(log_level::error, text);
   consecutive_failures_ = 0;
   forget_held();
 }

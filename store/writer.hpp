@@ -59,6 +59,11 @@ struct writer_stats {
   /// Engine records lost: only a batch the database refuses for its content (a constraint), or
   /// what was still held when stop_timeout ran out. Never because the writer was slow.
   std::uint64_t records_dropped = 0;
+  /// Of records_dropped, those still held when stop_timeout ran out: the data a shutdown lost,
+  /// which the daemon reports in its exit status.
+  std::uint64_t records_lost_at_stop = 0;
+  /// Spool-scan jobs still waiting when stop_timeout ran out; their rows were never written.
+  std::uint64_t jobs_lost_at_stop = 0;
   std::uint64_t rows_written = 0;    ///< rows upserted for them
   std::uint64_t write_failures = 0;  ///< failed transactions, each retried
   std::uint64_t prune_failures = 0;
@@ -91,7 +96,8 @@ struct database_job {
 /// disk full, I/O) is kept and retried with capped exponential backoff, with whatever arrived
 /// meanwhile merged in. A failure caused by the data itself (constraint, too big) would fail
 /// forever, so that batch is logged, counted and dropped. stop() retries for at most
-/// stop_timeout.
+/// stop_timeout, then logs one "STORE LOST N records at shutdown" line and counts the loss
+/// (writer_stats::records_lost_at_stop).
 class writer {
  public:
   writer(std::unique_ptr<store> db, writer_options options, log_function log, clock_function clock);
@@ -120,6 +126,7 @@ class writer {
   bool jobs_idle() const;
   void forget_held();
   void drop_held(const std::string& why);
+  void give_up_at_stop();
   void maybe_prune(bool& more);
   void record_error(log_level level, const std::string& text);
 
@@ -152,12 +159,15 @@ class writer {
   delta held_;  ///< the next (or a retried) transaction, merged from what arrived
   explanation_filter explanations_;
   std::uint64_t consecutive_failures_ = 0;
+  std::string last_write_failure_;  ///< why the last write failed, for the shutdown loss line
   time_point next_prune_;
   std::uint64_t prune_round_rows_ = 0;  ///< a prune round may span several bounded calls
 
   std::atomic<std::uint64_t> records_queued_{0};
   std::atomic<std::uint64_t> records_written_{0};
   std::atomic<std::uint64_t> records_dropped_{0};
+  std::atomic<std::uint64_t> records_lost_at_stop_{0};
+  std::atomic<std::uint64_t> jobs_lost_at_stop_{0};
   std::atomic<std::uint64_t> rows_written_{0};
   std::atomic<std::uint64_t> write_failures_{0};
   std::atomic<std::uint64_t> prune_failures_{0};

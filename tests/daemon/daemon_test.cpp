@@ -18,9 +18,11 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/daemon/mail_log_lines.hpp"
@@ -733,6 +735,105 @@ TEST_F(RcptguardBinaryLoad, AKilledDaemonNeitherSkipsNorRecountsFollowedLogLines
   // builds, ctest -j) its last flush takes a while.
   ASSERT_EQ(daemon->wait_exit(60s), 0) << daemon->err();
   EXPECT_EQ(count_rows(dir_.file("db"), counted), 3500U) << at_kill << " at the kill";
+}
+
+// ---- Values Postfix sends, shutdown losses, log tags ---------------------------------------
+
+/// Lines of `log` in which a tag follows itself ("STORE STORE WRITE FAILED"): one component
+/// prefixing its tag to text that already carries it.
+std::vector<std::string> doubled_tags(const std::string& log) {
+  static const std::regex doubled(R"(\b([A-Z][A-Z_-]+) \1\b)");
+  std::vector<std::string> found;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (std::regex_search(line, doubled)) found.push_back(line);
+  }
+  return found;
+}
+
+// Behind postscreen or XCLIENT Postfix does not know the ports and sends "unknown"; XCLIENT lets
+// a port of 99999 through; size and keysize can be "unknown" or empty. The engine, not only the
+// parser, takes each as an unknown number: a normal reply, and the connection stays open for the
+// next request, as Postfix expects.
+TEST_F(RcptguardBinary, AnswersRequestsWithNumbersPostfixDoesNotKnow) {
+  auto daemon = start_daemon_with_overrides();
+  ASSERT_TRUE(daemon);
+  test_client client = test_client::tcp(port_);
+  const std::vector<std::pair<std::string, std::string>> unknown_values{
+      {"client_port=58280", "client_port=unknown"},
+      {"server_port=25", "server_port=unknown"},
+      {"client_port=58280", "client_port=99999"},
+      {"size=0", "size=unknown"},
+      {"size=0", "size="},
+      {"encryption_keysize=0", "encryption_keysize=unknown"},
+      {"recipient_count=0", "recipient_count="},
+  };
+  for (const auto& [postfix_value, replacement] : unknown_values) {
+    SCOPED_TRACE(replacement);
+    std::string request = rcpt_request();
+    request.replace(request.find(postfix_value), postfix_value.size(), replacement);
+    EXPECT_EQ(client.ask(request), dunno_reply);
+  }
+  // All of them at once, at END-OF-MESSAGE too.
+  std::string all = rcpt_request("eom@example.test");
+  for (const auto& [postfix_value, replacement] : unknown_values) {
+    if (all.find(postfix_value) != std::string::npos) {
+      all.replace(all.find(postfix_value), postfix_value.size(), replacement);
+    }
+  }
+  EXPECT_EQ(client.ask(all), dunno_reply);
+  all.replace(all.find("protocol_state=RCPT"), 19, "protocol_state=END-OF-MESSAGE");
+  EXPECT_EQ(client.ask(all), dunno_reply);
+  EXPECT_FALSE(client.readable_within(50ms)) << "the daemon closed the connection";
+  EXPECT_EQ(client.ask(rcpt_request()), dunno_reply);
+  EXPECT_TRUE(eventually([&] {
+    return count_of(daemon->err(), "REQUEST conn=") >= unknown_values.size() + 3;
+  })) << daemon->err();
+  EXPECT_EQ(daemon->err().find("REQUEST REJECTED"), std::string::npos) << daemon->err();
+  daemon->signal(SIGTERM);
+  EXPECT_EQ(daemon->wait_exit(5s), 0) << daemon->err();
+  EXPECT_EQ(doubled_tags(daemon->err()), std::vector<std::string>{});
+}
+
+// The database stays locked through the whole stop_timeout (10 s, the writer's default): what
+// the writer still holds is lost. The daemon says so in one line and in its exit status, so a
+// supervisor does not take this shutdown for a clean one.
+TEST_F(RcptguardBinaryLoad, RecordsLostAtShutdownAreLoggedOnceAndExitThree) {
+  auto daemon = start_daemon_with_overrides({"store.flush_interval=50ms"});
+  ASSERT_TRUE(daemon);
+  test_client client = test_client::tcp(port_);
+  flood(client, "warmup@example.test", 0, 1);
+  ASSERT_TRUE(eventually(
+      [&] { return count_rows(dir_.file("db"), "SELECT count(*) FROM recipient_minute") >= 1; }));
+
+  SQLite::Database locker(dir_.file("db"), SQLite::OPEN_READWRITE, 5000);
+  locker.exec("BEGIN EXCLUSIVE");
+  const auto replies = flood(client, "bob@example.test", 1, 10);
+  EXPECT_EQ(replies.front(), dunno_reply);
+  ASSERT_TRUE(daemon->wait_for_err("STORE WRITE FAILED")) << daemon->err();
+
+  daemon->signal(SIGTERM);
+  // stop_timeout, plus one busy_timeout (2 s) for the attempt in progress, plus slack.
+  const std::optional<int> code = daemon->wait_exit(40s);
+  locker.exec("ROLLBACK");
+  ASSERT_TRUE(code.has_value()) << "still running";
+  EXPECT_EQ(*code, 3) << daemon->err();
+
+  const std::string log = daemon->err();
+  EXPECT_EQ(count_of(log, "STORE LOST "), 1U) << log;
+  std::smatch lost;
+  ASSERT_TRUE(std::regex_search(
+      log, lost,
+      std::regex(R"(error: STORE LOST (\d+) records at shutdown: the database stayed unwritable )"
+                 R"(for stop_timeout \(10000 ms\); last failure: database is locked)")))
+      << log;
+  EXPECT_GT(std::stoul(lost[1].str()), 0U);
+  // The FINAL counters agree, and the last line names the exit status.
+  EXPECT_NE(log.find("store_dropped=" + lost[1].str() + " "), std::string::npos) << log;
+  EXPECT_NE(log.find("STOPPED after serving"), std::string::npos) << log;
+  EXPECT_NE(log.find("exit status 3: data lost at shutdown"), std::string::npos) << log;
+  EXPECT_EQ(doubled_tags(log), std::vector<std::string>{});
+  EXPECT_EQ(count_of(log, "STORE STORE"), 0U);
 }
 
 }  // namespace

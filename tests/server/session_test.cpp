@@ -9,6 +9,7 @@
 #include <ostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "protocol/parser.hpp"
@@ -261,7 +262,6 @@ TEST_P(SessionTest, ClosesWithoutReplyOnGarbage) {
       {"a TLS ClientHello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"s, parse_error::nul_byte},
       {"an empty request", "\n", parse_error::wrong_request_type},
       {"another request type", "request=junk\n\n", parse_error::wrong_request_type},
-      {"a negative size", minimal_request("size=-1\n"), parse_error::bad_number},
   };
   for (const garbage_case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -281,6 +281,41 @@ TEST_P(SessionTest, ClosesWithoutReplyOnGarbage) {
       for (const char ch : line) EXPECT_FALSE(ch >= 0 && ch < 0x20) << line;
     }
   }
+}
+
+// Values Postfix really sends when it does not know a number (behind postscreen or XCLIENT) or
+// passes one through unchecked: answered like any request, on a connection that stays open,
+// because refusing them makes Postfix retry and then apply its default_action to real mail.
+TEST_P(SessionTest, AnswersRequestsWhoseNumbersPostfixDoesNotKnow) {
+  server_harness server;
+  server.handler().answer = scripted_handler::behaviour::echo_recipient;
+  test_client client = connect(server);
+  const std::vector<std::pair<std::string, std::string>> unknown_values{
+      {"client_port=58280", "client_port=unknown"},
+      {"server_port=25", "server_port=unknown"},
+      {"size=0", "size=unknown"},
+      {"encryption_keysize=0", "encryption_keysize="},
+      {"recipient_count=0", "recipient_count="},
+      {"client_port=58280", "client_port=99999"},
+      {"size=0", "size=-1"},
+  };
+  int n = 0;
+  for (const auto& [postfix_value, replacement] : unknown_values) {
+    SCOPED_TRACE(replacement);
+    const std::string recipient = "r" + std::to_string(n++) + "@example.test";
+    std::string request = rcpt_request(recipient);
+    request.replace(request.find(postfix_value), postfix_value.size(), replacement);
+    EXPECT_EQ(client.ask(request), "action=WARN " + recipient + "\n\n");
+  }
+  EXPECT_EQ(client.ask(rcpt_request("last@example.test")), "action=WARN last@example.test\n\n")
+      << "the connection stays open";
+  EXPECT_FALSE(client.readable_within(20ms));
+  const auto stats = server.stats();
+  EXPECT_EQ(stats.requests, unknown_values.size() + 1);
+  EXPECT_EQ(drops(stats, drop_reason::parse_error), 0U);
+  EXPECT_EQ(stats.connections_accepted, 1U);
+  EXPECT_EQ(server.handler().closed_calls(), 0U);
+  EXPECT_FALSE(server.logged("REQUEST REJECTED"));
 }
 
 TEST_P(SessionTest, SurvivesAClientThatClosesMidRequest) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -207,6 +208,30 @@ TEST_F(StoreTest, HourlyPeaksAndEpisodeHoursAddUpAcrossBatches) {
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent WHERE sender = 'flood@x.test'"),
             0);
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent"), 3);
+}
+
+// A prune chunk that found the database locked leaves its DELETE active unless it is reset, and
+// then every later COMMIT fails with "SQL statements in progress": the writer would retry for
+// ever after the lock is gone (seen in CI under ASan). Likewise a write that failed.
+TEST_F(StoreTest, AWriteSucceedsOnceALockThatFailedAPruneAndAWriteIsGone) {
+  store_options o = options_for(path_);
+  o.database.busy_timeout = std::chrono::milliseconds{20};
+  store s(o);
+  decision::outbox batch;
+  batch.deliveries = {delivery(t0, "bob@example.test", "a@x.test", true)};
+  s.apply(batch);
+
+  auto locker = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE);
+  locker->exec("BEGIN EXCLUSIVE");
+  EXPECT_THROW(s.prune(at(t0 + 90 * 86400), std::chrono::hours{24}, std::chrono::hours{1}),
+               SQLite::Exception);
+  EXPECT_THROW(s.apply(batch), SQLite::Exception);
+  locker->exec("ROLLBACK");
+  locker.reset();
+
+  s.apply(batch);
+  EXPECT_EQ(query_int(path_, "SELECT sum(attempted) FROM recipient_hourly"), 2);
+  EXPECT_NO_THROW(s.prune(at(t0 + 90 * 86400), std::chrono::hours{24}, std::chrono::hours{1}));
 }
 
 TEST_F(StoreTest, MonitorOnlyVerdictsAreMarked) {

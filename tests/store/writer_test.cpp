@@ -2,12 +2,14 @@
 // and pruning driven by an injected clock.
 #include "store/writer.hpp"
 
+#include <SQLiteCpp/Transaction.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/schema.hpp"
 #include "store_test_util.hpp"
 
 namespace rcptguard::store {
@@ -45,12 +48,18 @@ class log_sink {
       lines_.push_back(std::move(line));
     };
   }
-  bool contains(const std::string& text) const {
+  bool contains(const std::string& text) const { return count(text) > 0; }
+  std::size_t count(const std::string& text) const {
     std::lock_guard lock(mu_);
-    for (const std::string& line : lines_) {
-      if (line.find(text) != std::string::npos) return true;
-    }
-    return false;
+    return static_cast<std::size_t>(std::ranges::count_if(
+        lines_, [&](const std::string& line) { return line.find(text) != std::string::npos; }));
+  }
+  /// Every line, for a failure message.
+  std::string text() const {
+    std::lock_guard lock(mu_);
+    std::string all;
+    for (const std::string& line : lines_) all += line + "\n";
+    return all;
   }
 
  private:
@@ -294,14 +303,72 @@ TEST_F(WriterTest, StopGivesUpAfterStopTimeoutAndCountsTheLoss) {
   auto w = make_writer(o);
   locker.exec("BEGIN EXCLUSIVE");
   EXPECT_TRUE(w->submit(deliveries(3, t0, "bob@example.test")));
+  bool job_ran = false;
+  EXPECT_TRUE(w->submit(database_job{[&](SQLite::Database&) { job_ran = true; }, nullptr}));
 
   const auto before = std::chrono::steady_clock::now();
   w->stop();
   EXPECT_LT(std::chrono::steady_clock::now() - before, 2s);
-  EXPECT_EQ(w->stats().records_dropped, 3u);
-  EXPECT_EQ(w->stats().records_written, 0u);
-  EXPECT_TRUE(log_.contains("STORE BATCH DROPPED"));
+  const writer_stats st = w->stats();
+  EXPECT_EQ(st.records_dropped, 3u);
+  EXPECT_EQ(st.records_lost_at_stop, 3u);
+  EXPECT_EQ(st.jobs_lost_at_stop, 1u);
+  EXPECT_EQ(st.records_written, 0u);
+  EXPECT_FALSE(job_ran);
+  // One line with the loss and its cause, for the operator who sees the daemon's exit status.
+  EXPECT_EQ(log_.count("STORE LOST"), 1u);
+  EXPECT_TRUE(
+      log_.contains("STORE LOST 3 records and 1 spool scan results at shutdown: the "
+                    "database stayed unwritable for stop_timeout (100 ms); last failure: "))
+      << log_.text();
+  EXPECT_TRUE(log_.contains("database is locked")) << log_.text();
   locker.exec("ROLLBACK");
+}
+
+TEST_F(WriterTest, AStopThatWritesEverythingLosesNothing) {
+  writer_options o;
+  o.flush_interval = 1h;
+  auto w = make_writer(o);
+  EXPECT_TRUE(w->submit(deliveries(3, t0, "bob@example.test")));
+  w->stop();
+  EXPECT_EQ(w->stats().records_lost_at_stop, 0u);
+  EXPECT_EQ(w->stats().jobs_lost_at_stop, 0u);
+  EXPECT_EQ(log_.count("STORE LOST"), 0u);
+}
+
+// The WAL shrinks back after a checkpoint instead of keeping its high-water mark for good (a long
+// lock or a catch-up transaction makes it big once): the writer's connection has the limit, and
+// a burst past it is cut back to it when the log restarts after a checkpoint.
+constexpr std::int64_t wal_limit = std::int64_t{64} << 20;
+
+TEST_F(WriterTest, TheWritersConnectionLimitsTheWal) {
+  writer_options o;
+  o.flush_interval = 10ms;
+  auto w = make_writer(o);
+  std::atomic<std::int64_t> limit{-1};
+  std::atomic<bool> done{false};
+  ASSERT_TRUE(w->submit(database_job{
+      [&](SQLite::Database& db) { limit = db.execAndGet("PRAGMA journal_size_limit").getInt64(); },
+      [&](bool) { done = true; }}));
+  ASSERT_TRUE(eventually([&] { return done.load(); }));
+  EXPECT_EQ(limit.load(), wal_limit);
+}
+
+TEST_F(WriterTest, AWalBurstPastTheLimitIsCutBackAfterACheckpoint) {
+  SQLite::Database db = open_read_write({.path = path_});
+  db.exec("PRAGMA wal_autocheckpoint = 0");  // the burst stays in the WAL until we checkpoint
+  db.exec("CREATE TABLE burst (b BLOB)");
+  const std::string wal = path_ + "-wal";
+  {
+    SQLite::Transaction tx(db);
+    for (int i = 0; i < 66; ++i) db.exec("INSERT INTO burst VALUES (zeroblob(1048576))");
+    tx.commit();
+  }
+  ASSERT_GT(static_cast<std::int64_t>(std::filesystem::file_size(wal)), wal_limit);
+  db.exec("PRAGMA wal_checkpoint(PASSIVE)");
+  // The next write restarts the log from its start, which is when SQLite applies the limit.
+  db.exec("INSERT INTO burst VALUES (1)");
+  EXPECT_LE(static_cast<std::int64_t>(std::filesystem::file_size(wal)), wal_limit);
 }
 
 TEST_F(WriterTest, PrunesOnTheInjectedClock) {
