@@ -535,13 +535,19 @@ TEST_F(RcptguardBinary, AFloodIsStillFlaggedAfterARestart) {
   EXPECT_EQ(daemon->wait_exit(5s), 0) << daemon->err();
 }
 
+/// One message, then waits until the writer has stored it: a lock taken after this finds the
+/// schema created and the writer between transactions.
+bool warm_up_store(test_client& client, const std::string& db_path) {
+  flood(client, "warmup@example.test", 0, 1);
+  return eventually(
+      [&] { return count_rows(db_path, "SELECT count(*) FROM recipient_minute") >= 1; });
+}
+
 TEST_F(RcptguardBinary, KeepsAnsweringWhileTheDatabaseIsLockedAndLosesNothing) {
   auto daemon = start_daemon_with_overrides({"store.flush_interval=50ms"});
   ASSERT_TRUE(daemon);
   test_client client = test_client::tcp(port_);
-  flood(client, "warmup@example.test", 0, 1);
-  ASSERT_TRUE(eventually(
-      [&] { return count_rows(dir_.file("db"), "SELECT count(*) FROM recipient_minute") >= 1; }));
+  ASSERT_TRUE(warm_up_store(client, dir_.file("db")));
 
   auto locker = std::make_unique<SQLite::Database>(dir_.file("db"), SQLite::OPEN_READWRITE, 5000);
   locker->exec("BEGIN EXCLUSIVE");
@@ -802,9 +808,7 @@ TEST_F(RcptguardBinaryLoad, RecordsLostAtShutdownAreLoggedOnceAndExitThree) {
   auto daemon = start_daemon_with_overrides({"store.flush_interval=50ms"});
   ASSERT_TRUE(daemon);
   test_client client = test_client::tcp(port_);
-  flood(client, "warmup@example.test", 0, 1);
-  ASSERT_TRUE(eventually(
-      [&] { return count_rows(dir_.file("db"), "SELECT count(*) FROM recipient_minute") >= 1; }));
+  ASSERT_TRUE(warm_up_store(client, dir_.file("db")));
 
   SQLite::Database locker(dir_.file("db"), SQLite::OPEN_READWRITE, 5000);
   locker.exec("BEGIN EXCLUSIVE");
