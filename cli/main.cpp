@@ -11,7 +11,9 @@
 #include "cli/scan_command.hpp"
 #include "common/text.hpp"
 #include "config/config.hpp"
+#include "config/safety.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/file_limit.hpp"
 
 namespace {
 
@@ -61,18 +63,24 @@ int command_check_config(int argc, char** argv) {
                            "Load and validate the settings exactly as 'serve' would.");
   add_config_options(options, override_example);
   options.add_options()("print-reference", "print every setting with its default and exit");
-  return run_command(options, argc, argv, "rcptguard check-config", stdout, stderr,
-                     [](const cxxopts::ParseResult& args) {
-                       if (args.count("print-reference") != 0) {
-                         fmt::print("{}", rcptguard::render_reference());
-                         return exit_ok;
-                       }
-                       const config_source source = config_source_from(args);
-                       if (!load_or_report(source, "rcptguard", stderr)) return exit_failure;
-                       fmt::print("rcptguard: configuration {} is valid\n",
-                                  rcptguard::describe(source));
-                       return exit_ok;
-                     });
+  return run_command(
+      options, argc, argv, "rcptguard check-config", stdout, stderr,
+      [](const cxxopts::ParseResult& args) {
+        if (args.count("print-reference") != 0) {
+          fmt::print("{}", rcptguard::render_reference());
+          return exit_ok;
+        }
+        const config_source source = config_source_from(args);
+        const auto settings = load_or_report(source, "rcptguard", stderr);
+        if (!settings) return exit_failure;
+        // Valid but unsafe is still valid: warnings do not change the exit code.
+        const auto limit = rcptguard::daemon::current_file_limit();
+        for (const auto& warning : rcptguard::unsafe_settings(*settings, limit.hard)) {
+          fmt::print(stderr, "rcptguard: warning: {}\n", warning);
+        }
+        fmt::print("rcptguard: configuration {} is valid\n", rcptguard::describe(source));
+        return exit_ok;
+      });
 }
 
 }  // namespace

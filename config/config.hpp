@@ -73,6 +73,7 @@ struct server_settings {
   std::string unix_socket_group;     ///< empty: leave the group alone
   std::string user;                  ///< empty: do not drop privileges
   std::size_t max_connections{};
+  std::size_t max_connections_per_client{};  ///< 0: no per-address cap
   std::chrono::milliseconds idle_timeout{};
   /// From a request's first byte to its end, however many reads that takes.
   std::chrono::milliseconds request_timeout{};

@@ -483,14 +483,25 @@ std::vector<setting> make_table() {
       file_mode(RG_FIELD(server, unix_socket_mode), R"("0660")", restart,
                 "Permission bits of unix listen sockets, in octal; Postfix's user needs write "
                 "access."),
-      text(RG_FIELD(server, unix_socket_group), R"("")", nullptr, restart,
-           "Group that owns unix listen sockets; empty leaves the daemon's own group."),
+      text(RG_FIELD(server, unix_socket_group), R"("postfix")", nullptr, restart,
+           "Group that owns unix listen sockets, so that with unix_socket_mode 0660 only "
+           "Postfix (and root) can ask for verdicts; start-up fails if the group does not "
+           "exist. Empty leaves the daemon's own group."),
       text(RG_FIELD(server, user), R"("")", nullptr, restart,
            "Account to switch to once sockets, database and log file are open; empty keeps the "
            "starting user."),
       integer(RG_FIELD(server, max_connections), "1024", 1, 100'000, reload,
-              "Policy connections served at once; more are closed when accepted. Postfix opens "
-              "one per smtpd process that asks."),
+              "Policy connections served at once. Postfix opens one per smtpd process that "
+              "asks. At the cap the connection idle the longest is closed to make room "
+              "(Postfix reconnects when it next asks); only if every connection is in the "
+              "middle of a request is the new one refused. The daemon raises its file "
+              "descriptor limit to fit, and warns if it cannot."),
+      integer(RG_FIELD(server, max_connections_per_client), "512", 0, 100'000, reload,
+              "Policy connections one TCP client address may hold; a client at its cap "
+              "displaces only its own idle connections, so one host cannot crowd out the "
+              "others. Keep it above the smtpd process count of the largest Postfix host "
+              "that connects (default_process_limit, per smtpd service). 0: no per-client "
+              "cap. Unix socket clients are not counted here: unix_socket_group guards them."),
       duration(RG_FIELD(server, idle_timeout), R"("600s")", 1s, day, reload,
                "Close a connection after this long without a request. Keep it at or above "
                "Postfix's smtpd_policy_service_max_idle (300s) so that Postfix normally closes "

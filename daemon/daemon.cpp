@@ -12,9 +12,11 @@
 #include "common/random.hpp"
 #include "common/text.hpp"
 #include "config/address.hpp"
+#include "config/safety.hpp"
 #include "daemon/alert_command.hpp"
 #include "daemon/alert_file.hpp"
 #include "daemon/daemon_log.hpp"
+#include "daemon/file_limit.hpp"
 #include "daemon/mail_log_service.hpp"
 #include "daemon/persistence.hpp"
 #include "daemon/privileges.hpp"
@@ -35,6 +37,10 @@ using server::session_context;
 using server::session_settings;
 
 namespace {
+
+server::connection_limits connection_limits_from(const config& c) {
+  return {c.server.max_connections, c.server.max_connections_per_client};
+}
 
 session_settings session_settings_from(const config& c) {
   return session_settings{c.limits, c.server.idle_timeout, c.server.request_timeout,
@@ -94,7 +100,8 @@ class daemon_runtime {
       return client_allowed(address);
     });
     listeners_ = &listeners;
-    listeners.set_max_connections(config_.server.max_connections);
+    listeners.set_connection_limits(connection_limits_from(config_));
+    check_file_limit_and_settings();
     for (const auto& text : config_.server.listen) {
       std::string error;
       const auto ep = parse_endpoint(text, error);
@@ -205,7 +212,8 @@ class daemon_runtime {
     if (mail_logs_) mail_logs_->reconfigure(config_.ingest);
     context_.settings = session_settings_from(config_);
     allowlist_ = parse_allowlist(config_.server.allow_clients);
-    if (listeners_ != nullptr) listeners_->set_max_connections(config_.server.max_connections);
+    if (listeners_ != nullptr) listeners_->set_connection_limits(connection_limits_from(config_));
+    check_file_limit_and_settings();
     log_->set_level(to_spdlog(config_.log.level));
     schedule_summary();
     log_->info("RELOADED {}: {} setting(s) applied", describe(source_), applied);
@@ -239,6 +247,19 @@ class daemon_runtime {
     });
   }
 
+  // At start and on reload (max_connections may have grown): raise the soft descriptor limit to
+  // fit, then say what is still unsafe, with the limit in force.
+  void check_file_limit_and_settings() {
+    const file_limit limit = fit_file_limit(descriptors_needed(config_));
+    if (limit.soft != limit.soft_before) {
+      log_->info("FILE LIMIT raised the soft RLIMIT_NOFILE from {} to {} (hard limit {})",
+                 limit.soft_before, limit.soft, limit.hard);
+    }
+    for (const auto& warning : unsafe_settings(config_, limit.soft)) {
+      log_->warn("UNSAFE SETTING {}", warning);
+    }
+  }
+
   void log_summary(const char* tag) {
     const decision::engine_stats engine = engine_.stats();
     const store::writer_stats store = persistence_.writer_stats();
@@ -252,19 +273,19 @@ class daemon_runtime {
     }
     log_->info(
         "{} requests={} dunno={} warn={} defer={} flag={} connections={} open={} peak_open={} "
-        "idle_closed={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
+        "idle_closed={} evicted={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
         "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
         "store_written={} store_dropped={} store_folded={} store_failures={} store_pending_keys={} "
         "store_flush_ms={} store_flush_max_ms={} alert_commands={} alert_command_failures={}",
         tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer, stats_.flag,
         stats_.connections_accepted, stats_.connections_open, stats_.peak_connections,
-        stats_.idle_timeouts, stats_.internal_errors_answered, drops.empty() ? " none" : drops,
-        engine.tracked_recipients, engine.max_tracked_recipients, engine.recipient_evictions,
-        engine.open_transactions, engine.transactions_rolled_back, engine.open_episodes,
-        engine.monitor_would_defer, engine.correspondent_passes, store.records_written,
-        store.records_dropped, store.keys_folded, store.write_failures, store.queue_depth,
-        store.last_flush_duration.count() / 1000, store.max_flush_duration.count() / 1000,
-        commands.started, commands.failures());
+        stats_.idle_timeouts, stats_.connections_evicted, stats_.internal_errors_answered,
+        drops.empty() ? " none" : drops, engine.tracked_recipients, engine.max_tracked_recipients,
+        engine.recipient_evictions, engine.open_transactions, engine.transactions_rolled_back,
+        engine.open_episodes, engine.monitor_would_defer, engine.correspondent_passes,
+        store.records_written, store.records_dropped, store.keys_folded, store.write_failures,
+        store.queue_depth, store.last_flush_duration.count() / 1000,
+        store.max_flush_duration.count() / 1000, commands.started, commands.failures());
   }
 
   config_source source_;

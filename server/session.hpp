@@ -42,15 +42,20 @@ struct session_context {
   std::shared_ptr<spdlog::logger> log;
 };
 
-/// Lets the server close idle sessions at shutdown without owning them.
+/// Lets the server close idle sessions at shutdown, or to make room, without owning them.
 class session_base {
  public:
+  using clock = std::chrono::steady_clock;
+
   session_base() = default;
   session_base(const session_base&) = delete;
   session_base& operator=(const session_base&) = delete;
   virtual ~session_base() = default;
   /// Closes now if no request is in progress, otherwise right after its reply.
   virtual void close_when_idle() = 0;
+  /// When the session last finished a reply (or was accepted); empty while a request is being
+  /// read or answered, so only a session waiting between requests can be chosen to make room.
+  virtual std::optional<clock::time_point> idle_since() const = 0;
 };
 
 template <typename Socket>
@@ -69,7 +74,8 @@ class session : public session_base, public std::enable_shared_from_this<session
         on_close_(std::move(on_close)) {}
 
   void start() {
-    idle_deadline_ = clock::now() + context_.settings.idle_timeout;
+    idle_since_ = clock::now();
+    idle_deadline_ = idle_since_ + context_.settings.idle_timeout;
     arm_timer(idle_deadline_);
     read();
   }
@@ -79,9 +85,12 @@ class session : public session_base, public std::enable_shared_from_this<session
     if (!busy_ && !parser_.in_request()) close();
   }
 
- private:
-  using clock = std::chrono::steady_clock;
+  std::optional<clock::time_point> idle_since() const override {
+    if (closed_ || busy_ || parser_.in_request()) return std::nullopt;
+    return idle_since_;
+  }
 
+ private:
   void read() {
     socket_.async_read_some(
         boost::asio::buffer(buffer_),
@@ -184,7 +193,8 @@ class session : public session_base, public std::enable_shared_from_this<session
       close();
       return;
     }
-    idle_deadline_ = clock::now() + context_.settings.idle_timeout;
+    idle_since_ = clock::now();
+    idle_deadline_ = idle_since_ + context_.settings.idle_timeout;
     if (!pending_.empty()) {
       // Postfix never pipelines, but a client that did gets its next request served in order.
       const bool was_in_request = parser_.in_request();
@@ -273,6 +283,7 @@ class session : public session_base, public std::enable_shared_from_this<session
   std::string_view pending_;  ///< unparsed bytes of buffer_, valid until the next read
   std::string reply_;
   on_close_fn on_close_;
+  clock::time_point idle_since_{};
   clock::time_point idle_deadline_{};
   std::optional<clock::time_point> request_deadline_;
   clock::time_point write_deadline_{};

@@ -14,6 +14,10 @@ std::string_view to_string(drop_reason reason) {
       return "internal_error";
     case drop_reason::connection_limit:
       return "connection_limit";
+    case drop_reason::client_connection_limit:
+      return "client_connection_limit";
+    case drop_reason::fd_limit:
+      return "fd_limit";
     case drop_reason::client_not_allowed:
       return "client_not_allowed";
   }

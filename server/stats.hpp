@@ -16,10 +16,12 @@ enum class drop_reason : std::uint8_t {
   request_timeout,
   reply_timeout,
   internal_error,
-  connection_limit,
+  connection_limit,         ///< at max_connections with every session busy
+  client_connection_limit,  ///< at max_connections_per_client with all of that client's busy
+  fd_limit,                 ///< accepted and closed at once: out of file descriptors
   client_not_allowed,
 };
-inline constexpr std::size_t drop_reason_count = 6;
+inline constexpr std::size_t drop_reason_count = 8;
 
 std::string_view to_string(drop_reason reason);
 
@@ -33,11 +35,14 @@ struct server_stats {
   std::uint64_t connections_open = 0;
   std::uint64_t peak_connections = 0;
   std::uint64_t idle_timeouts = 0;
+  std::uint64_t connections_evicted = 0;       ///< idle sessions closed to make room at a cap
   std::uint64_t internal_errors_answered = 0;  ///< faults answered DUNNO under fail-open
   std::array<std::uint64_t, drop_reason_count> drops{};
   std::array<std::uint64_t, 16> parse_errors{};  ///< indexed by protocol::parse_error
 
-  void count_drop(drop_reason reason) { ++drops.at(static_cast<std::size_t>(reason)); }
+  void count_drop(drop_reason reason, std::uint64_t n = 1) {
+    drops.at(static_cast<std::size_t>(reason)) += n;
+  }
   void count_parse_error(protocol::parse_error error) {
     ++parse_errors.at(static_cast<std::size_t>(error));
   }

@@ -52,9 +52,10 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"server.listen", R"(["unix:/run/rcptguard.sock"])"},
     {"server.allow_clients", R"(["10.0.0.0/8"])"},
     {"server.unix_socket_mode", R"("0600")"},
-    {"server.unix_socket_group", R"("postfix")"},
+    {"server.unix_socket_group", R"("mail")"},
     {"server.user", R"("rcptguard")"},
     {"server.max_connections", "10"},
+    {"server.max_connections_per_client", "4"},
     {"server.idle_timeout", R"("5m")"},
     {"server.request_timeout", R"("2s")"},
     {"server.on_internal_error", R"("disconnect")"},
@@ -263,9 +264,10 @@ TEST(Defaults, LoadFromAnEmptyFile) {
   EXPECT_EQ(c.server.listen, std::vector<std::string>{"inet:127.0.0.1:10041"});
   EXPECT_EQ(c.server.allow_clients, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
   EXPECT_EQ(c.server.unix_socket_mode, 0660U);
-  EXPECT_EQ(c.server.unix_socket_group, "");
+  EXPECT_EQ(c.server.unix_socket_group, "postfix");
   EXPECT_EQ(c.server.user, "");
   EXPECT_EQ(c.server.max_connections, 1024U);
+  EXPECT_EQ(c.server.max_connections_per_client, 512U);
   EXPECT_EQ(c.server.idle_timeout, 600s);
   EXPECT_EQ(c.server.request_timeout, 10s);
   EXPECT_EQ(c.server.on_internal_error, internal_error_policy::fail_open);
@@ -354,6 +356,7 @@ TEST(Values, AreStoredTyped) {
   ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r.errors);
   const config& c = *r.settings;
   EXPECT_EQ(c.server.unix_socket_mode, 0600U);
+  EXPECT_EQ(c.server.max_connections_per_client, 4U);
   EXPECT_EQ(c.server.idle_timeout, 5min);
   EXPECT_EQ(c.server.on_internal_error, internal_error_policy::disconnect);
   EXPECT_EQ(c.limits.max_line, 4096U);

@@ -1,9 +1,10 @@
-// listener_set over real sockets: the connection cap, the TCP client allowlist, how a unix
-// socket path is claimed (mode, group, stale and foreign files), and shutdown, which must close
-// idle sessions at once yet let a request in flight get its reply.
+// listener_set over real sockets: the connection caps and eviction, the TCP client allowlist, how a
+// unix socket path is claimed (mode, group, stale and foreign files), and shutdown, which must
+// close idle sessions at once yet let a request in flight get its reply.
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/null_sink.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "config/address.hpp"
 #include "tests/server/server_harness.hpp"
@@ -70,35 +72,162 @@ std::string read_file(const std::string& path) {
 
 // ---- connection cap and allowlist ---------------------------------------------------------
 
-TEST(ConnectionCap, RefusesTheConnectionOverTheCapAndAdmitsOneAfterAClose) {
+// A request cut before its closing empty line: the session is mid-request, so not idle.
+constexpr std::string_view unfinished_request =
+    "request=smtpd_access_policy\nprotocol_state=RCPT\n";
+
+bool closed_without_reply(test_client& client) {
+  const read_result result = client.read_until_closed();
+  return result.status == read_status::closed && result.bytes.empty();
+}
+
+TEST(ConnectionCap, EvictsTheLongestIdleSessionToAdmitANewOne) {
   harness_options options;
-  options.max_connections = 2;
+  options.limits.max_connections = 2;
   server_harness server(options);
   // The cap counts sessions over all listeners, TCP and unix together.
   test_client first = server.connect_tcp();
   test_client second = server.connect_unix();
   ASSERT_EQ(first.ask(rcpt_request()), dunno_reply);
   ASSERT_EQ(second.ask(rcpt_request()), dunno_reply);
+  ASSERT_EQ(second.ask(rcpt_request()), dunno_reply);  // second is now the more recently active
+
+  test_client third = server.connect_tcp();
+  EXPECT_EQ(third.ask(rcpt_request()), dunno_reply) << "a new connection gets in at the cap";
+  EXPECT_TRUE(closed_without_reply(first)) << "the longest-idle session made room";
+  EXPECT_EQ(second.ask(rcpt_request()), dunno_reply) << "the other session is untouched";
+  const auto stats = server.stats();
+  EXPECT_EQ(stats.connections_evicted, 1U);
+  EXPECT_EQ(drops(stats, drop_reason::connection_limit), 0U);
+  EXPECT_EQ(stats.peak_connections, 2U);
+  EXPECT_TRUE(server.logged(
+      "CONNECTION LIMIT open=2 max_connections=2: evicted 1 idle connection(s), refused 0"));
+}
+
+TEST(ConnectionCap, RefusesOnlyWhenEverySessionIsInTheMiddleOfARequest) {
+  harness_options options;
+  options.limits.max_connections = 2;
+  server_harness server(options);
+  test_client first = server.connect_tcp();
+  test_client second = server.connect_unix();
+  ASSERT_TRUE(first.send(unfinished_request));
+  ASSERT_TRUE(second.send(unfinished_request));
+  ASSERT_TRUE(
+      eventually([&] { return server.open_sessions() == 2 && server.idle_sessions() == 0; }));
 
   test_client third = server.connect_tcp();
   ASSERT_TRUE(third.connected());  // the kernel accepts; the server closes it at once
-  const read_result refused = third.read_until_closed();
-  EXPECT_EQ(refused.status, read_status::closed) << describe(refused);
-  EXPECT_EQ(refused.bytes, "");
+  EXPECT_TRUE(closed_without_reply(third));
   auto stats = server.stats();
   EXPECT_EQ(drops(stats, drop_reason::connection_limit), 1U);
+  EXPECT_EQ(stats.connections_evicted, 0U);
   EXPECT_EQ(stats.connections_accepted, 2U);
-  EXPECT_TRUE(server.logged("CONNECTION LIMIT open=2 max_connections=2"));
+  EXPECT_TRUE(server.logged("refused 1 (every one busy)"));
   EXPECT_EQ(server.handler().closed_calls(), 0U) << "a refused connection never was a session";
 
-  second.close();
-  ASSERT_TRUE(eventually([&] { return server.open_sessions() == 1; }));
+  // Both requests in progress still complete.
+  ASSERT_TRUE(first.send("\n"));
+  EXPECT_EQ(first.read_reply().bytes, dunno_reply);
+  ASSERT_TRUE(second.send("\n"));
+  EXPECT_EQ(second.read_reply().bytes, dunno_reply);
+  // Now idle, the first gives way to the next connection.
   test_client fourth = server.connect_unix();
   EXPECT_EQ(fourth.ask(rcpt_request()), dunno_reply);
-  EXPECT_EQ(first.ask(rcpt_request()), dunno_reply) << "the sessions under the cap are untouched";
   stats = server.stats();
   EXPECT_EQ(stats.connections_accepted, 3U);
-  EXPECT_EQ(stats.peak_connections, 2U);
+  EXPECT_EQ(stats.connections_evicted, 1U);
+}
+
+TEST(ConnectionCap, AClientAtItsCapDisplacesOnlyItsOwnSessions) {
+  harness_options options;
+  options.limits.max_connections = 10;
+  options.limits.max_per_client = 2;
+  server_harness server(options);
+  test_client other = test_client::tcp_from("127.0.0.2", server.tcp_port());
+  ASSERT_EQ(other.ask(rcpt_request()), dunno_reply);  // the longest idle of all, from 127.0.0.2
+  test_client a1 = test_client::tcp_from("127.0.0.3", server.tcp_port());
+  test_client a2 = test_client::tcp_from("127.0.0.3", server.tcp_port());
+  ASSERT_EQ(a1.ask(rcpt_request()), dunno_reply);
+  ASSERT_EQ(a2.ask(rcpt_request()), dunno_reply);
+
+  test_client a3 = test_client::tcp_from("127.0.0.3", server.tcp_port());
+  EXPECT_EQ(a3.ask(rcpt_request()), dunno_reply);
+  EXPECT_TRUE(closed_without_reply(a1)) << "127.0.0.3's own longest-idle session gave way";
+  EXPECT_EQ(other.ask(rcpt_request()), dunno_reply) << "another client's session is untouched";
+  EXPECT_EQ(a2.ask(rcpt_request()), dunno_reply);
+  EXPECT_TRUE(
+      server.logged("CLIENT CONNECTION LIMIT client=127.0.0.3 max_connections_per_client=2: "
+                    "evicted 1 of its idle connection(s), refused 0"));
+
+  // With both of its sessions mid-request, the client's next connection is refused.
+  ASSERT_TRUE(a2.send(unfinished_request));
+  ASSERT_TRUE(a3.send(unfinished_request));
+  ASSERT_TRUE(eventually([&] { return server.idle_sessions() == 1; }));  // only `other`
+  test_client a4 = test_client::tcp_from("127.0.0.3", server.tcp_port());
+  EXPECT_TRUE(closed_without_reply(a4));
+  const auto stats = server.stats();
+  EXPECT_EQ(drops(stats, drop_reason::client_connection_limit), 1U);
+  EXPECT_EQ(stats.connections_evicted, 1U);
+  // Unix clients are not one address: the per-client cap leaves them alone.
+  test_client u1 = server.connect_unix();
+  test_client u2 = server.connect_unix();
+  test_client u3 = server.connect_unix();
+  EXPECT_EQ(u1.ask(rcpt_request()), dunno_reply);
+  EXPECT_EQ(u2.ask(rcpt_request()), dunno_reply);
+  EXPECT_EQ(u3.ask(rcpt_request()), dunno_reply);
+}
+
+// What a local user could do before the caps evicted: hold every slot with idle connections.
+TEST(ConnectionCap, ThousandsOfIdleConnectionsFromOneAddressDoNotLockOutOthers) {
+  constexpr int flood = 1500;
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  // Client and server ends both live in this process.
+  const rlim_t wanted = 2 * flood + 200;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
+    GTEST_SKIP() << "needs " << wanted << " file descriptors; the hard limit is " << limit.rlim_max;
+  }
+  const rlimit saved = limit;
+  limit.rlim_cur = std::max(limit.rlim_cur, wanted);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+
+  harness_options options;
+  options.limits.max_connections = 1024;
+  options.limits.max_per_client = 512;
+  {
+    server_harness server(options);
+    std::vector<test_client> idle;
+    idle.reserve(flood);
+    for (int i = 0; i < flood; ++i) {
+      idle.push_back(test_client::tcp_from("127.0.0.9", server.tcp_port()));
+    }
+    ASSERT_TRUE(eventually([&] { return server.stats().connections_accepted == flood; }));
+    EXPECT_EQ(server.open_sessions(), 512U) << "one address holds at most its cap";
+
+    test_client postfix = test_client::tcp_from("127.0.0.1", server.tcp_port());
+    EXPECT_EQ(postfix.ask(rcpt_request()), dunno_reply);
+    test_client local = server.connect_unix();
+    EXPECT_EQ(local.ask(rcpt_request()), dunno_reply);
+    const auto stats = server.stats();
+    EXPECT_EQ(stats.connections_evicted, static_cast<std::uint64_t>(flood - 512));
+    EXPECT_EQ(drops(stats, drop_reason::client_connection_limit), 0U);
+  }
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+}
+
+TEST(ConnectionCap, WithoutAPerClientCapTheGlobalCapStillLetsANewClientIn) {
+  harness_options options;
+  options.limits.max_connections = 64;
+  options.limits.max_per_client = 0;
+  server_harness server(options);
+  std::vector<test_client> idle;
+  for (int i = 0; i < 200; ++i)
+    idle.push_back(test_client::tcp_from("127.0.0.9", server.tcp_port()));
+  ASSERT_TRUE(eventually([&] { return server.stats().connections_accepted == 200; }));
+  EXPECT_EQ(server.open_sessions(), 64U);
+  test_client postfix = test_client::tcp_from("127.0.0.1", server.tcp_port());
+  EXPECT_EQ(postfix.ask(rcpt_request()), dunno_reply);
+  EXPECT_EQ(server.stats().connections_evicted, 200U - 64U + 1U);
 }
 
 TEST(ClientAllowlist, ClosesTcpClientsOutsideItButNotUnixClients) {

@@ -64,7 +64,7 @@ server_harness::server_harness(harness_options options)
   context_.log = std::move(log);
 
   listeners_ = std::make_unique<server::listener_set>(io_, context_, options_.allow_client);
-  listeners_->set_max_connections(options_.max_connections);
+  listeners_->set_connection_limits(options_.limits);
   listeners_->bind_tcp("127.0.0.1", 0);
   tcp_port_ = listeners_->bound_tcp_ports().at(0);
   if (options_.unix_socket) {
@@ -140,6 +140,12 @@ std::size_t server_harness::open_sessions() {
   auto open = std::make_shared<std::size_t>(0);
   run_on_io([this, open] { *open = listeners_->open_sessions(); });
   return *open;
+}
+
+std::size_t server_harness::idle_sessions() {
+  auto idle = std::make_shared<std::size_t>(0);
+  run_on_io([this, idle] { *idle = listeners_->idle_sessions(); });
+  return *idle;
 }
 
 void server_harness::shutdown() {

@@ -66,7 +66,7 @@ class scripted_handler final : public server::request_handler {
 
 struct harness_options {
   server::session_settings settings;
-  std::size_t max_connections = 1024;
+  server::connection_limits limits;
   bool unix_socket = true;
   std::string unix_path;  ///< empty: policy.sock in a fresh temporary directory
   server::unix_socket_options unix_options;
@@ -97,6 +97,7 @@ class server_harness {
   /// A copy of the counters, taken on the network thread.
   server::server_stats stats();
   std::size_t open_sessions();
+  std::size_t idle_sessions();
   /// listener_set::shutdown(), as the daemon calls it on SIGTERM.
   void shutdown();
   /// Replaces the settings every session reads, as the daemon does on SIGHUP.

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -39,13 +40,21 @@ bool wait_for(int fd, short events, steady::time_point deadline) {
 
 // A non-blocking connect finished with poll, so a full backlog or a black hole cannot hang the
 // test. Returns the fd, or -1 with errno set.
-int connect_bounded(int domain, const sockaddr* address, socklen_t length, int receive_buffer = 0) {
+int connect_bounded(int domain, const sockaddr* address, socklen_t length, int receive_buffer = 0,
+                    const sockaddr_in* source = nullptr) {
   const auto deadline = steady::now() + io_timeout;
   for (;;) {
     const int fd = ::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     if (receive_buffer > 0) {
       ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
+    if (source != nullptr &&
+        ::bind(fd, reinterpret_cast<const sockaddr*>(source), sizeof *source) != 0) {
+      const int error = errno;
+      ::close(fd);
+      errno = error;
+      return -1;
     }
     if (::connect(fd, address, length) == 0) return fd;
     const int error = errno;
@@ -155,15 +164,31 @@ test_client::~test_client() {
   close();
 }
 
-test_client test_client::tcp(std::uint16_t port, const char* address, int receive_buffer) {
+namespace {
+
+sockaddr_in ipv4(const char* address, std::uint16_t port) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);
   if (::inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
     throw std::invalid_argument(std::string("not an IPv4 address: ") + address);
   }
-  const int fd =
-      connect_bounded(AF_INET, reinterpret_cast<const sockaddr*>(&sa), sizeof sa, receive_buffer);
+  return sa;
+}
+
+}  // namespace
+
+test_client test_client::tcp(std::uint16_t port, const char* address, int receive_buffer) {
+  return tcp_from(nullptr, port, address, receive_buffer);
+}
+
+test_client test_client::tcp_from(const char* source, std::uint16_t port, const char* address,
+                                  int receive_buffer) {
+  const sockaddr_in sa = ipv4(address, port);
+  const std::optional<sockaddr_in> from =
+      source != nullptr ? std::optional(ipv4(source, 0)) : std::nullopt;
+  const int fd = connect_bounded(AF_INET, reinterpret_cast<const sockaddr*>(&sa), sizeof sa,
+                                 receive_buffer, from ? &*from : nullptr);
   if (fd < 0) return test_client(-1, errno);
   // Small writes must leave as written: the split-request tests depend on it.
   const int one = 1;

@@ -58,6 +58,10 @@ class test_client {
   /// growing the window, so a client that does not read backs up the server quickly.
   static test_client tcp(std::uint16_t port, const char* address = "127.0.0.1",
                          int receive_buffer = 0);
+  /// The same from a chosen source address (any 127.x.y.z on Linux loopback), so one test can
+  /// be several TCP clients.
+  static test_client tcp_from(const char* source, std::uint16_t port,
+                              const char* address = "127.0.0.1", int receive_buffer = 0);
   static test_client unix_socket(const std::string& path);
 
   bool connected() const { return fd_ >= 0; }

@@ -1,0 +1,71 @@
+#include "config/safety.hpp"
+
+#include <cstdio>
+
+#include "config/address.hpp"
+
+namespace rcptguard {
+
+namespace {
+
+std::string octal_mode(std::uint32_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777U));
+  return text;
+}
+
+bool is_loopback(const std::string& host) {
+  std::string error;
+  static const auto v4 = parse_cidr("127.0.0.0/8", error);
+  static const auto v6 = parse_cidr("::1", error);
+  return v4->contains(host) || v6->contains(host);
+}
+
+}  // namespace
+
+std::size_t descriptors_needed(const config& c) {
+  return c.server.max_connections + descriptors_besides_connections;
+}
+
+std::vector<std::string> unsafe_settings(const config& c, std::uint64_t file_limit) {
+  std::vector<std::string> found;
+  std::string open_network;
+  for (const auto& entry : c.server.allow_clients) {
+    std::string error;
+    const auto net = parse_cidr(entry, error);
+    if (net && net->prefix == 0) open_network = entry;
+  }
+  for (const auto& text : c.server.listen) {
+    std::string error;
+    const auto ep = parse_endpoint(text, error);
+    if (!ep) continue;
+    if (ep->kind == endpoint_kind::inet && !is_loopback(ep->host) && !open_network.empty()) {
+      found.push_back("server.listen \"" + text +
+                      "\" is reachable from other hosts and server.allow_clients admits every "
+                      "address (\"" +
+                      open_network +
+                      "\"): anyone who reaches the port can read verdicts and add to the "
+                      "counts; list the MX hosts instead");
+    }
+    if (ep->kind == endpoint_kind::unix_socket && (c.server.unix_socket_mode & 0007U) != 0) {
+      found.push_back("server.unix_socket_mode " + octal_mode(c.server.unix_socket_mode) +
+                      " lets every local user connect to \"" + ep->path +
+                      "\" (read verdicts, add to the counts, hold connections); use 0660 with "
+                      "server.unix_socket_group");
+    }
+  }
+  if (descriptors_needed(c) > file_limit) {
+    const std::uint64_t room = file_limit > descriptors_besides_connections
+                                   ? file_limit - descriptors_besides_connections
+                                   : 0;
+    found.push_back("server.max_connections " + std::to_string(c.server.max_connections) +
+                    " needs about " + std::to_string(descriptors_needed(c)) +
+                    " file descriptors but the limit is " + std::to_string(file_limit) +
+                    ": connections beyond about " + std::to_string(room) +
+                    " are refused at accept; raise the limit (LimitNOFILE=, ulimit -n) or lower "
+                    "server.max_connections");
+  }
+  return found;
+}
+
+}  // namespace rcptguard
