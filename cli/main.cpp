@@ -6,7 +6,9 @@
 #include <string>
 
 #include "cli/command_line.hpp"
+#include "cli/control_command.hpp"
 #include "cli/ingest_command.hpp"
+#include "cli/report_command.hpp"
 #include "cli/review_command.hpp"
 #include "cli/scan_command.hpp"
 #include "common/text.hpp"
@@ -27,8 +29,14 @@ constexpr const char* usage_text =
     "  serve          run the policy daemon in the foreground (SIGTERM stops, SIGHUP reloads)\n"
     "  check-config   load and validate the configuration; exit 0 if valid, 1 if not\n"
     "  review         alerts, one recipient's story, top recipients (database, read-only)\n"
+    "  report         one self-contained HTML file about a period (--html FILE; read-only)\n"
     "  scan           scan the mail spool once for repeated attachments (read-only)\n"
     "  ingest         replay Postfix/Sendmail logs through the engine, or follow them (--follow)\n"
+    "  allow          let a recipient (or --sender) through on the running daemon\n"
+    "  unallow        remove an entry 'allow' made\n"
+    "  reset          zero a recipient's live counters on the running daemon\n"
+    "  release        end a recipient's open episode now (DUNNO from its next request)\n"
+    "  status         uptime, verdicts, open episodes and allow entries of the running daemon\n"
     "  version        print the version\n"
     "\n"
     "Run 'rcptguard COMMAND --help' for the options of a command.\n"
@@ -97,7 +105,13 @@ int main(int argc, char** argv) {
   if (command == "serve") return command_serve(sub_argc, sub_argv);
   if (command == "check-config") return command_check_config(sub_argc, sub_argv);
   if (command == "review") return command_review(sub_argc, sub_argv);
+  if (command == "report") return command_report(sub_argc, sub_argv);
   if (command == "scan") return command_scan(sub_argc, sub_argv);
+  if (command == "allow") return command_allow(sub_argc, sub_argv);
+  if (command == "unallow") return command_unallow(sub_argc, sub_argv);
+  if (command == "reset") return command_reset(sub_argc, sub_argv);
+  if (command == "release") return command_release(sub_argc, sub_argv);
+  if (command == "status") return command_status(sub_argc, sub_argv);
   if (command == "ingest") return command_ingest(sub_argc, sub_argv);
   if (command == "version" || command == "--version") {
     fmt::print("rcptguard {}\n", RCPTGUARD_VERSION);

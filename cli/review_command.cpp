@@ -1,7 +1,11 @@
-// `rcptguard review`: argv parsing, the read-only queries of store/review.hpp, and two renderings.
+// `rcptguard review`: argv parsing, the read-only queries of store/review.hpp, the baseline
+// model of cli/review_baseline.hpp, and three renderings of the same records. Each view builds
+// its rows once as JSON objects; the JSON output prints them, CSV prints their fields, and the
+// table formats the same fields for people, so the three cannot disagree.
 // Everything printed from the database is untrusted (recipient addresses, senders and client
 // names come from the network): tables show it through sanitize_for_log(), JSON through
-// common/json.hpp, so neither a terminal nor a SIEM can be fed control sequences or broken lines.
+// common/json.hpp, CSV through csv_text(), so neither a terminal, a SIEM nor a spreadsheet can be
+// fed control sequences, broken lines or formulas.
 #include "cli/review_command.hpp"
 
 #include <fmt/core.h>
@@ -11,21 +15,28 @@
 #include <cmath>
 #include <exception>
 #include <filesystem>
+#include <functional>
+#include <queue>
+#include <set>
+#include <span>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include "cli/command_line.hpp"
+#include "cli/review_baseline.hpp"
+#include "cli/time_argument.hpp"
 #include "common/json.hpp"
 #include "common/text.hpp"
 #include "config/config.hpp"
-#include "config/duration.hpp"
 #include "decision/keys.hpp"
 #include "store/review.hpp"
 #include "store/schema.hpp"
 
 namespace rcptguard::cli {
 namespace {
+
+constexpr std::int64_t hour_seconds = 3600;
 
 // MITRE ATT&CK technique T1667 (Email Bombing) and its analytic AN1009, tagged on every alert
 // line so a SIEM can file it without a lookup table of its own.
@@ -40,12 +51,36 @@ constexpr const char* review_usage =
     "usage: rcptguard review SUBCOMMAND [options]\n"
     "\n"
     "subcommands:\n"
-    "  alerts             alert episodes, open and closed, newest first (default --since 7d)\n"
-    "  recipient ADDRESS  one recipient's hourly counts, verdicts with reasons, episodes and\n"
-    "                     known correspondents (default --since 2d)\n"
-    "  top                recipients by accepted messages (default --since 24h)\n"
+    "  alerts           alert episodes in the window, open and closed, newest first\n"
+    "                   (default --since 7d)\n"
+    "  top              recipients ranked by how far their volume is from their learned\n"
+    "                   baseline (--by volume: by accepted messages) (default --since 24h)\n"
+    "  explain ADDRESS  one recipient's story: hourly volume against its baseline, episodes,\n"
+    "                   how the verdicts developed and why, top senders and clients, spool\n"
+    "                   evidence, known correspondents (default --since 2d); 'recipient' is\n"
+    "                   the same subcommand\n"
     "\n"
-    "The database (-d, else store.path of the settings) is opened read-only.\n"
+    "Every subcommand takes:\n"
+    "  --since WHEN, --until WHEN  the window [since, until); WHEN is a duration back from now\n"
+    "                   (7d, 24h, 90m, 30s) or a time: 2026-10-01, 2026-10-01T14:00,\n"
+    "                   2026-10-01T14:00:30 or '2026-10-01 14:00', in the local time zone (TZ)\n"
+    "                   unless it ends in Z or an offset like +02:00. --until defaults to now.\n"
+    "                   Hourly counts are whole hours: the hours containing since and until\n"
+    "                   count in full. Times printed are UTC.\n"
+    "  --format FORMAT  table (default), json (JSON Lines: one object a line, the last a\n"
+    "                   summary with total and truncated) or csv (RFC 4180, a header row)\n"
+    "  --limit N        rows shown (explain: of each list); 0 shows all. The default limit\n"
+    "                   applies to tables only, which say when they are cut; json and csv\n"
+    "                   list everything unless --limit is given.\n"
+    "\n"
+    "Deviation (top, explain): the window's RCPTs, per hour the larger of attempted and\n"
+    "accepted, divided by what the recipient's learned baseline expected for those hours (per\n"
+    "hour: the baseline model's hourly value plus baseline_spread_weight times its spread, from\n"
+    "the history before that hour; the server-wide prior for a recipient without history), at\n"
+    "least 1 message: 1.0 is a usual window, 20 a flood.\n"
+    "\n"
+    "The database (-d, else store.path of the settings) is opened read-only; top and explain\n"
+    "read the detection settings (-c/-o, as for serve) for the baseline model.\n"
     "Run 'rcptguard review SUBCOMMAND --help' for the options of a subcommand.\n"
     "Exit codes: 0 success, 1 failure (database missing or unreadable, invalid configuration),\n"
     "2 usage error.\n";
@@ -77,6 +112,10 @@ std::string score_text(double v) {
   return fmt::format("{:.2f}", v);
 }
 
+std::string expected_text(double v) {
+  return fmt::format("{:.1f}", v);
+}
+
 /// Columns padded to their widest cell (all cells are ASCII after printable()); the last column is
 /// not padded, so a long summary does not leave trailing blanks.
 class table {
@@ -91,6 +130,9 @@ class table {
     rows_.push_back(std::move(row));
   }
 
+  /// A line of its own between rows (a note such as "3 hours without mail"), not aligned.
+  void note(std::string text) { notes_.emplace_back(rows_.size(), std::move(text)); }
+
   void print(std::FILE* out, std::string_view indent = "") const {
     std::vector<std::size_t> width(header_.size(), 0);
     for (std::size_t c = 0; c < header_.size(); ++c) {
@@ -98,7 +140,13 @@ class table {
       for (const auto& row : rows_) width[c] = std::max(width[c], row[c].size());
     }
     print_row(out, indent, header_, width);
-    for (const auto& row : rows_) print_row(out, indent, row, width);
+    auto note = notes_.begin();
+    for (std::size_t r = 0; r <= rows_.size(); ++r) {
+      for (; note != notes_.end() && note->first == r; ++note) {
+        fmt::print(out, "{}{}\n", indent, note->second);
+      }
+      if (r < rows_.size()) print_row(out, indent, rows_[r], width);
+    }
   }
 
  private:
@@ -123,6 +171,7 @@ class table {
   std::vector<std::string> header_;
   std::vector<bool> right_;
   std::vector<std::vector<std::string>> rows_;
+  std::vector<std::pair<std::size_t, std::string>> notes_;  ///< before row index
 };
 
 /// One JSON object built key by key, in order, over common/json.hpp.
@@ -142,14 +191,199 @@ class json_object {
     return *this;
   }
   json value() const { return body_; }
-  std::string str() const { return dump_json(body_); }
 
  private:
   json body_ = json::object();
 };
 
 // ---------------------------------------------------------------------------------------------
-// The three views.
+// CSV (RFC 4180): CRLF line ends, a field quoted when it holds a comma, quote, CR or LF, quotes
+// inside doubled. Text from the database is made printable first (control bytes, C1 controls
+// and invalid UTF-8 become '?', valid UTF-8 stays), and a text cell that a spreadsheet would
+// take for a formula (= + - @ first) gets a leading apostrophe.
+
+std::string csv_quoted(std::string_view cell) {
+  if (cell.find_first_of(",\"\r\n") == std::string_view::npos) return std::string{cell};
+  std::string out = "\"";
+  for (const char c : cell) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string csv_text(std::string_view untrusted) {
+  constexpr std::size_t max_cell = 64 * 1024;
+  std::string s = sanitize_for_reply(untrusted, max_cell);
+  // U+0080..U+009F are valid UTF-8 but C1 controls (0x9b is a CSI to some terminals).
+  for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    const auto next = static_cast<unsigned char>(s[i + 1]);
+    if (lead == 0xc2 && next >= 0x80 && next <= 0x9f) s.replace(i, 2, "?");
+  }
+  if (!s.empty() && std::string_view{"=+-@"}.find(s.front()) != std::string_view::npos) {
+    s.insert(s.begin(), '\'');
+  }
+  return s;
+}
+
+/// Numbers and booleans as JSON writes them, null empty, lists and objects as their JSON text.
+std::string csv_cell(const json& v) {
+  if (v.is_null()) return {};
+  if (v.is_string()) return csv_quoted(csv_text(v.get<std::string>()));
+  if (v.is_structured()) return csv_quoted(csv_text(dump_json(v)));
+  return dump_json(v);
+}
+
+void print_csv(std::FILE* out, std::span<const std::string_view> keys,
+               const std::vector<json>& records) {
+  std::string line;
+  for (const std::string_view key : keys) {
+    if (!line.empty()) line += ',';
+    line += key;
+  }
+  fmt::print(out, "{}\r\n", line);
+  for (const json& record : records) {
+    line.clear();
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (i != 0) line += ',';
+      const auto it = record.find(std::string{keys[i]});
+      if (it != record.end()) line += csv_cell(*it);
+    }
+    fmt::print(out, "{}\r\n", line);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings: alerts and top, one record a row.
+
+enum class shown_as : std::uint8_t { text, long_text, integer, number, score, ratio, utc, span };
+
+/// A table column: which field of the record, its header and how it is written.
+struct column {
+  std::string_view key;
+  std::string_view header;
+  shown_as as;
+};
+
+bool right_aligned(shown_as as) {
+  return as != shown_as::text && as != shown_as::long_text && as != shown_as::utc;
+}
+
+std::string table_cell(const json& v, shown_as as) {
+  if (v.is_null()) return "-";
+  switch (as) {
+    case shown_as::text:
+      return printable(v.get<std::string>());
+    case shown_as::long_text:
+      return sanitize_for_log(v.get<std::string>(), max_text);
+    case shown_as::integer:
+      return std::to_string(v.get<std::int64_t>());
+    case shown_as::number:
+      return number_text(v.get<double>());
+    case shown_as::score:
+      return score_text(v.get<double>());
+    case shown_as::ratio:
+      return fmt::format("{:.2f}", v.get<double>());
+    case shown_as::utc: {
+      std::string s = v.get<std::string>();  // ISO 8601 as format_utc() wrote it
+      std::replace(s.begin(), s.end(), 'T', ' ');
+      if (!s.empty() && s.back() == 'Z') s.pop_back();
+      return s;
+    }
+    case shown_as::span:
+      return span_text(v.get<std::int64_t>());
+  }
+  return {};
+}
+
+void print_table(std::FILE* out, std::span<const column> columns, const std::vector<json>& records,
+                 std::string_view indent = "") {
+  std::vector<std::string> header;
+  std::vector<bool> right;
+  for (const column& c : columns) {
+    header.emplace_back(c.header);
+    right.push_back(right_aligned(c.as));
+  }
+  table t(std::move(header), std::move(right));
+  for (const json& record : records) {
+    std::vector<std::string> row;
+    for (const column& c : columns) row.push_back(table_cell(record.at(std::string{c.key}), c.as));
+    t.add(std::move(row));
+  }
+  t.print(out, indent);
+}
+
+std::string window_text(const review_args& args) {
+  return fmt::format("from {} to {} UTC", readable_utc(args.since), readable_utc(args.until));
+}
+
+std::string truncation_text(std::size_t shown, std::int64_t total, std::string_view noun) {
+  return fmt::format("showing {} of {} {}; --limit 0 shows all, or narrow --since/--until", shown,
+                     total, noun);
+}
+
+/// The limit a query gets: tables always apply one, json and csv only a given one.
+std::size_t effective_limit(const review_args& args) {
+  return args.format == review_format::table || args.limit_given ? args.limit : 0;
+}
+
+json limit_json(const review_args& args) {
+  const std::size_t limit = effective_limit(args);
+  return limit == 0 ? json(nullptr) : json(limit);
+}
+
+/// A listing in the chosen format. `summary` is the JSON summary line, to which the counts are
+/// added; a CSV cut by an explicit --limit says so on stderr (never inside the CSV).
+struct listing {
+  std::string_view noun;  ///< "alert episodes"
+  std::string empty_text;
+  std::span<const std::string_view> keys;  ///< JSON keys, in CSV order
+  std::span<const column> columns;         ///< the table
+  std::vector<json> records;
+  std::int64_t total = 0;
+  json_object summary;
+};
+
+void print_listing(std::FILE* out, std::FILE* err, const review_args& args, listing& l) {
+  const bool truncated = static_cast<std::int64_t>(l.records.size()) < l.total;
+  switch (args.format) {
+    case review_format::json:
+      for (const json& record : l.records) fmt::print(out, "{}\n", dump_json(record));
+      fmt::print(out, "{}\n",
+                 dump_json(l.summary.integer("total", l.total)
+                               .integer("shown", static_cast<std::int64_t>(l.records.size()))
+                               .boolean("truncated", truncated)
+                               .value_of("limit", limit_json(args))
+                               .value()));
+      return;
+    case review_format::csv:
+      print_csv(out, l.keys, l.records);
+      if (truncated) {
+        fmt::print(err, "rcptguard review: {}\n",
+                   truncation_text(l.records.size(), l.total, l.noun));
+      }
+      return;
+    case review_format::table:
+      if (l.records.empty()) {
+        fmt::print(out, "{}\n", l.empty_text);
+        return;
+      }
+      print_table(out, l.columns, l.records);
+      if (truncated) fmt::print(out, "{}\n", truncation_text(l.records.size(), l.total, l.noun));
+      return;
+  }
+}
+
+json_object summary_of(std::string_view view, const review_args& args) {
+  json_object s;
+  s.text("type", "summary").text("view", view).time("since", args.since).time("until", args.until);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// alerts
 
 const char* state_of(const store::alert_row& a) {
   return a.ended_at ? "closed" : "open";
@@ -159,9 +393,10 @@ std::int64_t duration_of(const store::alert_row& a) {
   return a.ended_at.value_or(a.updated) - a.started;
 }
 
-std::string episode_json(const store::alert_row& a) {
-  return json_object{}
-      .text("type", "episode")
+/// The SIEM shape of an episode (the fields README "Alerts out" lists).
+json_object episode_record(const store::alert_row& a) {
+  json_object o;
+  o.text("type", "episode")
       .time("time", a.started)
       .text("recipient", a.recipient)
       .text("state", state_of(a))
@@ -177,54 +412,185 @@ std::string episode_json(const store::alert_row& a) {
       .time("ended", a.ended_at)
       .integer("duration_s", duration_of(a))
       .integer("verdicts", a.verdicts)
-      .integer("id", a.id)
-      .str();
+      .integer("id", a.id);
+  return o;
 }
 
-void print_episode_table(std::FILE* out, const std::vector<store::alert_row>& alerts,
-                         bool with_recipient, std::string_view indent = "") {
-  std::vector<std::string> header{"STARTED (UTC)"};
-  if (with_recipient) header.emplace_back("RECIPIENT");
-  for (const char* h : {"STATE", "DURATION", "LEVEL", "SCORE", "WINDOW", "OBSERVED", "BASELINE",
-                        "VERDICTS", "SOURCE", "SUMMARY"}) {
-    header.emplace_back(h);
-  }
-  std::vector<bool> right(header.size(), false);
-  const std::size_t numbers_from = with_recipient ? 3 : 2;  // DURATION
-  for (std::size_t c :
-       {numbers_from, numbers_from + 2, numbers_from + 4, numbers_from + 5, numbers_from + 6}) {
-    right[c] = true;
-  }
-  table t(std::move(header), std::move(right));
-  for (const store::alert_row& a : alerts) {
-    std::vector<std::string> row{readable_utc(a.started)};
-    if (with_recipient) row.push_back(printable(a.recipient));
-    row.insert(
-        row.end(),
-        {state_of(a), span_text(duration_of(a)), printable(a.peak_level), score_text(a.peak_score),
-         printable(a.peak_window), number_text(a.peak_observed), number_text(a.peak_baseline),
-         std::to_string(a.verdicts), printable(a.source), sanitize_for_log(a.summary, max_text)});
-    t.add(std::move(row));
-  }
-  t.print(out, indent);
+constexpr auto episode_keys = std::to_array<std::string_view>(
+    {"type", "time", "recipient", "state", "verdict", "score", "window", "observed", "baseline",
+     "reasons", "source", "attack", "updated", "ended", "duration_s", "verdicts", "id"});
+
+constexpr std::array<column, 12> alert_columns{{
+    {"time", "STARTED (UTC)", shown_as::utc},
+    {"recipient", "RECIPIENT", shown_as::text},
+    {"state", "STATE", shown_as::text},
+    {"duration_s", "DURATION", shown_as::span},
+    {"verdict", "LEVEL", shown_as::text},
+    {"score", "SCORE", shown_as::score},
+    {"window", "WINDOW", shown_as::text},
+    {"observed", "OBSERVED", shown_as::number},
+    {"baseline", "BASELINE", shown_as::number},
+    {"verdicts", "VERDICTS", shown_as::integer},
+    {"source", "SOURCE", shown_as::text},
+    {"reasons", "SUMMARY", shown_as::long_text},
+}};
+
+void show_alerts(SQLite::Database& db, const review_args& args, std::FILE* out, std::FILE* err) {
+  const store::page<store::alert_row> alerts =
+      store::list_alerts(db, {args.since, args.until}, effective_limit(args));
+  listing l{"alert episodes",
+            "No alert episodes " + window_text(args) + ".",
+            episode_keys,
+            alert_columns,
+            {},
+            alerts.total,
+            summary_of("alerts", args)};
+  for (const store::alert_row& a : alerts.rows) l.records.push_back(episode_record(a).value());
+  print_listing(out, err, args, l);
 }
 
-void show_alerts(SQLite::Database& db, const review_args& args, time_point since, std::FILE* out) {
-  const std::vector<store::alert_row> alerts = store::list_alerts(db, since, args.limit);
-  if (args.format == review_format::json) {
-    for (const store::alert_row& a : alerts) fmt::print(out, "{}\n", episode_json(a));
-    return;
+// ---------------------------------------------------------------------------------------------
+// The baseline model over the window's whole hours.
+
+struct window_hours {
+  std::int64_t first = 0;  ///< hour containing since
+  std::size_t count = 0;   ///< up to the hour containing until - 1
+
+  std::int64_t end() const { return first + static_cast<std::int64_t>(count) * hour_seconds; }
+};
+
+window_hours hours_of(const review_args& args) {
+  window_hours w;
+  const std::int64_t rem = ((args.since % hour_seconds) + hour_seconds) % hour_seconds;
+  w.first = args.since - rem;
+  if (args.until > w.first) {
+    w.count = static_cast<std::size_t>((args.until - w.first + hour_seconds - 1) / hour_seconds);
   }
-  if (alerts.empty()) {
-    fmt::print(out, "No alert episodes since {} UTC.\n", readable_utc(to_unix_seconds(since)));
-    return;
-  }
-  print_episode_table(out, alerts, true);
+  return w;
 }
 
-std::string reasons_text(const store::verdict_row& v) {
+double sum_of(const std::vector<double>& values) {
+  double total = 0.0;
+  for (const double v : values) total += v;
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// top
+
+struct ranked_recipient {
+  store::top_recipient_row row;
+  double expected = 0.0;
+  double deviation = 0.0;
+};
+
+/// Most unusual first; equal ones by volume, then by name.
+bool ranks_before(const ranked_recipient& a, const ranked_recipient& b) {
+  if (a.deviation != b.deviation) return a.deviation > b.deviation;
+  if (a.row.observed != b.row.observed) return a.row.observed > b.row.observed;
+  return a.row.recipient < b.row.recipient;
+}
+
+constexpr auto top_keys = std::to_array<std::string_view>(
+    {"type", "recipient", "deviation", "observed", "expected", "accepted", "attempted", "bytes",
+     "peak_hourly_senders", "active_hours", "verdicts", "class", "since", "until"});
+
+constexpr std::array<column, 11> top_columns{{
+    {"recipient", "RECIPIENT", shown_as::text},
+    {"deviation", "DEVIATION", shown_as::ratio},
+    {"observed", "RCPTS", shown_as::integer},
+    {"expected", "EXPECTED", shown_as::score},
+    {"accepted", "ACCEPTED", shown_as::integer},
+    {"attempted", "ATTEMPTED", shown_as::integer},
+    {"bytes", "BYTES", shown_as::integer},
+    {"peak_hourly_senders", "PEAK SENDERS/H", shown_as::integer},
+    {"active_hours", "ACTIVE HOURS", shown_as::integer},
+    {"verdicts", "VERDICTS", shown_as::integer},
+    {"class", "CLASS", shown_as::text},
+}};
+
+void show_top(SQLite::Database& db, const review_args& args, std::FILE* out, std::FILE* err) {
+  const window_hours hours = hours_of(args);
+  const expectation_model model(args.detection,
+                                review_prior(db, hours.first, args.detection.baseline));
+  store::hourly_reader history(db);
+  const auto rank = [&](store::top_recipient_row row) {
+    ranked_recipient r;
+    const std::vector<store::hourly_row> rows =
+        history.read(row.recipient, hours.first - model.history_seconds(), hours.end());
+    r.expected = sum_of(model.expected(row.recipient, rows, hours.first, hours.count));
+    r.deviation = deviation(static_cast<double>(row.observed), r.expected);
+    r.row = std::move(row);
+    return r;
+  };
+
+  const std::size_t limit = effective_limit(args);
+  std::vector<ranked_recipient> ranked;
+  std::int64_t total = 0;
+  if (args.order == top_order::volume) {
+    store::page<store::top_recipient_row> page =
+        store::top_recipients(db, {args.since, args.until}, limit);
+    total = page.total;
+    for (store::top_recipient_row& row : page.rows) ranked.push_back(rank(std::move(row)));
+  } else {
+    store::page<store::top_recipient_row> page =
+        store::top_recipients(db, {args.since, args.until}, 0);
+    total = page.total;
+    // A window's expectation is at least one message, so no recipient deviates more than its
+    // volume: in descending volume, once a volume is at most the limit-th best deviation so far,
+    // no later recipient can enter the list.
+    std::sort(page.rows.begin(), page.rows.end(), [](const auto& a, const auto& b) {
+      return a.observed != b.observed ? a.observed > b.observed : a.recipient < b.recipient;
+    });
+    std::priority_queue<double, std::vector<double>, std::greater<>> best;  // the limit best
+    for (store::top_recipient_row& row : page.rows) {
+      if (limit != 0 && best.size() == limit && static_cast<double>(row.observed) <= best.top()) {
+        break;
+      }
+      ranked.push_back(rank(std::move(row)));
+      if (limit == 0) continue;
+      best.push(ranked.back().deviation);
+      if (best.size() > limit) best.pop();
+    }
+    std::sort(ranked.begin(), ranked.end(), ranks_before);
+    if (limit != 0 && ranked.size() > limit) ranked.resize(limit);
+  }
+
+  listing l{"recipients",
+            "No mail recorded " + window_text(args) + ".",
+            top_keys,
+            top_columns,
+            {},
+            total,
+            summary_of("top", args)};
+  l.summary.text("ranked_by", args.order == top_order::volume ? "volume" : "deviation");
+  for (const ranked_recipient& r : ranked) {
+    l.records.push_back(json_object{}
+                            .text("type", "top")
+                            .text("recipient", r.row.recipient)
+                            .real("deviation", r.deviation)
+                            .integer("observed", r.row.observed)
+                            .real("expected", r.expected)
+                            .integer("accepted", r.row.accepted)
+                            .integer("attempted", r.row.attempted)
+                            .integer("bytes", r.row.bytes)
+                            .integer("peak_hourly_senders", r.row.peak_hourly_senders)
+                            .integer("active_hours", r.row.active_hours)
+                            .integer("verdicts", r.row.verdicts)
+                            .text("class", model.class_name(r.row.recipient))
+                            .time("since", args.since)
+                            .time("until", args.until)
+                            .value());
+  }
+  print_listing(out, err, args, l);
+}
+
+// ---------------------------------------------------------------------------------------------
+// explain
+
+std::string reasons_text(std::span<const store::reason_row> reasons) {
   std::string text;
-  for (const store::reason_row& r : v.reasons) {
+  for (const store::reason_row& r : reasons) {
     if (!text.empty()) text += "; ";
     text += fmt::format("{}={:.2f}", r.name, r.weight);
     if (!r.detail.empty()) text += fmt::format(" ({})", r.detail);
@@ -232,136 +598,433 @@ std::string reasons_text(const store::verdict_row& v) {
   return text;
 }
 
-std::string verdict_json(const store::verdict_row& v) {
-  json details = json::array();
-  for (const store::reason_row& r : v.reasons) {
-    details.push_back(json_object{}
-                          .text("name", r.name)
-                          .real("weight", r.weight)
-                          .real("observed", r.observed)
-                          .real("baseline", r.baseline)
-                          .text("detail", r.detail)
-                          .value());
-  }
-  return json_object{}
-      .text("type", "verdict")
-      .time("time", v.at)
-      .text("recipient", v.recipient)
-      .text("sender", v.sender)
-      .text("client", v.client)
-      .text("verdict", v.level)
-      .boolean("monitor_only", v.monitor_only)
-      .real("score", v.score)
-      .text("action", v.action_text)
-      .text("reasons", reasons_text(v))
-      .value_of("reason_details", std::move(details))
-      .text("source", v.source)
-      .value_of("attack", attack_tags())
-      .integer("id", v.id)
-      .str();
+int level_rank(std::string_view level) {
+  return level == "defer" ? 2 : level == "warn" ? 1 : 0;
 }
 
-void show_recipient(SQLite::Database& db, const review_args& args, time_point since,
-                    std::FILE* out) {
-  const store::recipient_report r = store::recipient_detail(db, args.recipient, since, args.limit);
-  const std::int64_t from = to_unix_seconds(since);
-  if (args.format == review_format::json) {
-    fmt::print(out, "{}\n",
-               json_object{}
-                   .text("type", "recipient")
-                   .text("recipient", r.recipient)
-                   .time("since", from)
-                   .integer("correspondents", r.correspondents)
-                   .integer("hours", static_cast<std::int64_t>(r.hours.size()))
-                   .integer("verdicts", static_cast<std::int64_t>(r.verdicts.size()))
-                   .integer("episodes", static_cast<std::int64_t>(r.episodes.size()))
-                   .str());
-    for (const store::hourly_row& h : r.hours) {
-      fmt::print(out, "{}\n",
-                 json_object{}
-                     .text("type", "hour")
-                     .time("time", h.hour_start)
-                     .text("recipient", r.recipient)
-                     .integer("accepted", h.accepted)
-                     .integer("attempted", h.attempted)
-                     .integer("distinct_senders", h.distinct_senders)
-                     .integer("bytes", h.bytes)
-                     .str());
+/// The episode an instant lies in, or nullptr.
+const store::episode_report* episode_at(std::span<const store::episode_report> episodes,
+                                        std::int64_t at) {
+  for (const store::episode_report& e : episodes) {
+    if (at >= e.episode.started && at <= e.episode.ended_at.value_or(e.episode.updated)) return &e;
+  }
+  return nullptr;
+}
+
+/// What an explanation changed against the one before it: "opened", "escalated to defer",
+/// "lowered to warn", "new peak", "reasons changed" or "restated"; reasons that came or went
+/// follow in brackets ("escalated to defer (+new_senders)").
+std::string change_of(const store::explanation_row* before, const store::explanation_row& now,
+                      std::span<const store::episode_report> episodes) {
+  if (before == nullptr || episode_at(episodes, before->at) != episode_at(episodes, now.at)) {
+    return "opened";
+  }
+  std::set<std::string> old_names;
+  std::set<std::string> new_names;
+  for (const store::reason_row& r : before->reasons) old_names.insert(r.name);
+  for (const store::reason_row& r : now.reasons) new_names.insert(r.name);
+  std::string diff;
+  for (const std::string& name : new_names) {
+    if (!old_names.contains(name)) diff += (diff.empty() ? "+" : ", +") + name;
+  }
+  for (const std::string& name : old_names) {
+    if (!new_names.contains(name)) diff += (diff.empty() ? "-" : ", -") + name;
+  }
+  std::string change;
+  if (level_rank(now.level) > level_rank(before->level)) {
+    change = "escalated to " + now.level;
+  } else if (level_rank(now.level) < level_rank(before->level)) {
+    change = "lowered to " + now.level;
+  } else if (!diff.empty()) {
+    return "reasons changed (" + diff + ")";
+  } else if (now.score > before->score) {
+    change = "new peak";
+  } else {
+    change = "restated";
+  }
+  return diff.empty() ? change : change + " (" + diff + ")";
+}
+
+json counts_json(json_object o, const store::action_counts& c) {
+  return o.integer("requests", c.requests)
+      .integer("warned", c.warned)
+      .integer("deferred", c.deferred)
+      .integer("flagged", c.flagged)
+      .integer("would_defer", c.would_defer)
+      .value();
+}
+
+/// "50 flagged requests: 20 warned, 30 deferred"; monitor mode and the flag header when used.
+std::string counts_text(const store::action_counts& c) {
+  if (c.requests == 0) return "no flagged requests";
+  std::string text = fmt::format("{} flagged request{}: {} warned, {} deferred", c.requests,
+                                 c.requests == 1 ? "" : "s", c.warned, c.deferred);
+  if (c.flagged != 0) text += fmt::format(", {} delivered with the flag header", c.flagged);
+  if (c.would_defer != 0) {
+    text +=
+        fmt::format(" ({} of the warned would have been deferred in enforce mode)", c.would_defer);
+  }
+  return text;
+}
+
+/// Every key an explain record may carry, in CSV column order: the union of the record types',
+/// `type` first.
+// clang-format off
+constexpr auto explain_keys = std::to_array<std::string_view>({
+    "type", "recipient", "class", "since", "until", "observed", "accepted", "expected",
+    "deviation", "history_hours", "episodes", "explanations", "flagged_requests",
+    "correspondents",                                                       // recipient
+    "time", "attempted", "distinct_senders", "bytes", "in_episode",         // hour
+    "state", "verdict", "score", "window", "baseline", "reasons", "source", "attack", "updated",
+    "ended", "duration_s", "verdicts", "id", "peak_at", "requests", "warned", "deferred",
+    "flagged", "would_defer",                                               // episode
+    "change", "monitor_only", "action", "reason_details", "sender", "client",  // explanation
+    "first", "last",                                                        // sender, client
+    "mailbox", "sha256", "repeats", "size", "filenames", "first_stored", "last_stored",
+    "scanned",                                                              // spool_evidence
+    "messages"});                                                           // correspondent
+// clang-format on
+
+/// A section's truncation line (tables), when it is cut.
+template <class Row>
+void print_cut(std::FILE* out, const store::page<Row>& page, std::string_view noun) {
+  if (page.truncated()) {
+    fmt::print(out, "  {}\n", truncation_text(page.rows.size(), page.total, noun));
+  }
+}
+
+/// '#' for the hour's volume and '|' where its expectation lies, on a common scale.
+std::string hour_bar(double observed, double expected, double scale) {
+  constexpr double width = 40.0;
+  if (scale <= 0.0) return "|";
+  const auto length = static_cast<std::size_t>(std::lround(observed / scale * width));
+  const auto mark = static_cast<std::size_t>(std::lround(expected / scale * width));
+  std::string bar(std::max(length, mark + 1), ' ');
+  std::fill_n(bar.begin(), length, '#');
+  bar[mark] = '|';
+  while (!bar.empty() && bar.back() == ' ') bar.pop_back();
+  return bar;
+}
+
+void show_explain(SQLite::Database& db, const review_args& args, std::FILE* out, std::FILE* err) {
+  const window_hours hours = hours_of(args);
+  const expectation_model model(args.detection,
+                                review_prior(db, hours.first, args.detection.baseline));
+  store::hourly_reader history(db);
+  const std::vector<store::hourly_row> rows =
+      history.read(args.recipient, hours.first - model.history_seconds(), hours.end());
+  const std::vector<double> expected =
+      model.expected(args.recipient, rows, hours.first, hours.count);
+  const store::explain_report r =
+      store::explain_recipient(db, args.recipient, {args.since, args.until}, effective_limit(args));
+
+  // Every hour of the window, with mail or not.
+  struct hour {
+    std::int64_t start = 0;
+    store::hourly_row counts;
+    double expected = 0.0;
+  };
+  std::vector<hour> all_hours(hours.count);
+  for (std::size_t k = 0; k < hours.count; ++k) {
+    all_hours[k].start = hours.first + static_cast<std::int64_t>(k) * hour_seconds;
+    all_hours[k].counts.hour_start = all_hours[k].start;
+    all_hours[k].expected = expected[k];
+  }
+  std::int64_t observed = 0;
+  std::int64_t accepted = 0;
+  std::int64_t history_hours = 0;
+  for (const store::hourly_row& h : rows) {
+    if (h.hour_start < hours.first) {
+      ++history_hours;
+      continue;
     }
-    for (const store::verdict_row& v : r.verdicts) fmt::print(out, "{}\n", verdict_json(v));
-    for (const store::alert_row& a : r.episodes) fmt::print(out, "{}\n", episode_json(a));
+    if (h.hour_start >= hours.end()) continue;
+    all_hours[static_cast<std::size_t>((h.hour_start - hours.first) / hour_seconds)].counts = h;
+    observed += std::max(h.attempted, h.accepted);
+    accepted += h.accepted;
+  }
+  const double expected_total = sum_of(expected);
+  const std::string recipient_class = model.class_name(args.recipient);
+
+  // The records, in story order.
+  std::vector<json> records;
+  records.push_back(json_object{}
+                        .text("type", "recipient")
+                        .text("recipient", r.recipient)
+                        .text("class", recipient_class)
+                        .time("since", args.since)
+                        .time("until", args.until)
+                        .integer("observed", observed)
+                        .integer("accepted", accepted)
+                        .real("expected", expected_total)
+                        .real("deviation", deviation(static_cast<double>(observed), expected_total))
+                        .integer("history_hours", history_hours)
+                        .integer("episodes", static_cast<std::int64_t>(r.episodes.size()))
+                        .integer("explanations", r.explanations.total)
+                        .integer("flagged_requests", r.done.requests)
+                        .integer("correspondents", r.correspondents.total)
+                        .value());
+  for (const hour& h : all_hours) {
+    records.push_back(json_object{}
+                          .text("type", "hour")
+                          .time("time", h.start)
+                          .text("recipient", r.recipient)
+                          .integer("observed", std::max(h.counts.attempted, h.counts.accepted))
+                          .integer("accepted", h.counts.accepted)
+                          .integer("attempted", h.counts.attempted)
+                          .real("expected", h.expected)
+                          .integer("distinct_senders", h.counts.distinct_senders)
+                          .integer("bytes", h.counts.bytes)
+                          .boolean("in_episode", h.counts.in_episode)
+                          .value());
+  }
+  for (const store::episode_report& e : r.episodes) {
+    json_object o = episode_record(e.episode);
+    o.time("peak_at", e.peak_at);
+    records.push_back(counts_json(std::move(o), e.done));
+  }
+  std::vector<std::string> changes;
+  const store::explanation_row* before = nullptr;
+  for (const store::explanation_row& x : r.explanations.rows) {
+    changes.push_back(change_of(before, x, r.episodes));
+    before = &x;
+    json details = json::array();
+    for (const store::reason_row& reason : x.reasons) {
+      details.push_back(json_object{}
+                            .text("name", reason.name)
+                            .real("weight", reason.weight)
+                            .real("observed", reason.observed)
+                            .real("baseline", reason.baseline)
+                            .text("detail", reason.detail)
+                            .value());
+    }
+    records.push_back(json_object{}
+                          .text("type", "explanation")
+                          .time("time", x.at)
+                          .text("recipient", r.recipient)
+                          .text("change", changes.back())
+                          .text("verdict", x.level)
+                          .boolean("monitor_only", x.monitor_only)
+                          .real("score", x.score)
+                          .text("action", x.action_text)
+                          .text("reasons", reasons_text(x.reasons))
+                          .value_of("reason_details", std::move(details))
+                          .text("source", x.source)
+                          .text("sender", x.sender)
+                          .text("client", x.client)
+                          .integer("id", x.id)
+                          .value());
+  }
+  for (const auto& [kind, list] : {std::pair{"sender", &r.senders}, {"client", &r.clients}}) {
+    for (const store::party_row& p : list->rows) {
+      json_object o;
+      o.text("type", kind).text("recipient", r.recipient).text(kind, p.text);
+      json record = counts_json(std::move(o), p.done);
+      record["first"] = store::format_utc(p.first_at);
+      record["last"] = store::format_utc(p.last_at);
+      records.push_back(std::move(record));
+    }
+  }
+  for (const store::evidence_row& e : r.evidence.rows) {
+    records.push_back(json_object{}
+                          .text("type", "spool_evidence")
+                          .text("recipient", r.recipient)
+                          .text("mailbox", e.mailbox)
+                          .text("sha256", e.sha256)
+                          .integer("repeats", e.repeats)
+                          .integer("size", e.size)
+                          .text("filenames", e.filenames)
+                          .time("first_stored", e.first_stored)
+                          .time("last_stored", e.last_stored)
+                          .time("scanned", e.scanned_at)
+                          .value());
+  }
+  for (const store::correspondent_row& c : r.correspondents.rows) {
+    records.push_back(json_object{}
+                          .text("type", "correspondent")
+                          .text("recipient", r.recipient)
+                          .text("sender", c.sender)
+                          .integer("messages", c.messages)
+                          .time("first", c.first_seen)
+                          .time("last", c.last_seen)
+                          .value());
+  }
+
+  if (args.format == review_format::json || args.format == review_format::csv) {
+    const auto counts = [&](bool shown) {
+      const auto n = [&](const auto& page) {
+        return shown ? static_cast<std::int64_t>(page.rows.size()) : page.total;
+      };
+      return json_object{}
+          .integer("explanations", n(r.explanations))
+          .integer("senders", n(r.senders))
+          .integer("clients", n(r.clients))
+          .integer("spool_evidence", n(r.evidence))
+          .integer("correspondents", n(r.correspondents))
+          .value();
+    };
+    const bool truncated = r.explanations.truncated() || r.senders.truncated() ||
+                           r.clients.truncated() || r.evidence.truncated() ||
+                           r.correspondents.truncated();
+    if (args.format == review_format::csv) {
+      print_csv(out, explain_keys, records);
+      if (truncated) {
+        fmt::print(err,
+                   "rcptguard review: lists cut at --limit {}; --limit 0 shows all, or narrow "
+                   "--since/--until\n",
+                   args.limit);
+      }
+      return;
+    }
+    for (const json& record : records) fmt::print(out, "{}\n", dump_json(record));
+    fmt::print(out, "{}\n",
+               dump_json(summary_of("explain", args)
+                             .text("recipient", r.recipient)
+                             .value_of("total", counts(false))
+                             .value_of("shown", counts(true))
+                             .boolean("truncated", truncated)
+                             .value_of("limit", limit_json(args))
+                             .value()));
     return;
   }
 
-  fmt::print(out, "Recipient:              {}\n", printable(r.recipient));
-  fmt::print(out, "Since:                  {} UTC\n", readable_utc(from));
-  fmt::print(out, "Known correspondents:   {}\n", r.correspondents);
+  // The table: a story, top to bottom.
+  fmt::print(out, "{} {} ({})\n", printable(r.recipient), window_text(args),
+             span_text(args.until - args.since));
+  if (history_hours == 0) {
+    fmt::print(out,
+               "Class {}; no mail in the {} weeks before the window: compared to the server-wide "
+               "prior.\n",
+               printable(recipient_class), args.detection.baseline.weeks);
+  } else {
+    fmt::print(out,
+               "Class {}; {} hours with mail in the {} weeks before the window: the baseline is "
+               "learned from them.\n",
+               printable(recipient_class), history_hours, args.detection.baseline.weeks);
+  }
+  fmt::print(out,
+             "In these hours: {} RCPTs, {} accepted; the baseline expected {}: {} times as "
+             "many.\n",
+             observed, accepted, expected_text(expected_total),
+             fmt::format("{:.1f}", deviation(static_cast<double>(observed), expected_total)));
+  fmt::print(out, "Answered in the window: {}.\n", counts_text(r.done));
 
-  fmt::print(out, "\nHourly history, hours with mail only ({})\n", r.hours.size());
-  if (!r.hours.empty()) {
-    table t({"HOUR (UTC)", "ACCEPTED", "ATTEMPTED", "SENDERS", "BYTES"},
-            {false, true, true, true, true});
-    for (const store::hourly_row& h : r.hours) {
-      t.add({readable_utc(h.hour_start), std::to_string(h.accepted), std::to_string(h.attempted),
-             std::to_string(h.distinct_senders), std::to_string(h.bytes)});
+  fmt::print(out,
+             "\nHourly volume against the baseline ('#' RCPTs, '|' expected, '*' inside an "
+             "alert episode)\n");
+  double scale = 0.0;
+  for (const hour& h : all_hours) {
+    scale = std::max(
+        {scale, static_cast<double>(std::max(h.counts.attempted, h.counts.accepted)), h.expected});
+  }
+  table hourly({"HOUR (UTC)", "RCPTS", "ACCEPTED", "EXPECTED", "SENDERS", "BYTES", ""},
+               {false, true, true, true, true, true, false});
+  for (std::size_t k = 0; k < all_hours.size();) {
+    // Runs of two or more hours without mail are one line.
+    std::size_t quiet = k;
+    double quiet_expected = 0.0;
+    while (quiet < all_hours.size() && all_hours[quiet].counts.attempted == 0 &&
+           all_hours[quiet].counts.accepted == 0) {
+      quiet_expected += all_hours[quiet].expected;
+      ++quiet;
     }
-    t.print(out, "  ");
+    if (quiet - k >= 2) {
+      hourly.note(fmt::format("({} hours without mail from {}, {} expected in all)", quiet - k,
+                              readable_utc(all_hours[k].start), expected_text(quiet_expected)));
+      k = quiet;
+      continue;
+    }
+    const hour& h = all_hours[k++];
+    const std::int64_t volume = std::max(h.counts.attempted, h.counts.accepted);
+    hourly.add({readable_utc(h.start), std::to_string(volume), std::to_string(h.counts.accepted),
+                expected_text(h.expected), std::to_string(h.counts.distinct_senders),
+                std::to_string(h.counts.bytes),
+                hour_bar(static_cast<double>(volume), h.expected, scale) +
+                    (h.counts.in_episode ? " *" : "")});
+  }
+  hourly.print(out, "  ");
+
+  fmt::print(out, "\nAlert episodes ({})\n", r.episodes.size());
+  for (const store::episode_report& e : r.episodes) {
+    const store::alert_row& a = e.episode;
+    fmt::print(out, "  {} to {} UTC ({}), {}, from {}\n", readable_utc(a.started),
+               a.ended_at ? readable_utc(*a.ended_at) : std::string{"now (open)"},
+               span_text(duration_of(a)), state_of(a), printable(a.source));
+    fmt::print(out, "    peak: {}, score {}{}; {} window: {} against a baseline of {}\n",
+               printable(a.peak_level), score_text(a.peak_score),
+               e.peak_at ? " at " + readable_utc(*e.peak_at) : std::string{},
+               printable(a.peak_window), number_text(a.peak_observed),
+               number_text(a.peak_baseline));
+    fmt::print(out, "    answered: {}\n", counts_text(e.done));
+    fmt::print(out, "    summary: {}\n", sanitize_for_log(a.summary, max_text));
   }
 
-  fmt::print(out, "\nVerdicts, newest first ({})\n", r.verdicts.size());
-  for (const store::verdict_row& v : r.verdicts) {
-    fmt::print(out, "  {}  {}{}  score {}  {}  from {}  client {}\n", readable_utc(v.at),
-               printable(v.level), v.monitor_only ? " (monitor: warned only)" : "",
-               score_text(v.score), printable(v.source),
-               printable(v.sender.empty() ? "<>" : v.sender), printable(v.client));
-    fmt::print(out, "    action: {}\n", sanitize_for_log(v.action_text, max_text));
-    if (v.reasons.empty()) continue;
+  fmt::print(out, "\nHow the verdicts developed ({} stored explanations)\n", r.explanations.total);
+  for (std::size_t i = 0; i < r.explanations.rows.size(); ++i) {
+    const store::explanation_row& x = r.explanations.rows[i];
+    fmt::print(out, "  {}  {}: {}{}, score {}  ({} from {} via {})\n", readable_utc(x.at),
+               printable(changes[i]), printable(x.level),
+               x.monitor_only ? " (monitor: warned only)" : "", score_text(x.score),
+               printable(x.source), printable(x.sender.empty() ? "<>" : x.sender),
+               printable(x.client));
+    fmt::print(out, "    action: {}\n", sanitize_for_log(x.action_text, max_text));
+    if (x.reasons.empty()) continue;
     table reasons({"REASON", "WEIGHT", "OBSERVED", "BASELINE", "DETAIL"},
                   {false, true, true, true, false});
-    for (const store::reason_row& reason : v.reasons) {
+    for (const store::reason_row& reason : x.reasons) {
       reasons.add({printable(reason.name), score_text(reason.weight), number_text(reason.observed),
                    number_text(reason.baseline), sanitize_for_log(reason.detail, max_text)});
     }
     reasons.print(out, "    ");
   }
+  print_cut(out, r.explanations, "explanations");
 
-  fmt::print(out, "\nEpisodes ({})\n", r.episodes.size());
-  if (!r.episodes.empty()) print_episode_table(out, r.episodes, false, "  ");
-}
-
-void show_top(SQLite::Database& db, const review_args& args, time_point since, std::FILE* out) {
-  const std::vector<store::top_recipient_row> top = store::top_recipients(db, since, args.limit);
-  const std::int64_t from = to_unix_seconds(since);
-  if (args.format == review_format::json) {
-    for (const store::top_recipient_row& row : top) {
-      fmt::print(out, "{}\n",
-                 json_object{}
-                     .text("type", "top")
-                     .time("since", from)
-                     .text("recipient", row.recipient)
-                     .integer("accepted", row.accepted)
-                     .integer("attempted", row.attempted)
-                     .integer("bytes", row.bytes)
-                     .integer("peak_hourly_senders", row.peak_hourly_senders)
-                     .integer("active_hours", row.active_hours)
-                     .integer("verdicts", row.verdicts)
-                     .str());
+  for (const auto& [title, noun, list] :
+       {std::tuple{"Senders of flagged requests", "senders", &r.senders},
+        {"Clients of flagged requests", "clients", &r.clients}}) {
+    fmt::print(out, "\n{} ({}, most requests first)\n", title, list->total);
+    if (list->rows.empty()) continue;
+    table t({noun == std::string_view{"senders"} ? "SENDER" : "CLIENT", "REQUESTS", "WARNED",
+             "DEFERRED", "FLAGGED", "FIRST (UTC)", "LAST (UTC)"},
+            {false, true, true, true, true, false, false});
+    for (const store::party_row& p : list->rows) {
+      t.add({printable(p.text.empty() ? "<>" : p.text), std::to_string(p.done.requests),
+             std::to_string(p.done.warned), std::to_string(p.done.deferred),
+             std::to_string(p.done.flagged), readable_utc(p.first_at), readable_utc(p.last_at)});
     }
-    return;
+    t.print(out, "  ");
+    print_cut(out, *list, noun);
   }
-  if (top.empty()) {
-    fmt::print(out, "No mail recorded since {} UTC.\n", readable_utc(from));
-    return;
+
+  fmt::print(out, "\nSpool evidence: the same attachment stored again and again ({})\n",
+             r.evidence.total);
+  if (!r.evidence.rows.empty()) {
+    table t({"FIRST STORED (UTC)", "LAST STORED (UTC)", "COPIES", "SIZE", "SHA256", "MAILBOX",
+             "FILENAMES"},
+            {false, false, true, true, false, false, false});
+    for (const store::evidence_row& e : r.evidence.rows) {
+      t.add({readable_utc(e.first_stored), readable_utc(e.last_stored), std::to_string(e.repeats),
+             std::to_string(e.size), printable(e.sha256.substr(0, 12)), printable(e.mailbox),
+             sanitize_for_log(e.filenames, max_text)});
+    }
+    t.print(out, "  ");
+    print_cut(out, r.evidence, "spool evidence rows");
   }
-  table t(
-      {"RECIPIENT", "ACCEPTED", "ATTEMPTED", "BYTES", "PEAK SENDERS/H", "ACTIVE HOURS", "VERDICTS"},
-      {false, true, true, true, true, true, true});
-  for (const store::top_recipient_row& row : top) {
-    t.add({printable(row.recipient), std::to_string(row.accepted), std::to_string(row.attempted),
-           std::to_string(row.bytes), std::to_string(row.peak_hourly_senders),
-           std::to_string(row.active_hours), std::to_string(row.verdicts)});
+
+  fmt::print(out,
+             "\nKnown correspondents ({}, most messages first; one known an hour before an episode "
+             "started is not deferred in it)\n",
+             r.correspondents.total);
+  if (!r.correspondents.rows.empty()) {
+    table t({"SENDER", "MESSAGES", "FIRST SEEN (UTC)", "LAST SEEN (UTC)"},
+            {false, true, false, false});
+    for (const store::correspondent_row& c : r.correspondents.rows) {
+      t.add({printable(c.sender), std::to_string(c.messages), readable_utc(c.first_seen),
+             readable_utc(c.last_seen)});
+    }
+    t.print(out, "  ");
+    print_cut(out, r.correspondents, "correspondents");
   }
-  t.print(out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,30 +1039,54 @@ struct subcommand {
   const char* limit_help;
 };
 
-constexpr std::array<subcommand, 3> subcommands{{
-    {review_view::alerts, "alerts", "Alert episodes, open and closed, newest first.", "7d", 50,
-     "most episodes shown"},
-    {review_view::recipient, "recipient",
-     "One recipient's hourly counts, verdicts with their reasons, episodes and known "
-     "correspondents.",
-     "2d", 100, "most verdicts shown"},
-    {review_view::top, "top", "Recipients by accepted messages.", "24h", 20,
-     "most recipients shown"},
+constexpr std::array<subcommand, 4> subcommands{{
+    {review_view::alerts, "alerts", "Alert episodes in the window, open and closed, newest first.",
+     "7d", 50, "most episodes shown"},
+    {review_view::top, "top",
+     "Recipients ranked by deviation: the window's RCPTs (per hour the larger of attempted\n"
+     "and accepted) divided by what the recipient's learned baseline expected for those hours\n"
+     "(per hour the baseline model's hourly value plus baseline_spread_weight times its spread,\n"
+     "from the history before that hour, with the recipient's class; the server-wide prior for\n"
+     "a recipient without history), at least 1 message. Accepted volume stays a column;\n"
+     "--by volume ranks by it.",
+     "24h", 20, "most recipients shown"},
+    {review_view::explain, "explain",
+     "One recipient's story, top to bottom: hourly volume against its baseline, the alert\n"
+     "episodes with their peaks and what was answered, how the verdicts developed and why\n"
+     "(the stored explanations), the senders and clients of flagged requests, spool evidence,\n"
+     "known correspondents. Deviation as in 'rcptguard review top --help'.",
+     "2d", 20, "most rows of each list shown"},
+    {review_view::explain, "recipient", "The same as 'rcptguard review explain'.", "2d", 20,
+     "most rows of each list shown"},
 }};
 
 cxxopts::Options options_for(const subcommand& sub) {
   cxxopts::Options options(std::string{"rcptguard review "} + sub.name, sub.description);
   options.add_options()("d,database", "database file (default: store.path of the settings)",
                         cxxopts::value<std::string>())(
-      "since", std::string{"how far back, e.g. 7d, 24h, 90m (default "} + sub.default_since + ")",
-      cxxopts::value<std::string>())(
-      "limit", std::string{sub.limit_help} + " (default " + std::to_string(sub.default_limit) + ")",
-      cxxopts::value<int>())("format", "table or json (JSON Lines, one object a line)",
-                             cxxopts::value<std::string>());
+      "since",
+      "start of the window: " + std::string{time_argument_forms} + " (default " +
+          sub.default_since + ")",
+      cxxopts::value<std::string>())("until",
+                                     "end of the window (excluded), as --since (default: now)",
+                                     cxxopts::value<std::string>())(
+      "limit",
+      std::string{sub.limit_help} + ", 0 for all (default " + std::to_string(sub.default_limit) +
+          " in a table; json and csv list all unless given)",
+      cxxopts::value<int>())(
+      "format",
+      "table, json (JSON Lines: one object a line, the last a summary with total and "
+      "truncated) or csv (RFC 4180 with a header row); times are UTC",
+      cxxopts::value<std::string>());
   add_config_options(options, "store.path=/var/lib/rcptguard/rcptguard.db");
-  if (sub.view == review_view::recipient) {
+  if (sub.view == review_view::top) {
+    options.add_options()("by", "rank by deviation (default) or volume (accepted messages)",
+                          cxxopts::value<std::string>());
+  }
+  if (sub.view == review_view::explain) {
     options.add_options()("delimiters",
-                          "recipient_delimiter characters cut from the local part (default +)",
+                          "recipient_delimiter characters cut from the local part (default "
+                          "detection.recipient_delimiters, +)",
                           cxxopts::value<std::string>())("address", "the recipient address",
                                                          cxxopts::value<std::string>());
     options.parse_positional({"address"});
@@ -408,23 +1095,40 @@ cxxopts::Options options_for(const subcommand& sub) {
   return options;
 }
 
+std::int64_t time_option(const cxxopts::ParseResult& parsed, const char* name,
+                         const std::string& fallback, std::int64_t now) {
+  const std::string text = parsed.count(name) != 0 ? parsed[name].as<std::string>() : fallback;
+  const time_argument t = parse_time_argument(text, now);
+  if (t.unix_seconds) return *t.unix_seconds;
+  if (t.problem == "malformed") {
+    throw usage_error{fmt::format("--{} '{}' is not a time: give {}", name, printable(text),
+                                  time_argument_forms)};
+  }
+  throw usage_error{fmt::format("--{} '{}' {}", name, printable(text), t.problem)};
+}
+
 // Fills `args` from the subcommand's options; throws usage_error or a cxxopts exception.
 // Returns false (after printing) when the settings could not be loaded.
-bool parse_review(const subcommand& sub, const cxxopts::ParseResult& parsed, review_args& args,
-                  std::FILE* err) {
+bool parse_review(const subcommand& sub, const cxxopts::ParseResult& parsed, time_point now,
+                  review_args& args, std::FILE* err) {
   args.view = sub.view;
 
-  const std::string since_text =
-      parsed.count("since") != 0 ? parsed["since"].as<std::string>() : sub.default_since;
-  const auto since = parse_duration(since_text);
-  if (!since) {
-    throw usage_error{"--since '" + printable(since_text) +
-                      "' is not a duration like 7d, 24h, 90m or 30s"};
+  const std::int64_t now_s = to_unix_seconds(now);
+  args.since = std::max<std::int64_t>(0, time_option(parsed, "since", sub.default_since, now_s));
+  args.until = std::max<std::int64_t>(0, time_option(parsed, "until", "0s", now_s));
+  if (args.since > args.until) {
+    throw usage_error{fmt::format(
+        "--since {} ({} UTC) is after --until {} ({} UTC)",
+        printable(parsed.count("since") != 0 ? parsed["since"].as<std::string>()
+                                             : sub.default_since),
+        readable_utc(args.since),
+        printable(parsed.count("until") != 0 ? parsed["until"].as<std::string>() : "now"),
+        readable_utc(args.until))};
   }
-  args.since = std::chrono::duration_cast<std::chrono::seconds>(*since);
 
-  const int limit = parsed.count("limit") != 0 ? parsed["limit"].as<int>() : sub.default_limit;
-  if (limit < 1) throw usage_error{"--limit must be at least 1"};
+  args.limit_given = parsed.count("limit") != 0;
+  const int limit = args.limit_given ? parsed["limit"].as<int>() : sub.default_limit;
+  if (limit < 0) throw usage_error{"--limit must be 0 (all) or more"};
   args.limit = static_cast<std::size_t>(limit);
 
   const std::string format =
@@ -433,30 +1137,51 @@ bool parse_review(const subcommand& sub, const cxxopts::ParseResult& parsed, rev
     args.format = review_format::table;
   } else if (format == "json") {
     args.format = review_format::json;
+  } else if (format == "csv") {
+    args.format = review_format::csv;
   } else {
-    throw usage_error{"--format must be table or json, not '" + printable(format) + "'"};
+    throw usage_error{"--format must be table, json or csv, not '" + printable(format) + "'"};
   }
 
-  if (sub.view == review_view::recipient) {
+  if (sub.view == review_view::top && parsed.count("by") != 0) {
+    const std::string by = parsed["by"].as<std::string>();
+    if (by == "deviation") {
+      args.order = top_order::deviation;
+    } else if (by == "volume") {
+      args.order = top_order::volume;
+    } else {
+      throw usage_error{"--by must be deviation or volume, not '" + printable(by) + "'"};
+    }
+  }
+
+  std::string_view address;
+  if (sub.view == review_view::explain) {
     if (parsed.count("address") == 0) throw usage_error{"missing ADDRESS"};
-    std::string_view address = parsed["address"].as<std::string>();
+    address = parsed["address"].as<std::string>();
     if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {
       address = address.substr(1, address.size() - 2);
     }
-    const std::string delimiters =
-        parsed.count("delimiters") != 0 ? parsed["delimiters"].as<std::string>() : "+";
+  }
+
+  // The settings: for the database path without -d, and for the baseline model of top and
+  // explain (-c/-o, else the default file when it exists, else the built-in defaults).
+  const bool model = sub.view != review_view::alerts;
+  if (parsed.count("database") != 0) args.database = parsed["database"].as<std::string>();
+  if (parsed.count("database") == 0 || model) {
+    const std::optional<config> settings =
+        load_or_report(config_source_from(parsed), "rcptguard review", err);
+    if (!settings) return false;
+    if (parsed.count("database") == 0) args.database = settings->store.path;
+    args.detection = settings->detection;
+  }
+
+  if (sub.view == review_view::explain) {
+    const std::string delimiters = parsed.count("delimiters") != 0
+                                       ? parsed["delimiters"].as<std::string>()
+                                       : args.detection.recipient_delimiters;
     decision::normalise_address(address, delimiters, args.recipient);
     if (args.recipient.empty()) throw usage_error{"ADDRESS is empty"};
   }
-
-  if (parsed.count("database") != 0) {
-    args.database = parsed["database"].as<std::string>();
-    return true;
-  }
-  const std::optional<config> settings =
-      load_or_report(config_source_from(parsed), "rcptguard review", err);
-  if (!settings) return false;
-  args.database = settings->store.path;
   return true;
 }
 
@@ -479,13 +1204,15 @@ int review_main(int argc, char** argv, const review_io& io) {
   }
   cxxopts::Options options = options_for(*sub);
   // The subcommand parses argv from its own name on.
-  return run_command(options, argc - 1, argv + 1, "rcptguard review " + std::string{sub->name},
-                     io.out, io.err, [&](const cxxopts::ParseResult& parsed) {
-                       review_args args;
-                       if (!parse_review(*sub, parsed, args, io.err)) return exit_failure;
-                       args.now = io.now.value_or(wall_clock_now());
-                       return run_review(args, io.out, io.err);
-                     });
+  return run_command(
+      options, argc - 1, argv + 1, "rcptguard review " + std::string{sub->name}, io.out, io.err,
+      [&](const cxxopts::ParseResult& parsed) {
+        review_args args;
+        if (!parse_review(*sub, parsed, io.now.value_or(wall_clock_now()), args, io.err)) {
+          return exit_failure;
+        }
+        return run_review(args, io.out, io.err);
+      });
 }
 
 }  // namespace
@@ -499,11 +1226,6 @@ int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
                args.database.empty() ? std::string{"(empty path)"} : printable(args.database));
     return exit_failure;
   }
-  // `now - since`, clamped to the epoch so a huge --since cannot overflow.
-  const std::int64_t now_s = to_unix_seconds(args.now);
-  const std::int64_t back =
-      std::min<std::int64_t>(args.since.count(), std::max<std::int64_t>(now_s, 0));
-  const time_point since = from_unix_seconds(now_s - back);
   try {
     SQLite::Database db = store::open_read_only(args.database);
     // Review never writes, so it cannot migrate: an older file is upgraded by the daemon, or by
@@ -517,13 +1239,13 @@ int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
     }
     switch (args.view) {
       case review_view::alerts:
-        show_alerts(db, args, since, out);
-        break;
-      case review_view::recipient:
-        show_recipient(db, args, since, out);
+        show_alerts(db, args, out, err);
         break;
       case review_view::top:
-        show_top(db, args, since, out);
+        show_top(db, args, out, err);
+        break;
+      case review_view::explain:
+        show_explain(db, args, out, err);
         break;
     }
   } catch (const std::exception& e) {

@@ -1,33 +1,41 @@
-// `rcptguard review`: reads the store's database (read-only) and prints alerts, one recipient's
-// story or the busiest recipients, as an aligned table for people or JSON Lines for a SIEM.
+// `rcptguard review`: reads the store's database (read-only) and prints alerts, the recipients
+// most unlike their baseline, or one recipient's story, for a window of time, as an aligned
+// table for people, JSON Lines for a SIEM or CSV for a spreadsheet.
 // Exit codes: 0 success, 1 failure (database missing or unreadable, invalid configuration),
 // 2 usage error.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
-#include <string_view>
 
 #include "common/time.hpp"
+#include "decision/settings.hpp"
 
 namespace rcptguard::cli {
 
-enum class review_view : std::uint8_t { alerts, recipient, top };
-enum class review_format : std::uint8_t { table, json };
+enum class review_view : std::uint8_t { alerts, top, explain };
+enum class review_format : std::uint8_t { table, json, csv };
+/// What `review top` ranks by.
+enum class top_order : std::uint8_t { deviation, volume };
 
 /// A parsed review request; what the argv front end hands run_review().
 struct review_args {
   review_view view = review_view::alerts;
-  std::string database;   ///< opened read-only, never created
-  std::string recipient;  ///< recipient view: the normalised key, as the engine stores it
-  std::chrono::seconds since{std::chrono::hours{24 * 7}};  ///< how far back from `now`
-  std::size_t limit = 50;  ///< alerts and top: rows; recipient: verdicts
+  std::string database;    ///< opened read-only, never created
+  std::string recipient;   ///< explain: the normalised key, as the engine stores it
+  std::int64_t since = 0;  ///< the window [since, until), Unix seconds
+  std::int64_t until = 0;
+  /// alerts and top: rows; explain: rows of each list. 0: all.
+  std::size_t limit = 50;
+  /// The limit was given: json and csv apply only a given one (a table always applies it).
+  bool limit_given = false;
   review_format format = review_format::table;
-  time_point now{};  ///< the end of the reviewed span
+  top_order order = top_order::deviation;
+  /// top and explain: the engine's settings the baseline model is replayed with.
+  decision::settings detection;
 };
 
 /// Runs one query and prints it to `out`; problems go to `err`. Returns 0, or 1 when the
@@ -41,9 +49,9 @@ struct review_io {
   std::optional<time_point> now;  ///< empty: the system clock
 };
 
-/// `rcptguard review SUBCOMMAND [options]`; argv[0] is "review". Parses the options, finds the
-/// database (-d, else store.path of the settings chosen by -c/-o as for `serve`) and calls
-/// run_review(). Never throws.
+/// `rcptguard review SUBCOMMAND [options]`; argv[0] is "review". Parses the options (times
+/// relative to io.now), finds the database (-d, else store.path of the settings chosen by -c/-o
+/// as for `serve`) and calls run_review(). Never throws.
 int command_review(int argc, char** argv, const review_io& io);
 int command_review(int argc, char** argv);
 

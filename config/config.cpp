@@ -41,6 +41,12 @@ std::string in_quotes(std::string_view s) {
   return "\"" + sanitize_for_log(s, max_shown) + "\"";
 }
 
+// A check's reason may quote the value it refused ("no user named '...'"), toml++ the bytes it
+// stopped at; errors reach logs and terminals.
+std::string printable_reason(std::string_view why) {
+  return sanitize_for_log(why, why.size());
+}
+
 std::string_view trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t");
   if (first == std::string_view::npos) return {};
@@ -178,7 +184,7 @@ class loader {
     try {
       root = toml::parse(text, source_);
     } catch (const toml::parse_error& e) {
-      add_at(e.source(), std::string{e.description()});
+      add_at(e.source(), printable_reason(e.description()));  // toml++ quotes the bad bytes
       return;
     }
     for (auto&& [name, node] : root) {
@@ -462,7 +468,9 @@ class loader {
         if (text == nullptr) return wrong_type();
         if (s.check != nullptr) {
           const std::string why = s.check(text->get());
-          if (!why.empty()) return fail(key + " = " + in_quotes(text->get()) + ": " + why);
+          if (!why.empty()) {
+            return fail(key + " = " + in_quotes(text->get()) + ": " + printable_reason(why));
+          }
         }
         return settings::value{text->get()};
       }
@@ -483,7 +491,8 @@ class loader {
           }
           const std::string why = s.check != nullptr ? s.check(item_text->get()) : std::string{};
           if (!why.empty()) {
-            add_for(item, label, item_key + " = " + in_quotes(item_text->get()) + ": " + why);
+            add_for(item, label,
+                    item_key + " = " + in_quotes(item_text->get()) + ": " + printable_reason(why));
             all_valid = false;
             continue;
           }

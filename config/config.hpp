@@ -143,6 +143,22 @@ struct alerts_settings {
   std::size_t command_queue{};        ///< alerts waiting for a free run
 };
 
+/// The Prometheus endpoint (daemon/metrics_service.hpp); off while listen is empty.
+struct metrics_settings {
+  /// "inet:HOST:PORT" or "inet:[IPV6]:PORT" (see parse_endpoint()); empty: no endpoint.
+  std::string listen;
+  /// CIDRs of scrapers we answer; see parse_cidr().
+  std::vector<std::string> allow_clients;
+};
+
+/// The operator control socket (daemon/control_service.hpp): `rcptguard allow`, `unallow`,
+/// `reset`, `release` and `status` talk to the running daemon through it.
+struct control_settings {
+  std::string socket;           ///< path, relative to the working directory; empty: off
+  std::uint32_t socket_mode{};  ///< permission bits, 0 to 0777
+  std::string group;            ///< whose members may use it; empty: the daemon's group
+};
+
 struct config {
   server_settings server;
   protocol::limits limits;
@@ -151,6 +167,8 @@ struct config {
   spool_settings spool;
   ingest_settings ingest;
   alerts_settings alerts;
+  metrics_settings metrics;
+  control_settings control;
   /// Everything the decision engine reads, including [[detection.class]] and
   /// [[detection.override]] with every unspecified key filled from [detection.thresholds].
   decision::settings detection;

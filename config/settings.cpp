@@ -2,6 +2,7 @@
 // except detection's: those rows read their default from decision/settings.hpp.
 #include "config/settings.hpp"
 
+#include <grp.h>
 #include <pwd.h>
 #include <sys/types.h>
 
@@ -279,6 +280,18 @@ std::string check_cidr(std::string_view text) {
   return why;
 }
 
+// The metrics endpoint is HTTP over TCP; empty turns it off.
+std::string check_metrics_endpoint(std::string_view text) {
+  if (text.empty()) return {};
+  std::string why;
+  const auto ep = parse_endpoint(text, why);
+  if (!ep) return why;
+  if (ep->kind != endpoint_kind::inet) {
+    return "expected inet:HOST:PORT: the endpoint is HTTP over TCP";
+  }
+  return {};
+}
+
 std::string check_action(std::string_view text) {
   protocol::policy_action parsed;
   if (protocol::parse_configured_action(text, parsed) == protocol::action_error::none) return {};
@@ -395,6 +408,33 @@ std::string check_user_or_uid(std::string_view text) {
   return {};
 }
 
+// The control socket's path: relative or absolute, short enough for sockaddr_un (108 bytes with
+// its NUL), and printable, since error messages quote it.
+std::string check_socket_path(std::string_view text) {
+  if (text.size() >= 108) return "a unix socket path has at most 107 bytes";
+  if (std::any_of(text.begin(), text.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+      })) {
+    return "control characters in a path";
+  }
+  return {};
+}
+
+// A group that must exist when the daemon starts; checked at load so check-config names a typo.
+std::string check_group(std::string_view text) {
+  if (text.empty()) return {};
+  const std::string name{text};
+  struct group entry {};
+  struct group* found = nullptr;
+  std::array<char, 16384> buffer{};
+  if (::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return "no group named '" + name + "' on this system";
+  }
+  return {};
+}
+
 // Syslog host names, Postfix syslog names ("postfix/submission") and delivery agents appear
 // as one token in a log line, so a space could never match.
 std::string check_log_token(std::string_view text) {
@@ -457,6 +497,18 @@ constexpr std::array section_table{
             "replayed with `rcptguard ingest`, not here: lines older than a few minutes when "
             "read are skipped, since the engine counts in wall-clock windows."},
     section{"alerts", "Alert episodes for a SIEM, from the policy hook and from logs."},
+    section{"metrics",
+            "An HTTP endpoint for Prometheus (GET /metrics, text format 0.0.4): the counters of "
+            "the SUMMARY log line, the reply latency and the state of the store, spool scanner "
+            "and followed logs. Off by default. Served by the network thread without blocking; "
+            "at most 8 connections, 8 KiB of request headers and 10 s per request."},
+    section{"control",
+            "The operator controls: a unix socket on which the running daemon takes `rcptguard "
+            "allow`, `unallow`, `reset`, `release` and `status`, and applies each before the "
+            "next policy request. Only root, the daemon's own user and members of group may use "
+            "it, as the caller's peer credentials say; every command is logged (CONTROL) and "
+            "kept in the database (v_operator_actions). Served by the network thread without "
+            "blocking; at most 4 connections, a 64 KiB request line and 10 s per request."},
     section{"detection",
             "How recipients are counted and what is done with a verdict. Every detection "
             "setting is applied on reload."},
@@ -682,6 +734,31 @@ std::vector<setting> make_table() {
       integer(RG_FIELD(alerts, command_queue), "100", 1, 10'000, restart,
               "Alerts waiting for a free run; beyond this an alert is not run but logged and "
               "counted (it is still in the database and the alert file)."),
+
+      text(RG_FIELD(metrics, listen), R"("")", check_metrics_endpoint, restart,
+           "Where to serve /metrics: \"inet:HOST:PORT\" or \"inet:[IPV6]:PORT\", e.g. "
+           "\"inet:127.0.0.1:10042\" (the policy port plus one: Prometheus's exporter range "
+           "9100-9999 is fully allocated, 9154 to postfix_exporter). Bound before the privilege "
+           "drop. Empty: no endpoint."),
+      text_list(RG_FIELD(metrics, allow_clients), R"(["127.0.0.0/8", "::1/128"])", check_cidr,
+                reload,
+                "Networks (CIDR; a bare address is one host) whose scrapes are answered; other "
+                "connections are closed at once. The metrics reveal traffic volumes, not "
+                "addresses, but keep this to the Prometheus servers."),
+
+      text(RG_FIELD(control, socket), R"("rcptguard.control")", check_socket_path, restart,
+           "Path of the control socket, bound before the privilege drop; a relative path is "
+           "relative to the working directory, of the daemon and of each command, so give an "
+           "absolute one (e.g. \"/run/rcptguard/control.sock\") for commands run from anywhere. "
+           "An existing path is replaced only if it is a stale socket. Empty turns the controls "
+           "off."),
+      file_mode(RG_FIELD(control, socket_mode), R"("0660")", restart,
+                "Permission bits of the control socket, in octal. Whoever can open it must still "
+                "be root, the daemon's user or a member of group."),
+      text(RG_FIELD(control, group), R"("")", check_group, restart,
+           "Group that owns the control socket and whose members (primary or supplementary) "
+           "may use it besides root and the daemon's user. Empty: the daemon's group (server."
+           "user's, else the group it was started with)."),
 
       choice(RG_DETECTION(mode), from_struct, detection_mode_names, reload,
              "\"monitor\" answers WARN (Postfix logs it and accepts the mail) wherever enforce "

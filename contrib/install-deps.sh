@@ -22,6 +22,10 @@ test_packages=(
   # dovecot-core, whose service is not started here (below) and, with no protocol package
   # installed, would serve no mail port anyway.
   dovecot-sieve
+  valgrind              # memcheck of `rcptguard serve` (ctest daemon_valgrind)
+  # headless browser: opens a `rcptguard report --html` file and checks the DOM it builds and
+  # that nothing is logged to the console (ctest cli_report_chromium; SKIP without it)
+  chromium
 )
 
 want=("${build_packages[@]}")

@@ -15,9 +15,13 @@
 #include "config/safety.hpp"
 #include "daemon/alert_command.hpp"
 #include "daemon/alert_file.hpp"
+#include "daemon/control_service.hpp"
 #include "daemon/daemon_log.hpp"
 #include "daemon/file_limit.hpp"
 #include "daemon/mail_log_service.hpp"
+#include "daemon/metrics_service.hpp"
+#include "daemon/metrics_text.hpp"
+#include "daemon/operator_controls.hpp"
 #include "daemon/persistence.hpp"
 #include "daemon/privileges.hpp"
 #include "daemon/spool_service.hpp"
@@ -102,6 +106,8 @@ class daemon_runtime {
     listeners_ = &listeners;
     listeners.set_connection_limits(connection_limits_from(config_));
     check_file_limit_and_settings();
+    // First, so that once the policy sockets accept, the operator commands find theirs too.
+    if (!config_.control.socket.empty()) bind_control();
     for (const auto& text : config_.server.listen) {
       std::string error;
       const auto ep = parse_endpoint(text, error);
@@ -114,6 +120,7 @@ class daemon_runtime {
       }
       log_->info("LISTEN {}", text);
     }
+    if (!config_.metrics.listen.empty()) bind_metrics();
     drop_privileges(config_.server.user);
     if (::geteuid() == 0) {
       log_->warn("running as root: set server.user to drop privileges after binding");
@@ -137,6 +144,8 @@ class daemon_runtime {
     schedule_summary();
     schedule_housekeeping();
     listeners.start_accepting();
+    if (control_) control_->start_accepting();
+    if (metrics_) metrics_->start();
     log_->info("STARTED rcptguard {} mode={} pid={}", RCPTGUARD_VERSION,
                rcptguard::to_string(config_.detection.mode), ::getpid());
     io_.run();
@@ -167,6 +176,24 @@ class daemon_runtime {
                            : in_allowlist(address.to_v6().to_bytes());
   }
 
+  // Before the privilege drop, like the policy sockets. Commands arrive only after
+  // start_accepting(), when the engine is restored and the writer runs.
+  void bind_control() {
+    controls_ = std::make_unique<operator_controls>(
+        engine_, stats_, config_,
+        [this](store::database_job job) { return persistence_.submit(std::move(job)); },
+        [this] { return persistence_.writer_stats(); }, log_, wall_clock_now());
+    control_ = std::make_unique<control_service>(
+        io_, log_,
+        [this](std::string_view line, const control_caller& caller) {
+          return controls_->handle(line, caller, wall_clock_now());
+        },
+        [this](const control_caller& caller, const std::string& why) {
+          controls_->refused(caller, why, wall_clock_now());
+        });
+    control_->bind(config_.control, config_.server.user);
+  }
+
   void wait_for_signal() {
     signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
       if (ec) return;
@@ -185,7 +212,23 @@ class daemon_runtime {
     summary_timer_.cancel();
     housekeeping_timer_.cancel();
     if (spool_) spool_->request_stop();
+    if (metrics_) metrics_->stop();
+    if (control_) control_->shutdown();
     if (listeners_ != nullptr) listeners_->shutdown();
+  }
+
+  // Before the privilege drop, like the policy listeners; serves once start() is called.
+  void bind_metrics() {
+    std::string error;
+    const auto ep = parse_endpoint(config_.metrics.listen, error);
+    if (!ep) throw std::runtime_error("metrics.listen: " + error);
+    metrics_ =
+        std::make_unique<metrics_service>(io_, log_, [this] { return format_metrics(snapshot()); });
+    metrics_->set_allowlist(parse_allowlist(config_.metrics.allow_clients));
+    metrics_->bind(ep->host, ep->port);
+    log_->info("LISTEN metrics http://{}:{}/metrics",
+               ep->host.find(':') == std::string::npos ? ep->host : "[" + ep->host + "]",
+               metrics_->port());
   }
 
   void reload() {
@@ -212,6 +255,7 @@ class daemon_runtime {
     if (mail_logs_) mail_logs_->reconfigure(config_.ingest);
     context_.settings = session_settings_from(config_);
     allowlist_ = parse_allowlist(config_.server.allow_clients);
+    if (metrics_) metrics_->set_allowlist(parse_allowlist(config_.metrics.allow_clients));
     if (listeners_ != nullptr) listeners_->set_connection_limits(connection_limits_from(config_));
     check_file_limit_and_settings();
     log_->set_level(to_spdlog(config_.log.level));
@@ -260,16 +304,34 @@ class daemon_runtime {
     }
   }
 
+  // The one gathering of every number the SUMMARY/FINAL line and /metrics report, so the two
+  // cannot disagree. On the network thread: server_stats and the engine are its own; the other
+  // services hand out atomics or a copy taken under their own short lock.
+  daemon_snapshot snapshot() const {
+    daemon_snapshot s;
+    s.server = stats_;
+    s.engine = engine_.stats();
+    s.store = persistence_.writer_stats();
+    if (alert_command_) s.commands = alert_command_->stats();
+    if (spool_ && config_.spool.enabled) s.spool = spool_->status();
+    if (mail_logs_) s.ingest = mail_logs_->stats();
+    s.version = RCPTGUARD_VERSION;
+    s.started = started_;
+    s.now = wall_clock_now();
+    return s;
+  }
+
   void log_summary(const char* tag) {
-    const decision::engine_stats engine = engine_.stats();
-    const store::writer_stats store = persistence_.writer_stats();
-    const alert_command_stats commands =
-        alert_command_ ? alert_command_->stats() : alert_command_stats{};
+    const daemon_snapshot now = snapshot();
+    const server_stats& stats = now.server;
+    const decision::engine_stats& engine = now.engine;
+    const store::writer_stats& store = now.store;
+    const alert_command_stats& commands = now.commands;
     std::string drops;
     for (std::size_t i = 0; i < server::drop_reason_count; ++i) {
-      if (stats_.drops.at(i) == 0) continue;
+      if (stats.drops.at(i) == 0) continue;
       fmt::format_to(std::back_inserter(drops), " {}={}",
-                     server::to_string(static_cast<server::drop_reason>(i)), stats_.drops.at(i));
+                     server::to_string(static_cast<server::drop_reason>(i)), stats.drops.at(i));
     }
     log_->info(
         "{} requests={} dunno={} warn={} defer={} flag={} connections={} open={} peak_open={} "
@@ -277,9 +339,9 @@ class daemon_runtime {
         "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
         "store_written={} store_dropped={} store_folded={} store_failures={} store_pending_keys={} "
         "store_flush_ms={} store_flush_max_ms={} alert_commands={} alert_command_failures={}",
-        tag, stats_.requests, stats_.dunno, stats_.warn, stats_.defer, stats_.flag,
-        stats_.connections_accepted, stats_.connections_open, stats_.peak_connections,
-        stats_.idle_timeouts, stats_.connections_evicted, stats_.internal_errors_answered,
+        tag, stats.requests, stats.dunno, stats.warn, stats.defer, stats.flag,
+        stats.connections_accepted, stats.connections_open, stats.peak_connections,
+        stats.idle_timeouts, stats.connections_evicted, stats.internal_errors_answered,
         drops.empty() ? " none" : drops, engine.tracked_recipients, engine.max_tracked_recipients,
         engine.recipient_evictions, engine.open_transactions, engine.transactions_rolled_back,
         engine.open_episodes, engine.monitor_would_defer, engine.correspondent_passes,
@@ -309,6 +371,12 @@ class daemon_runtime {
   session_context context_;
   std::vector<cidr> allowlist_;
   listener_set* listeners_ = nullptr;
+  /// The operator commands and their socket; null while control.socket is empty. Declared after
+  /// everything the commands use, so they go first.
+  std::unique_ptr<operator_controls> controls_;
+  std::unique_ptr<control_service> control_;
+  const time_point started_ = wall_clock_now();
+  std::unique_ptr<metrics_service> metrics_;  ///< null unless metrics.listen is set
 };
 
 }  // namespace

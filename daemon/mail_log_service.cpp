@@ -3,6 +3,7 @@
 
 #include <SQLiteCpp/Database.h>
 #include <fmt/core.h>
+#include <sys/stat.h>
 
 #include <exception>
 #include <utility>
@@ -79,6 +80,25 @@ void mail_log_service::open(time_point now) {
 }
 
 void mail_log_service::read_round() {
+  // The lag, measured here and not on the network thread: one stat() per file per round.
+  std::uint64_t unread = 0;
+  for (const auto& f : followers_) {
+    struct stat st {};
+    if (::stat(f->path().c_str(), &st) != 0) continue;
+    const ingest::follow_position at = f->position();
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    const bool same_file = static_cast<std::uint64_t>(st.st_dev) == at.device &&
+                           static_cast<std::uint64_t>(st.st_ino) == at.inode;
+    if (!same_file) {
+      unread += size;  // rotated: what is left of the old file is not known here
+    } else if (size > at.offset) {
+      unread += size - at.offset;
+    }
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    stats_.unread_bytes = unread;
+  }
   batch current;
   bool stopped = false;
   const auto on_line = [&](std::string_view text) {

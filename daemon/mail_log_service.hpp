@@ -65,6 +65,9 @@ struct mail_log_service_stats {
   std::uint64_t stale_events = 0;   ///< older than max_event_lag when fed: skipped
   std::uint64_t future_events = 0;  ///< dated after `now`: fed at `now`
   std::size_t queued_events = 0;
+  /// How far behind the reader is: bytes the followed files held beyond the positions read, as
+  /// its last round began (a file the path no longer names counts with the new file's size).
+  std::uint64_t unread_bytes = 0;
 };
 
 class mail_log_service {

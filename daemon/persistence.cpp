@@ -4,6 +4,7 @@
 
 #include "config/options.hpp"
 #include "daemon/daemon_log.hpp"
+#include "store/operator_actions.hpp"
 #include "store/store.hpp"
 
 namespace rcptguard::daemon {
@@ -30,13 +31,16 @@ persistence::~persistence() {
 
 void persistence::open_and_restore(decision::engine& engine, time_point now) {
   auto db = std::make_unique<store::store>(store_options_from(settings_));
-  const decision::restore_snapshot snapshot = db->load_snapshot(now);
+  decision::restore_snapshot snapshot = db->load_snapshot(now);
+  snapshot.operator_allows = store::load_operator_allows(db->database(), now);
+  snapshot.counter_resets = store::load_counter_resets(db->database(), now);
   engine.restore(snapshot, now);
   log_->info(
       "STORE {}: restored {} recipient histories, {} minute rows, {} correspondents, {} open "
-      "episodes",
+      "episodes, {} operator allow entries",
       settings_.path, snapshot.histories.size(), snapshot.recent_minutes.size(),
-      snapshot.correspondents.size(), snapshot.open_episodes.size());
+      snapshot.correspondents.size(), snapshot.open_episodes.size(),
+      snapshot.operator_allows.size());
 
   writer_ = std::make_unique<store::writer>(
       std::move(db), writer_options_,

@@ -106,6 +106,7 @@ void spool_service::round(database_state& db) {
   } catch (const std::exception& e) {
     // The connection may be the cause (file replaced, disk full): open it afresh next time.
     log_->error("SPOOL scan failed: {}; retrying at the next interval", printable(e.what()));
+    failures_.fetch_add(1, std::memory_order_relaxed);
     db.state_loaded = false;
   }
 }
@@ -134,6 +135,7 @@ void spool_service::scan(database_state& db) {
   }
 
   const scanner::scan_report report = scanner::scan_once(options, db.state, now);
+  const time_point scanned = wall_clock_now();
 
   spool_evidence_list evidence;
   for (const scanner::recipient_report& r : report.recipients) {
@@ -164,6 +166,23 @@ void spool_service::scan(database_state& db) {
     saving->store(false);
   };
   if (!save_(std::move(job))) saving_->store(false);
+  last_scan_duration_ms_.store(
+      std::chrono::duration_cast<std::chrono::milliseconds>(scanned - now).count(),
+      std::memory_order_relaxed);
+  last_scan_end_us_.store(scanned.time_since_epoch().count(), std::memory_order_relaxed);
+  scans_.fetch_add(1, std::memory_order_relaxed);
+}
+
+spool_scan_status spool_service::status() const {
+  spool_scan_status s;
+  s.scans = scans_.load(std::memory_order_relaxed);
+  s.failures = failures_.load(std::memory_order_relaxed);
+  if (const std::int64_t end = last_scan_end_us_.load(std::memory_order_relaxed); end != 0) {
+    s.last_scan_end = time_point{std::chrono::microseconds{end}};
+  }
+  s.last_scan_duration =
+      std::chrono::milliseconds{last_scan_duration_ms_.load(std::memory_order_relaxed)};
+  return s;
 }
 
 void spool_service::log_report(const scanner::scan_report& report, std::size_t evidence_count) {

@@ -8,9 +8,12 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +32,14 @@ using spool_evidence_list = std::vector<std::pair<std::string, decision::spool_e
 using spool_publish = std::function<void(spool_evidence_list, time_point)>;
 /// Hands a scan's rows to the store's writer thread (persistence::submit); false when stopped.
 using spool_save = std::function<bool(store::database_job)>;
+
+/// How the scanner is keeping up, for the metrics; status() reads it from any thread.
+struct spool_scan_status {
+  std::uint64_t scans = 0;     ///< scans completed (their rows handed to the writer)
+  std::uint64_t failures = 0;  ///< scans that failed; logged and retried at the next interval
+  std::optional<time_point> last_scan_end;  ///< wall clock; empty until the first scan completes
+  std::chrono::milliseconds last_scan_duration{0};
+};
 
 class spool_service {
  public:
@@ -55,6 +66,8 @@ class spool_service {
   /// bounded by spool.max_time_per_file); a wait between scans ends at once.
   void stop();
 
+  spool_scan_status status() const;
+
  private:
   struct database_state;
 
@@ -70,6 +83,12 @@ class spool_service {
   // Shared with the save job, which completes on the writer's thread.
   std::shared_ptr<std::atomic<bool>> saving_ = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<std::atomic<bool>> reload_ = std::make_shared<std::atomic<bool>>(false);
+
+  // Written by the scanning thread, read by status().
+  std::atomic<std::uint64_t> scans_{0};
+  std::atomic<std::uint64_t> failures_{0};
+  std::atomic<std::int64_t> last_scan_end_us_{0};  ///< since the epoch; 0: none yet
+  std::atomic<std::int64_t> last_scan_duration_ms_{0};
 
   std::mutex mutex_;  ///< guards settings_
   spool_settings settings_;

@@ -509,13 +509,17 @@ std::uint32_t engine::track(std::string_view recipient, std::uint64_t recipient_
 
 void engine::classify(recipient_state& state, std::string_view recipient) const {
   state.class_id = class_of(recipient);
-  state.set(recipient_state::allowlisted, allow_recipients_.matches(recipient));
+  state.set(recipient_state::allowlisted,
+            allow_recipients_.matches(recipient) ||
+                operator_allows_.allows(recipient, allow_kind::recipient));
   state.set(recipient_state::reclassify, false);
 }
 
 void engine::forget(std::uint32_t slot, time_point now) {
   const recipient_state& state = recipients_.at(slot);
-  if (state.has(recipient_state::flagged)) close_episode(state.key_hash, now);
+  if (state.has(recipient_state::flagged)) {
+    close_episode(state.key_hash, now, close_cause::evicted);
+  }
   evidence_.erase(state.key_hash);
   recipients_.erase(slot);
 }
@@ -672,7 +676,7 @@ verdict_level engine::judge(recipient_state& state, std::string_view recipient,
   return level;
 }
 
-void engine::close_episode(std::uint64_t key_hash, time_point now) {
+void engine::close_episode(std::uint64_t key_hash, time_point now, close_cause cause) {
   const auto found = episodes_.find(key_hash);
   if (found == episodes_.end()) return;
   const episode_state& episode = found->second;
@@ -690,6 +694,7 @@ void engine::close_episode(std::uint64_t key_hash, time_point now) {
   }
   found->second.updated = now;
   outbox_.episodes.push_back(to_record(found->second, true));
+  outbox_.episodes.back().closed_by = cause;
   episodes_.erase(found);
 }
 
@@ -703,6 +708,7 @@ bool engine::is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender
 
 bool engine::allowlisted(std::string_view sender, std::string_view client_address) const {
   return (!allow_senders_.empty() && allow_senders_.matches(sender)) ||
+         operator_allows_.allows(sender, allow_kind::sender) ||
          allow_clients_.contains(client_address);
 }
 
@@ -798,6 +804,7 @@ void engine::tick(time_point now) {
     }
   }
   for (const std::uint64_t key_hash : closing_buf_) close_episode(key_hash, now);
+  expire_operator_allows(now);
 
   const std::uint32_t minute = unix_minute(now);
   const auto idle_minutes = static_cast<std::uint32_t>(
@@ -870,11 +877,23 @@ void engine::update_histories(std::span<const recipient_history> histories, time
 }
 
 void engine::restore(const restore_snapshot& snapshot, time_point now) {
+  // First, so the recipients tracked below are classified with them.
+  restore_operator_allows(snapshot.operator_allows, now);
+  // An operator's reset or release zeroed a recipient's counters: the rows before it stay out.
+  std::unordered_map<std::string_view, std::uint32_t> reset_minute;
+  for (const counter_reset& reset : snapshot.counter_resets) {
+    std::uint32_t& m = reset_minute[reset.recipient];
+    m = std::max(m, unix_minute(reset.at));
+  }
   const std::uint32_t minute = unix_minute(now);
   for (const minute_count& row : snapshot.recent_minutes) {
     const auto row_minute =
         static_cast<std::uint32_t>(std::max<std::int64_t>(0, row.minute_start) / 60);
     if (row_minute > minute || row.recipient.empty()) continue;
+    if (const auto reset = reset_minute.find(row.recipient);
+        reset != reset_minute.end() && row_minute <= reset->second) {
+      continue;
+    }
     recipient_state& state = recipients_.at(track(row.recipient, hash_(row.recipient), now));
     state.windows.advance(minute);
     state.windows.restore_minute(row_minute, row.accepted, row.attempted);
@@ -902,6 +921,7 @@ void engine::restore(const restore_snapshot& snapshot, time_point now) {
       episode_record closed = record;
       closed.ended = true;
       closed.updated = now;
+      closed.closed_by = close_cause::stale;
       outbox_.episodes.push_back(std::move(closed));
       continue;
     }

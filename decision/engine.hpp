@@ -20,6 +20,7 @@
 #include "decision/events.hpp"
 #include "decision/hash.hpp"
 #include "decision/matchers.hpp"
+#include "decision/operator_allowlist.hpp"
 #include "decision/pairs.hpp"
 #include "decision/recipients.hpp"
 #include "decision/settings.hpp"
@@ -130,6 +131,22 @@ struct recipient_view {
   time_point episode_started;
 };
 
+/// What an operator command did (see engine::operator_allow and the others).
+struct operator_result {
+  bool ok = false;      ///< false: nothing changed (no such entry, no open episode, list full)
+  std::string key;      ///< the normalised address acted on
+  std::string message;  ///< one sentence for the operator: what changed, or why nothing did
+};
+
+/// One open episode as an operator's status shows it.
+struct episode_view {
+  std::string recipient;
+  verdict_level level = verdict_level::warn;  ///< held now
+  time_point started;
+  double score = 0.0;  ///< now
+  double peak_score = 0.0;
+};
+
 class engine {
  public:
   /// `seed` keys every hash of attacker-chosen data; pass a random value per process.
@@ -193,6 +210,29 @@ class engine {
 
   /// Records produced since the caller last cleared it.
   outbox& pending() { return outbox_; }
+
+  // Operator controls (the daemon's control socket). Each acts the moment it is called, so the
+  // request after it sees the change; the caller records who asked, and persists allow entries.
+
+  /// Allows `entry.address` (any spelling; normalised like a request's) as a recipient (counted,
+  /// never judged, as detection.allow_recipients) or a sender (never warned or deferred, as
+  /// allow_senders), until `entry.until` (dropped by the first tick() at or after it) or for
+  /// good. Replaces an entry of the same address and kind; refused beyond
+  /// operator_allowlist::max_entries, or when `until` is not after `now`.
+  operator_result operator_allow(operator_allow_entry entry, time_point now);
+  /// Removes an operator allow entry; configured allow-lists are untouched.
+  operator_result operator_unallow(std::string_view address, allow_kind kind, time_point now);
+  /// Zeroes the recipient's live counters (every window, distinct senders and clients, the
+  /// residue of an earlier burst, spool evidence); an open episode then cools down by its rules.
+  operator_result operator_reset(std::string_view recipient, time_point now);
+  /// Ends the recipient's open episode now (recorded as close_cause::released) and zeroes its
+  /// counters as operator_reset() does, so the same counts do not reopen it: DUNNO from the
+  /// next request until a new flood opens a new episode. Refused when no episode is open.
+  operator_result operator_release(std::string_view recipient, time_point now);
+  /// The operator allow entries in force.
+  std::vector<operator_allow_entry> operator_allows() const { return operator_allows_.entries(); }
+  /// Every open episode, oldest first, with its score now.
+  std::vector<episode_view> open_episodes(time_point now) const;
 
   engine_stats stats() const;
   recipient_view inspect(std::string_view recipient, time_point now) const;
@@ -259,7 +299,14 @@ class engine {
   observation observe(const recipient_state& state, std::uint64_t key_hash, time_point now) const;
   verdict_level judge(recipient_state& state, std::string_view recipient, const observation& seen,
                       const assessment& judged, time_point now, event_source source);
-  void close_episode(std::uint64_t key_hash, time_point now);
+  void close_episode(std::uint64_t key_hash, time_point now,
+                     close_cause cause = close_cause::cool_down);
+  /// operator_reset()'s work on a tracked recipient.
+  void reset_counters(std::uint32_t slot, time_point now);
+  /// tick(): drops expired operator allow entries and re-classifies their recipients.
+  void expire_operator_allows(time_point now);
+  /// restore(): the operator allow entries kept by the store.
+  void restore_operator_allows(const std::vector<operator_allow_entry>& entries, time_point now);
   bool is_correspondent(std::uint64_t recipient_hash, std::uint64_t sender_hash,
                         time_point episode_start) const;
   /// The sender (a normalised key) or the client is allow-listed (the recipient is a flag on
@@ -284,6 +331,7 @@ class engine {
   address_patterns allow_recipients_;
   address_patterns allow_senders_;
   network_set allow_clients_;
+  operator_allowlist operator_allows_;
 
   recipient_table recipients_;
   transaction_table transactions_;

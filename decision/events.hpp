@@ -69,6 +69,14 @@ struct verdict_record {
   bool header_flagged = false;
 };
 
+/// Why an episode closed.
+enum class close_cause : std::uint8_t {
+  cool_down,  ///< the score stayed below the exit score for the cool-down
+  evicted,    ///< the recipient left the table (key cap or idle expiry)
+  stale,      ///< restored at start-up with no update for a day: the flood ended while we were down
+  released,   ///< an operator ended it (`rcptguard release`)
+};
+
 /// An alert episode per recipient: opened at the first WARN/DEFER, updated at each new peak,
 /// closed when the recipient has cooled down. The store keys episodes by (recipient, started).
 struct episode_record {
@@ -83,6 +91,7 @@ struct episode_record {
   double peak_baseline = 0.0;
   std::string summary;  ///< the explanation text at the peak
   event_source source = event_source::policy;
+  close_cause closed_by = close_cause::cool_down;  ///< when `ended`
 };
 
 /// Everything the engine produced since the last drain; moved to the store in one piece.
@@ -133,12 +142,38 @@ struct correspondent_pair {
   std::uint32_t messages = 0;
 };
 
+/// Whom an operator's allow entry lets through.
+enum class allow_kind : std::uint8_t { recipient, sender };
+
+/// An operator's allow entry (`rcptguard allow`): the address is counted but never judged (a
+/// recipient), or never deferred or warned (a sender), like detection.allow_recipients and
+/// allow_senders, until `until` or for good. Kept in the store so it survives a restart.
+struct operator_allow_entry {
+  std::string address;  ///< normalised key, exact (no patterns)
+  allow_kind kind = allow_kind::recipient;
+  time_point until{};  ///< the epoch: for good
+  time_point created_at{};
+  std::string user;  ///< who allowed it, as the control socket's peer credentials said
+  std::string reason;
+
+  bool for_good() const { return until == time_point{}; }
+};
+
+/// An operator's reset or release of `recipient` at `at`: its live counters started again from
+/// zero then, so the minute rows up to that minute are not restored into its windows.
+struct counter_reset {
+  std::string recipient;  ///< normalised key
+  time_point at;
+};
+
 /// What the store hands the engine at start-up (and, for histories, periodically after).
 struct restore_snapshot {
   std::vector<minute_count> recent_minutes;
   std::vector<recipient_history> histories;
   std::vector<correspondent_pair> correspondents;
   std::vector<episode_record> open_episodes;
+  std::vector<operator_allow_entry> operator_allows;  ///< expired ones are dropped
+  std::vector<counter_reset> counter_resets;          ///< of the last 24 hours
 };
 
 }  // namespace rcptguard::decision

@@ -62,6 +62,13 @@ std::uint32_t recipient_table::insert(std::uint64_t key_hash) {
   return slot;
 }
 
+void recipient_table::renew_serial(std::uint32_t slot) {
+  recipient_state& state = at(slot);
+  if (state.serial == 0) return;
+  state.serial = next_serial_++;
+  if (next_serial_ == 0) next_serial_ = 1;
+}
+
 void recipient_table::erase(std::uint32_t slot) {
   recipient_state& state = at(slot);
   if (state.serial == 0) return;

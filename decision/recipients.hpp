@@ -74,6 +74,9 @@ class recipient_table {
   /// A fresh state for key_hash; the caller checked absence and made room.
   std::uint32_t insert(std::uint64_t key_hash);
   void erase(std::uint32_t slot);
+  /// A new serial for the key in `slot`, so fingerprints made with the old one (its distinct
+  /// senders and clients) no longer match: an operator's reset starts them from zero.
+  void renew_serial(std::uint32_t slot);
 
   recipient_state& at(std::uint32_t slot) { return chunks_[slot / chunk_size][slot % chunk_size]; }
   const recipient_state& at(std::uint32_t slot) const {

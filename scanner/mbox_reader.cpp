@@ -204,7 +204,11 @@ bool mbox_reader::next(mbox_message& out) {
     // count would fold the following messages into one.
     const bool past_counted_body =
         has_content_length_ && !in_header_ && current.offset >= body_start_ + content_length_;
-    if (current.starts_line && (prev_empty_ || past_counted_body) &&
+    // Only a line read whole can separate: one still being written (no line end yet, a writer
+    // active) may grow past max_from_line, and where a scan stopped must not move a boundary.
+    const bool whole_line = current.text.back() == '\n' ||
+                            (end_is_complete_ && current.offset + current.text.size() == end_);
+    if (current.starts_line && whole_line && (prev_empty_ || past_counted_body) &&
         is_from_line(without_eol(current.text))) {
       if (prev_empty_ && !out.oversized && out.content.size() >= last_empty_length) {
         out.content.resize(out.content.size() - last_empty_length);  // local(8)'s blank line

@@ -39,6 +39,8 @@ bool socket_is_live(const std::string& path) {
   return !ec;
 }
 
+}  // namespace
+
 void remove_stale_socket(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -57,8 +59,6 @@ void remove_stale_socket(const std::string& path) {
                              ": cannot remove stale socket: " + std::strerror(errno));
   }
 }
-
-}  // namespace
 
 listener_set::listener_set(asio::io_context& io, session_context& context, allow_fn allow_client)
     : io_(io),

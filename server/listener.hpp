@@ -34,6 +34,11 @@ struct unix_socket_options {
   std::string group;  ///< empty: keep the process's group
 };
 
+/// Makes way for a unix socket at `path`: removes a stale socket (one nobody accepts on); throws
+/// std::runtime_error if the path is anything else (a live socket, a file, a directory, a
+/// symlink), which is never replaced.
+void remove_stale_socket(const std::string& path);
+
 class listener_set {
  public:
   using allow_fn = std::function<bool(const boost::asio::ip::address&)>;

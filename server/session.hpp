@@ -143,6 +143,7 @@ class session : public session_base, public std::enable_shared_from_this<session
   }
 
   void answer() {
+    reply_started_ = clock::now();
     request_deadline_.reset();
     ++context_.stats->requests;
     reply_.clear();
@@ -189,11 +190,13 @@ class session : public session_base, public std::enable_shared_from_this<session
       close();
       return;
     }
+    const clock::time_point written = clock::now();
+    context_.stats->reply_latency.observe(written - reply_started_);
     if (closing_) {
       close();
       return;
     }
-    idle_since_ = clock::now();
+    idle_since_ = written;
     idle_deadline_ = idle_since_ + context_.settings.idle_timeout;
     if (!pending_.empty()) {
       // Postfix never pipelines, but a client that did gets its next request served in order.
@@ -287,6 +290,7 @@ class session : public session_base, public std::enable_shared_from_this<session
   clock::time_point idle_deadline_{};
   std::optional<clock::time_point> request_deadline_;
   clock::time_point write_deadline_{};
+  clock::time_point reply_started_{};  ///< the request's last byte parsed
   clock::time_point timer_expiry_{};
   bool busy_ = false;     ///< a reply is being written
   bool closing_ = false;  ///< shutting down: close after the current reply

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 
@@ -25,6 +26,28 @@ inline constexpr std::size_t drop_reason_count = 8;
 
 std::string_view to_string(drop_reason reason);
 
+/// Durations in fixed buckets, for a Prometheus histogram: per-bucket counts (made cumulative
+/// when formatted), their sum and count. Fixed bounds keep observe() a few compares, no
+/// allocation, on the network thread.
+struct duration_histogram {
+  /// Upper bounds in microseconds, ascending; the last bucket (+Inf) is implicit.
+  static constexpr std::array<std::uint64_t, 14> bounds_us{
+      25,    50,     100,    250,    500,     1'000,   2'500,
+      5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 1'000'000};
+  std::array<std::uint64_t, bounds_us.size() + 1> buckets{};
+  std::uint64_t count = 0;
+  std::uint64_t sum_ns = 0;
+
+  void observe(std::chrono::nanoseconds d) {
+    const auto ns = static_cast<std::uint64_t>(d.count() < 0 ? 0 : d.count());
+    std::size_t i = 0;
+    while (i < bounds_us.size() && ns > bounds_us.at(i) * 1000) ++i;
+    ++buckets.at(i);
+    ++count;
+    sum_ns += ns;
+  }
+};
+
 struct server_stats {
   std::uint64_t requests = 0;
   std::uint64_t dunno = 0;
@@ -39,6 +62,9 @@ struct server_stats {
   std::uint64_t internal_errors_answered = 0;  ///< faults answered DUNNO under fail-open
   std::array<std::uint64_t, drop_reason_count> drops{};
   std::array<std::uint64_t, 16> parse_errors{};  ///< indexed by protocol::parse_error
+  /// From a request's last byte parsed to its whole reply written to the socket (the write's
+  /// completion): the handler's time plus the wait for the network thread, not the client's.
+  duration_histogram reply_latency;
 
   void count_drop(drop_reason reason, std::uint64_t n = 1) {
     drops.at(static_cast<std::size_t>(reason)) += n;

@@ -600,12 +600,97 @@ SELECT strftime('%Y-%m-%dT%H:%M:%SZ', f.at, 'unixepoch') AS at_utc,
            ORDER BY e.at DESC, e.id DESC LIMIT 1));
 )sql";
 
+// v8: operator controls (`rcptguard allow|unallow|reset|release|status` through the daemon's
+// control socket). operator_action is the audit log: one row per command and per refused caller,
+// with the user the socket's peer credentials named (never what the request claimed).
+// operator_allow holds the allow entries in force, so they survive a restart. episode.closed_by
+// says why an episode ended, so review can tell a release by an operator from a cool-down.
+constexpr const char* schema_v8 = R"sql(
+CREATE TABLE operator_action (
+  id      INTEGER PRIMARY KEY,
+  at      INTEGER NOT NULL,                     -- Unix seconds
+  user    TEXT    NOT NULL,                     -- the caller's user name ('' if it has none)
+  uid     INTEGER NOT NULL,                     -- the caller's uid (SO_PEERCRED)
+  command TEXT    NOT NULL,                     -- allow, unallow, reset, release, status; '' if refused unread
+  kind    TEXT    NOT NULL DEFAULT '',          -- 'recipient' or 'sender' (allow, unallow)
+  address TEXT    NOT NULL DEFAULT '',          -- the normalised address acted on
+  until   INTEGER,                              -- allow: when the entry ends; NULL for good
+  reason  TEXT    NOT NULL DEFAULT '',          -- as the operator gave it
+  result  TEXT    NOT NULL,                     -- 'ok', 'failed' (nothing changed) or 'refused'
+  detail  TEXT    NOT NULL DEFAULT '',          -- what changed, or why not
+  at_utc    TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch')) VIRTUAL,
+  until_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', until, 'unixepoch')) VIRTUAL
+);
+CREATE INDEX operator_action_by_at ON operator_action (at);
+CREATE INDEX operator_action_by_address ON operator_action (address, at);
+
+CREATE TABLE operator_allow (
+  address    TEXT    NOT NULL,                  -- normalised, exact
+  kind       TEXT    NOT NULL,                  -- 'recipient' or 'sender'
+  until      INTEGER,                           -- Unix seconds; NULL for good
+  created_at INTEGER NOT NULL,
+  user       TEXT    NOT NULL,
+  reason     TEXT    NOT NULL,
+  until_utc   TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', until, 'unixepoch')) VIRTUAL,
+  created_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch')) VIRTUAL,
+  PRIMARY KEY (address, kind)
+) WITHOUT ROWID;
+
+-- 'cool_down', 'evicted', 'stale' (ended while the daemon was down) or 'operator' (released);
+-- NULL while open, and for episodes closed before v8.
+ALTER TABLE episode ADD COLUMN closed_by TEXT;
+
+CREATE VIEW v_operator_actions AS
+SELECT a.id,
+       a.at_utc,
+       a.user,
+       a.uid,
+       a.command,
+       a.kind,
+       a.address,
+       CASE WHEN a.command = 'allow' AND a.result = 'ok'
+            THEN COALESCE(a.until_utc, 'for good') END AS allowed_until,
+       a.reason,
+       a.result,
+       a.detail,
+       a.at,
+       a.until
+  FROM operator_action a;
+
+DROP VIEW v_alerts;
+CREATE VIEW v_alerts AS
+SELECT e.id,
+       e.recipient,
+       CASE e.ended WHEN 1 THEN 'closed' ELSE 'open' END AS state,
+       e.started_utc,
+       e.updated_utc,
+       e.ended_at_utc,
+       COALESCE(e.ended_at, e.updated) - e.started AS duration_s,
+       printf('%dh%02dm', (COALESCE(e.ended_at, e.updated) - e.started) / 3600,
+              (COALESCE(e.ended_at, e.updated) - e.started) % 3600 / 60) AS duration,
+       e.peak_level,
+       e.peak_score,
+       e.peak_window,
+       e.peak_observed,
+       e.peak_baseline,
+       e.summary,
+       (SELECT COALESCE(sum(f.requests), 0) FROM flagged f
+         WHERE f.recipient = (SELECT id FROM name WHERE text = e.recipient)
+           AND f.at BETWEEN e.started AND COALESCE(e.ended_at, e.updated)) AS verdicts,
+       e.source,
+       e.started,
+       e.updated,
+       e.ended_at,
+       e.closed_by
+  FROM episode e;
+)sql";
+
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
     migration{1, schema_v1}, migration{2, schema_v2}, migration{3, schema_v3},
     migration{4, schema_v4}, migration{5, schema_v5}, migration{6, schema_v6},
-    migration{7, schema_v7},
+    migration{7, schema_v7}, migration{8, schema_v8},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 

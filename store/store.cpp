@@ -57,6 +57,20 @@ event_source source_from(std::string_view text) {
   return text == "log" ? event_source::log : event_source::policy;
 }
 
+const char* close_cause_text(decision::close_cause cause) {
+  switch (cause) {
+    case decision::close_cause::cool_down:
+      return "cool_down";
+    case decision::close_cause::evicted:
+      return "evicted";
+    case decision::close_cause::stale:
+      return "stale";
+    case decision::close_cause::released:
+      return "operator";
+  }
+  return "cool_down";
+}
+
 std::uint32_t clamp_u32(std::int64_t v) {
   return static_cast<std::uint32_t>(
       std::clamp<std::int64_t>(v, 0, std::numeric_limits<std::uint32_t>::max()));
@@ -188,8 +202,9 @@ store::store(store_options options)
       // The engine's latest record of an episode is authoritative, so it replaces the row.
       upsert_episode_(db_, R"sql(
         INSERT INTO episode (recipient, started, updated, ended, ended_at, peak_level, peak_score,
-                             peak_window, peak_observed, peak_baseline, summary, source)
-        VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 THEN ?3 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                             peak_window, peak_observed, peak_baseline, summary, source, closed_by)
+        VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 THEN ?3 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+                CASE WHEN ?4 THEN ?12 END)
         ON CONFLICT (recipient, started) DO UPDATE SET
           updated = excluded.updated,
           ended = excluded.ended,
@@ -200,7 +215,8 @@ store::store(store_options options)
           peak_observed = excluded.peak_observed,
           peak_baseline = excluded.peak_baseline,
           summary = excluded.summary,
-          source = excluded.source)sql"),
+          source = excluded.source,
+          closed_by = excluded.closed_by)sql"),
       prune_hourly_(db_, R"sql(
         DELETE FROM recipient_hourly WHERE (recipient, hour_start) IN (
           SELECT recipient, hour_start FROM recipient_hourly WHERE hour_start < ?1 LIMIT ?2))sql"),
@@ -522,6 +538,7 @@ void store::write_episode(const decision::episode_record& episode) {
   st.bind(9, episode.peak_baseline);
   st.bindNoCopy(10, episode.summary);
   st.bindNoCopy(11, source_text(episode.source));
+  st.bindNoCopy(12, close_cause_text(episode.closed_by));
   st.exec();
 }
 

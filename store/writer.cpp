@@ -59,8 +59,10 @@ bool writer::submit(decision::outbox&& batch, const std::vector<followed_positio
   const std::size_t before = incoming_records_;
   incoming_records_ += n;
   queue_depth_.store(incoming_records_ + held_keys_, std::memory_order_relaxed);
-  // Only the submit that crosses the mark wakes the thread; the rest ride along.
-  const bool wake = incoming_records_ >= wake_records_ && before < wake_records_;
+  // Only the submit that crosses the mark wakes the thread, or the first since the thread took
+  // the last ones (it may be due: see run()); the rest ride along.
+  const bool wake = (incoming_records_ >= wake_records_ && before < wake_records_) ||
+                    (before == 0 && incoming_records_ > 0);
   lock.unlock();
   records_queued_.fetch_add(n, std::memory_order_relaxed);
   if (wake) wake_.notify_one();
@@ -146,23 +148,29 @@ void writer::run() {
     std::chrono::milliseconds wait = backoff.count() > 0 ? backoff : options_.flush_interval;
     if (prune_more && backoff.count() == 0) wait = std::chrono::milliseconds{0};
     const steady::time_point deadline = steady::now() + wait;
+    // The daemon hands records over on its own tick of flush_interval, so waiting out another
+    // interval here would keep them in memory for up to twice flush_interval (what a kill -9
+    // loses). Records are written as they arrive instead, once half an interval has passed since
+    // the last write began (half: neither tick is exact), so transactions stay that far apart.
+    const steady::time_point due = last_write_started_ + options_.flush_interval / 2;
     for (;;) {
       bool write_now = false;
       {
         std::unique_lock lock(mu_);
+        const auto ready = [&] {
+          return backoff.count() == 0 && (incoming_records_ >= wake_records_ || !jobs_.empty() ||
+                                          (incoming_records_ > 0 && steady::now() >= due));
+        };
         // A backoff is not cut short by arrivals (they are merged meanwhile); a stop request
         // always ends the wait.
         wake_.wait_until(lock, deadline, [&] {
-          return stopping_ != stop_seen || incoming_records_ >= wake_records_ ||
-                 (backoff.count() == 0 && !jobs_.empty());
+          return stopping_ != stop_seen || incoming_records_ >= wake_records_ || ready();
         });
         if (stopping_ && !stop_seen) {
           stop_seen = true;
           stop_deadline = steady::now() + options_.stop_timeout;
         }
-        write_now =
-            stop_seen || steady::now() >= deadline ||
-            (backoff.count() == 0 && (incoming_records_ >= wake_records_ || !jobs_.empty()));
+        write_now = stop_seen || steady::now() >= deadline || ready();
       }
       aggregate_incoming();
       if (write_now) break;
@@ -197,6 +205,7 @@ bool writer::jobs_idle() const {
 
 bool writer::write_held() {
   const steady::time_point started = steady::now();
+  last_write_started_ = started;
   const std::uint64_t rows_before = store_->rows_written();
   try {
     store_->apply(held_);

@@ -160,6 +160,9 @@ class writer {
   explanation_filter explanations_;
   std::uint64_t consecutive_failures_ = 0;
   std::string last_write_failure_;  ///< why the last write failed, for the shutdown loss line
+  /// When the last transaction of records began; records arriving half a flush_interval after
+  /// it are written at once (see run()).
+  std::chrono::steady_clock::time_point last_write_started_ = std::chrono::steady_clock::now();
   time_point next_prune_;
   std::uint64_t prune_round_rows_ = 0;  ///< a prune round may span several bounded calls
 

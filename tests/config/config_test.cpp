@@ -87,6 +87,11 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"alerts.command_timeout", R"("30s")"},
     {"alerts.command_concurrency", "4"},
     {"alerts.command_queue", "500"},
+    {"metrics.listen", R"("inet:127.0.0.1:10042")"},
+    {"metrics.allow_clients", R"(["192.0.2.10", "2001:db8::/32"])"},
+    {"control.socket", R"("/run/rcptguard/control.sock")"},
+    {"control.socket_mode", R"("0600")"},
+    {"control.group", R"("root")"},
     {"spool.enabled", "true"},
     {"spool.interval", R"("1m")"},
     {"spool.roots", R"(["/var/vmail"])"},
@@ -299,6 +304,11 @@ TEST(Defaults, LoadFromAnEmptyFile) {
   EXPECT_EQ(c.detection.mode, detection_mode::monitor);
   EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer_if_permit);
   EXPECT_EQ(c.detection.defer_action.text, "4.2.1");
+  EXPECT_EQ(c.metrics.listen, "") << "no metrics endpoint unless asked for";
+  EXPECT_EQ(c.metrics.allow_clients, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(c.control.socket, "rcptguard.control");
+  EXPECT_EQ(c.control.socket_mode, 0660U);
+  EXPECT_EQ(c.control.group, "") << "the daemon's group";
 }
 
 TEST(Defaults, LimitsAgreeWithTheProtocolLibrary) {
@@ -379,6 +389,11 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.alerts.command_timeout, 30s);
   EXPECT_EQ(c.alerts.command_concurrency, 4U);
   EXPECT_EQ(c.alerts.command_queue, 500U);
+  EXPECT_EQ(c.metrics.listen, "inet:127.0.0.1:10042");
+  EXPECT_EQ(c.metrics.allow_clients, (std::vector<std::string>{"192.0.2.10", "2001:db8::/32"}));
+  EXPECT_EQ(c.control.socket, "/run/rcptguard/control.sock");
+  EXPECT_EQ(c.control.socket_mode, 0600U);
+  EXPECT_EQ(c.control.group, "root");
   EXPECT_EQ(c.detection.mode, detection_mode::enforce);
   EXPECT_EQ(c.detection.end_of_message_hook, decision::eom_hook::present);
   EXPECT_EQ(c.detection.defer_action.verb, protocol::action_verb::defer);
@@ -530,6 +545,29 @@ TEST(Errors, BadEndpointNamesIndexAndReason) {
   EXPECT_THAT(only_error(load(document("server.listen", R"(["unix:/a.sock", "tcp:1.2.3.4:25"])"))),
               AllOf(StartsWith("t.toml:2:27:"),
                     HasSubstr(R"(server.listen[1] = "tcp:1.2.3.4:25": expected inet:HOST:PORT)")));
+}
+
+TEST(Errors, ControlGroupMustExistAndTheSocketPathFitASocket) {
+  EXPECT_THAT(only_error(load(document("control.group", R"("no-such-group-rcptguard")"))),
+              AllOf(StartsWith("t.toml:2:"), HasSubstr("control.group"),
+                    HasSubstr("no group named 'no-such-group-rcptguard'")));
+  EXPECT_THAT(
+      only_error(load(document("control.socket", "\"/run/" + std::string(120, 'x') + ".sock\""))),
+      HasSubstr("at most 107 bytes"));
+  EXPECT_TRUE(load(document("control.socket", R"("")")).ok()) << "empty: controls off";
+  EXPECT_TRUE(load(document("control.socket", R"("run/control.sock")")).ok()) << "relative";
+}
+
+TEST(Errors, MetricsListenIsOneTcpEndpoint) {
+  EXPECT_THAT(only_error(load(document("metrics.listen", R"("unix:/run/rcptguard-metrics.sock")"))),
+              AllOf(StartsWith("t.toml:2:"), HasSubstr("metrics.listen"),
+                    HasSubstr("expected inet:HOST:PORT: the endpoint is HTTP over TCP")));
+  EXPECT_THAT(only_error(load(document("metrics.listen", R"("127.0.0.1:10042")"))),
+              HasSubstr("expected inet:HOST:PORT"));
+  EXPECT_THAT(only_error(load(document("metrics.allow_clients", R"(["127.0.0.1/8"])"))),
+              HasSubstr(R"(metrics.allow_clients[0] = "127.0.0.1/8": host bits are set)"));
+  EXPECT_TRUE(load(document("metrics.listen", R"("inet:[::1]:10042")")).ok());
+  EXPECT_TRUE(load(document("metrics.listen", R"("")")).ok());
 }
 
 TEST(Errors, BadCidr) {
@@ -864,6 +902,22 @@ TEST(ApplyReloadable, EveryReloadableKeyIsCopiedAndNoOther) {
     const bool copied = changed_settings(defaults, running).size() == 1;
     EXPECT_EQ(copied, changes.front().reloadable) << key;
     EXPECT_EQ(copied, settings::find(key)->when == settings::applies::on_reload) << key;
+  }
+}
+
+// Found by fuzz/settings: toml++'s parse errors quote the bytes they stopped at ("saw 'tr\n'"),
+// and a check's reason may quote the refused value ("no group named '...'"), so a control byte in
+// a settings file reached the log line or terminal that shows the error.
+TEST(Errors, ReasonsQuotingTheValueHaveNoControlBytes) {
+  for (const std::string_view doc :
+       {"[control]\ngroup = \"no\\u0001such\\u001b[31m\"\n",
+        "[server]\nallow_clients = [\"10.0.0.0/8\\n\\u007f\"]\n", "[log]\nx = tr\n",
+        "[log]\nx = tr\x1b[31m\n"}) {
+    const std::string error = only_error(load(doc));
+    EXPECT_FALSE(error.empty());
+    for (const char c : error) {
+      EXPECT_TRUE(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) << error;
+    }
   }
 }
 

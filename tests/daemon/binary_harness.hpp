@@ -159,6 +159,9 @@ class RcptguardBinary : public ::testing::Test {
   }
 
   std::string unix_path() const { return dir_.file("s.sock"); }
+  /// The operator control socket: in the test's directory, so daemons of tests running at once
+  /// never meet on the default (rcptguard.control in the working directory).
+  std::string control_path() const { return dir_.file("control.sock"); }
   /// The unix socket's group defaults to "postfix"; where Postfix is not installed the tests
   /// keep the daemon's own group instead of failing to start.
   static bool have_postfix_group() { return ::getgrnam("postfix") != nullptr; }
@@ -203,8 +206,9 @@ class RcptguardBinary : public ::testing::Test {
     write_file(dir_.file("empty.toml"), "");
     return start_daemon([this, more_overrides](std::uint16_t port) {
       std::vector<std::string> args{
-          "-c", dir_.file("empty.toml"),         "-o", "server.listen=" + listen_value(port),
-          "-o", "store.path=" + dir_.file("db"), "-o", "log.level=debug"};
+          "-c", dir_.file("empty.toml"),           "-o", "server.listen=" + listen_value(port),
+          "-o", "store.path=" + dir_.file("db"),   "-o", "log.level=debug",
+          "-o", "control.socket=" + control_path()};
       if (!have_postfix_group()) {
         args.push_back("-o");
         args.push_back("server.unix_socket_group=\"\"");
@@ -222,7 +226,8 @@ class RcptguardBinary : public ::testing::Test {
     std::ostringstream text;
     text << "[server]\nlisten = " << listen_value(port) << "\n"
          << (have_postfix_group() ? "" : "unix_socket_group = \"\"\n") << extra_server_lines << "\n[store]\npath = \"" << dir_.file("db") << "\"\n"
-         << "[log]\nlevel = \"" << log_level << "\"\n";
+         << "[log]\nlevel = \"" << log_level << "\"\n"
+         << "[control]\nsocket = \"" << control_path() << "\"\n";
     return text.str();
   }
 

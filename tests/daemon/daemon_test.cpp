@@ -103,7 +103,7 @@ TEST_F(RcptguardBinary, RefusesToStartOnAUnixSocketAnotherDaemonServes) {
   ASSERT_TRUE(first);
   child_process second(
       {"serve", "-c", dir_.file("empty.toml"), "-o", "server.listen=[\"unix:" + unix_path() + "\"]",
-       "-o", "store.path=" + dir_.file("second.db")},
+       "-o", "store.path=" + dir_.file("second.db"), "-o", "control.socket="},
       dir_.file("second.out"), dir_.file("second.err"));
   EXPECT_EQ(second.wait_exit(5s), 1);
   EXPECT_NE(second.err().find("another process is listening"), std::string::npos) << second.err();

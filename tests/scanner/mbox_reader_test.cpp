@@ -148,6 +148,27 @@ TEST(MboxReader, OverLongLinesComeInPiecesAndNeverSeparate) {
   EXPECT_NE(r.messages[0].content.find(long_line), std::string::npos);
 }
 
+// Found by fuzz/mbox_mime: a scan that stopped inside a line starting "From <date>" took it for
+// a separator, though the whole line is too long to be one; the next scan resumed there and split
+// the message in two.
+TEST(MboxReader, LineStillBeingWrittenIsNotASeparator) {
+  temp_dir dir;
+  const auto path = dir.path() / "box";
+  const std::string first = "From a@b  Fri Nov 27 01:06:57 2026\nSubject: x\n\nbody\n\n";
+  const std::string prose = "From a@b  Fri Nov 27 01:06:58 2026 " + std::string(2000, 'x') + "\n";
+  write_file(path, first + prose.substr(0, 60));  // the writer is in the middle of the line
+  const read_result during = read_mbox(path, 0, /*quiescent=*/false);
+  EXPECT_TRUE(during.messages.empty());
+  EXPECT_EQ(during.complete_offset, 0u);
+  write_file(path, first + prose);
+  const read_result after = read_mbox(path, during.complete_offset);
+  const read_result whole = read_mbox(path);
+  ASSERT_EQ(whole.messages.size(), 1u);
+  ASSERT_EQ(after.messages.size(), 1u);
+  EXPECT_EQ(after.messages[0].content, whole.messages[0].content);
+  EXPECT_NE(whole.messages[0].content.find(prose), std::string::npos);
+}
+
 TEST(MboxReader, OversizedMessageIsFramedButNotKept) {
   temp_dir dir;
   const auto path = dir.path() / "box";

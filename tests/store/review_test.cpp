@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -104,6 +105,74 @@ TEST_F(ReviewTest, TopRecipientsByAcceptedMessages) {
   EXPECT_EQ(top[1].accepted, 1);
   EXPECT_EQ(top[1].attempted, 2);
   EXPECT_EQ(top_recipients(db, at(t0), 1).size(), 1u);
+}
+
+TEST_F(ReviewTest, AlertsInAWindowWithTheirTotal) {
+  SQLite::Database db = open_read_only(path_);
+  // Episodes overlapping [from, until): bob's old one ended at t0 - 86000.
+  const page<alert_row> all = list_alerts(db, {t0 - 2 * 86400, t0 + 3600}, 0);
+  ASSERT_EQ(all.rows.size(), 3u);
+  EXPECT_EQ(all.total, 3);
+  EXPECT_FALSE(all.truncated());
+  EXPECT_EQ(all.rows[2].started, t0 - 86400);
+  // One that starts where the window ends is outside it, one last updated before it starts
+  // too, unless it is still open.
+  const page<alert_row> old = list_alerts(db, {t0 - 86000, t0 + 100}, 0);
+  ASSERT_EQ(old.rows.size(), 1u);
+  EXPECT_EQ(old.rows[0].started, t0 - 86400);
+  const page<alert_row> open = list_alerts(db, {t0 - 85999, t0 + 101}, 0);
+  ASSERT_EQ(open.rows.size(), 1u);
+  EXPECT_EQ(open.rows[0].recipient, "carol@example.test");
+  const page<alert_row> cut = list_alerts(db, {t0 - 2 * 86400, t0 + 3600}, 1);
+  ASSERT_EQ(cut.rows.size(), 1u);
+  EXPECT_EQ(cut.total, 3);
+  EXPECT_TRUE(cut.truncated());
+  const page<alert_row> later = list_alerts(db, {t0 + 2000, t0 + 3600}, 0);
+  ASSERT_EQ(later.rows.size(), 1u);  // carol's, last updated at t0 + 100 but still open
+  EXPECT_EQ(later.rows[0].recipient, "carol@example.test");
+}
+
+TEST_F(ReviewTest, TopRecipientsInAWindow) {
+  SQLite::Database db = open_read_only(path_);
+  // The hour containing `until - 1` counts, the one starting at `until` does not; verdicts are
+  // those of the window itself.
+  const page<top_recipient_row> first_hour = top_recipients(db, {t0 + 30, t0 + 3600}, 0);
+  ASSERT_EQ(first_hour.rows.size(), 2u);
+  EXPECT_EQ(first_hour.total, 2);
+  EXPECT_EQ(first_hour.rows[0].recipient, "bob@example.test");
+  EXPECT_EQ(first_hour.rows[0].accepted, 6);
+  EXPECT_EQ(first_hour.rows[0].observed, 6);
+  EXPECT_EQ(first_hour.rows[0].verdicts, 2);
+  EXPECT_EQ(first_hour.rows[1].observed, 2);  // carol: one accepted, two attempted
+  const page<top_recipient_row> two_hours = top_recipients(db, {t0, t0 + 3601}, 1);
+  ASSERT_EQ(two_hours.rows.size(), 1u);
+  EXPECT_EQ(two_hours.total, 2);
+  EXPECT_EQ(two_hours.rows[0].accepted, 7);
+  EXPECT_EQ(top_recipients(db, {t0 + 250, t0 + 3601}, 0).rows[0].verdicts, 1);
+}
+
+TEST_F(ReviewTest, HourlyRowsAndPriorSamples) {
+  SQLite::Database db = open_read_only(path_);
+  hourly_reader reader(db);
+  const std::vector<hourly_row> bob = reader.read("bob@example.test", t0 - 86400, t0 + 7200);
+  ASSERT_EQ(bob.size(), 3u);
+  EXPECT_EQ(bob[0].hour_start, t0 - 86400);
+  EXPECT_EQ(bob[1].accepted, 6);
+  EXPECT_EQ(bob[1].distinct_senders, 6);
+  EXPECT_EQ(bob[1].bytes, 6000);
+  EXPECT_FALSE(bob[1].in_episode);
+  EXPECT_EQ(reader.read("bob@example.test", t0, t0 + 3600).size(), 1u);  // [from, until)
+  EXPECT_TRUE(reader.read("nobody@example.test", 0, t0 + 7200).empty());
+
+  std::vector<prior_sample> samples = prior_samples(db, t0 - 86400, t0 + 7200);
+  std::sort(samples.begin(), samples.end(),
+            [](const prior_sample& a, const prior_sample& b) { return a.volume > b.volume; });
+  ASSERT_EQ(samples.size(), 2u);
+  EXPECT_EQ(samples[0].first_hour, t0 - 86400);  // bob
+  EXPECT_EQ(samples[0].volume, 8);
+  EXPECT_EQ(samples[0].senders, 8);
+  EXPECT_EQ(samples[1].first_hour, t0);  // carol: attempted counts
+  EXPECT_EQ(samples[1].volume, 2);
 }
 
 TEST_F(ReviewTest, ReviewConnectionCannotWrite) {
@@ -371,6 +440,105 @@ TEST_F(RecordedEpisode, ReviewAnswersAreTheSameWhateverTheFlushes) {
     }
     check_review(path);
   }
+}
+
+// explain_recipient(): the same recorded episode told as a story.
+TEST_F(RecordedEpisode, ExplainTellsTheEpisode) {
+  const std::string path = dir_.file("explain.db");
+  {
+    store s(options_for(path));
+    for (const decision::outbox& b : recorded()) s.apply(b);
+  }
+  SQLite::Database db = open_read_only(path);
+  const review_window window{start - 3600, closed + 3600};
+  const explain_report r = explain_recipient(db, "bob@example.test", window, 0);
+  EXPECT_EQ(r.recipient, "bob@example.test");
+  ASSERT_EQ(r.hours.size(), 2u);  // 13:00 and 14:00 (the DUNNO mail began at 13:09)
+  EXPECT_EQ(r.hours[0].hour_start, t0 + 3 * 3600);
+  EXPECT_EQ(r.hours[1].attempted, 38 + 7);
+
+  ASSERT_EQ(r.episodes.size(), 1u);
+  const episode_report& e = r.episodes[0];
+  EXPECT_EQ(e.episode.started, start);
+  ASSERT_TRUE(e.peak_at.has_value());
+  EXPECT_EQ(*e.peak_at, when(45));
+  EXPECT_EQ(e.done.requests, requests);
+  EXPECT_EQ(e.done.warned, 20);
+  EXPECT_EQ(e.done.deferred, 30);
+  EXPECT_EQ(e.done.flagged, 0);
+  EXPECT_EQ(e.done.would_defer, 0);
+  EXPECT_EQ(r.done.requests, requests);
+
+  ASSERT_EQ(r.explanations.rows.size(), stored().size());
+  EXPECT_EQ(r.explanations.total, static_cast<std::int64_t>(stored().size()));
+  for (std::size_t i = 0; i < stored().size(); ++i) {
+    const int k = stored()[i];
+    const explanation_row& x = r.explanations.rows[i];
+    EXPECT_EQ(x.at, when(k));
+    EXPECT_EQ(x.level, defer(k) ? "defer" : "warn");
+    EXPECT_DOUBLE_EQ(x.score, score(k));
+    EXPECT_EQ(x.action_text, action(k));
+    EXPECT_EQ(x.sender, sender(k));
+    EXPECT_EQ(x.client, client(k));
+    EXPECT_EQ(x.reasons.size(), reasons(k).size());
+  }
+
+  EXPECT_EQ(r.senders.total, requests);
+  EXPECT_EQ(r.clients.total, 8);
+  ASSERT_EQ(r.clients.rows.size(), 8u);
+  EXPECT_EQ(r.clients.rows[0].text, "203.0.113.0");
+  EXPECT_EQ(r.clients.rows[0].done.requests, 7);
+  EXPECT_EQ(r.clients.rows[0].first_at, when(0));
+  EXPECT_EQ(r.clients.rows[0].last_at, when(48));
+  EXPECT_EQ(r.evidence.total, 0);
+  EXPECT_EQ(r.correspondents.total, 21);
+  EXPECT_EQ(r.correspondents.rows[0].sender, "alice@example.test");
+  EXPECT_EQ(r.correspondents.rows[0].messages, 6 + 10);
+
+  // A limit cuts each list and keeps its total.
+  const explain_report cut = explain_recipient(db, "bob@example.test", window, 2);
+  EXPECT_EQ(cut.explanations.rows.size(), 2u);
+  EXPECT_TRUE(cut.explanations.truncated());
+  EXPECT_EQ(cut.senders.rows.size(), 2u);
+  EXPECT_EQ(cut.senders.total, requests);
+  EXPECT_EQ(cut.correspondents.rows.size(), 2u);
+  EXPECT_EQ(cut.hours.size(), 2u);
+  // Before the flood: nothing flagged, nothing explained.
+  const explain_report quiet = explain_recipient(db, "bob@example.test", {start - 3600, start}, 0);
+  EXPECT_TRUE(quiet.episodes.empty());
+  EXPECT_EQ(quiet.explanations.total, 0);
+  EXPECT_EQ(quiet.done.requests, 0);
+  EXPECT_EQ(quiet.correspondents.total, 1);  // alice; the warned senders came later
+}
+
+// What was answered, as the flagged code says: monitor mode warns, the flag action delivers.
+TEST(ReviewAnswers, MonitorAndFlagAreCountedApart) {
+  temp_dir dir;
+  const std::string path = dir.file("answers.db");
+  {
+    store s(options_for(path));
+    decision::outbox b;
+    b.verdicts = {verdict(t0 + 10, "bob@example.test"), verdict(t0 + 20, "bob@example.test"),
+                  verdict(t0 + 30, "bob@example.test"), verdict(t0 + 40, "bob@example.test")};
+    b.verdicts[0].level = decision::verdict_level::warn;
+    b.verdicts[1].monitor_only = true;  // defer level, WARN sent
+    b.verdicts[2].header_flagged = true;
+    b.episodes = {episode("bob@example.test", t0, t0 + 40, false, 3.5)};
+    s.apply(b);
+  }
+  SQLite::Database db = open_read_only(path);
+  const explain_report r = explain_recipient(db, "bob@example.test", {t0, t0 + 3600}, 0);
+  EXPECT_EQ(r.done.requests, 4);
+  EXPECT_EQ(r.done.warned, 2);
+  EXPECT_EQ(r.done.would_defer, 1);
+  EXPECT_EQ(r.done.flagged, 1);
+  EXPECT_EQ(r.done.deferred, 1);
+  ASSERT_EQ(r.episodes.size(), 1u);
+  EXPECT_EQ(r.episodes[0].done.requests, 4);
+  const recipient_report old = recipient_detail(db, "bob@example.test", at(t0));
+  ASSERT_EQ(old.verdicts.size(), 4u);
+  EXPECT_TRUE(old.verdicts[1].header_flagged);  // newest first: t0 + 30
+  EXPECT_FALSE(old.verdicts[0].header_flagged);
 }
 
 TEST(FormatUtc, RendersIso8601) {

@@ -38,7 +38,8 @@ TEST(Schema, FreshFileMigratesToLatestWithEveryTableAndView) {
   for (const char* t :
        {"recipient_hourly", "recipient_minute", "recipient_hour_sender", "correspondent", "name",
         "party", "explanation", "explanation_reason", "flagged", "flagged_span", "episode",
-        "ingest_position", "spool_file", "spool_message", "spool_attachment", "spool_evidence"}) {
+        "ingest_position", "spool_file", "spool_message", "spool_attachment", "spool_evidence",
+        "operator_action", "operator_allow"}) {
     EXPECT_TRUE(tables.contains(t)) << t;
   }
   // v6 replaced the per-request verdict rows; nothing of them is left behind.
@@ -47,7 +48,7 @@ TEST(Schema, FreshFileMigratesToLatestWithEveryTableAndView) {
   const std::set<std::string> views = schema_objects(path, "view");
   EXPECT_EQ(views, (std::set<std::string>{"v_alerts", "v_explanations", "v_verdicts",
                                           "v_top_recipients_24h", "v_recipient_hourly",
-                                          "v_spool_evidence"}));
+                                          "v_spool_evidence", "v_operator_actions"}));
   // Every view compiles against the tables (a typo would only show up when queried).
   SQLite::Database db(path, SQLite::OPEN_READONLY);
   for (const std::string& v : views) {
