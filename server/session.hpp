@@ -100,6 +100,9 @@ class session : public session_base, public std::enable_shared_from_this<session
   }
 
   void on_read(const boost::system::error_code& ec, std::size_t n) {
+    // A read Asio completed before this session was closed (at shutdown, or evicted at a cap)
+    // still arrives with success: its request must not be counted, as it can never be answered.
+    if (closed_) return;
     if (ec) {
       if (parser_.in_request() && ec != boost::asio::error::operation_aborted) {
         context_.log->warn("REQUEST INCOMPLETE conn={} peer={}: connection closed mid-request ({})",
