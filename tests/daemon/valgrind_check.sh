@@ -81,6 +81,8 @@ path = "$TMP/rcptguard.db"
 flush_interval = "200ms"
 [log]
 level = "info"
+[control]
+socket = "$TMP/control.sock"
 [ingest]
 files = ["$TMP/mail.log"]
 hosts = ["mx-valgrind"]
