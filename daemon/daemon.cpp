@@ -24,6 +24,7 @@
 #include "daemon/operator_controls.hpp"
 #include "daemon/persistence.hpp"
 #include "daemon/privileges.hpp"
+#include "daemon/repeating_timer.hpp"
 #include "daemon/spool_service.hpp"
 #include "decision/engine.hpp"
 #include "server/listener.hpp"
@@ -209,8 +210,8 @@ class daemon_runtime {
 
   void shutdown() {
     signals_.cancel();
-    summary_timer_.cancel();
-    housekeeping_timer_.cancel();
+    summary_timer_.stop();
+    housekeeping_timer_.stop();
     if (spool_) spool_->request_stop();
     if (metrics_) metrics_->stop();
     if (control_) control_->shutdown();
@@ -264,15 +265,12 @@ class daemon_runtime {
   }
 
   void schedule_housekeeping() {
-    housekeeping_timer_.expires_after(housekeeping_interval(config_));
-    housekeeping_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
+    housekeeping_timer_.start(housekeeping_interval(config_), [this] {
       const time_point now = wall_clock_now();
       if (mail_logs_) mail_logs_->poll(engine_, now);
       engine_.tick(now);
       alerts_.write(engine_.pending().episodes);
       persistence_.pump(engine_, now, followed_positions());
-      schedule_housekeeping();
     });
   }
 
@@ -281,14 +279,11 @@ class daemon_runtime {
   }
 
   void schedule_summary() {
-    summary_timer_.cancel();
-    if (config_.log.summary_interval.count() == 0) return;
-    summary_timer_.expires_after(config_.log.summary_interval);
-    summary_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      log_summary("SUMMARY");
-      schedule_summary();
-    });
+    if (config_.log.summary_interval.count() == 0) {
+      summary_timer_.stop();
+      return;
+    }
+    summary_timer_.start(config_.log.summary_interval, [this] { log_summary("SUMMARY"); });
   }
 
   // At start and on reload (max_connections may have grown): raise the soft descriptor limit to
@@ -355,8 +350,8 @@ class daemon_runtime {
   std::shared_ptr<spdlog::logger> log_;
   asio::io_context io_{1};
   asio::signal_set signals_;
-  asio::steady_timer summary_timer_;
-  asio::steady_timer housekeeping_timer_;
+  repeating_timer summary_timer_;
+  repeating_timer housekeeping_timer_;
   server_stats stats_;
   decision::engine engine_;
   persistence persistence_;

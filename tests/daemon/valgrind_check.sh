@@ -211,7 +211,13 @@ exec 3>&-
 kill -TERM "$PID"
 deadline=$((SECONDS + 120))
 until exited; do
-  ((SECONDS < deadline)) || fail "the daemon did not exit within 120 s of SIGTERM"
+  if ((SECONDS >= deadline)); then
+    # Where each thread waits, for the next person reading a hung run's log.
+    for task in /proc/"$PID"/task/*; do
+      echo "thread ${task##*/} $(cat "$task/comm" 2>/dev/null): $(cat "$task/wchan" 2>/dev/null)"
+    done
+    fail "the daemon did not exit within 120 s of SIGTERM"
+  fi
   sleep 0.2
 done
 status=0
