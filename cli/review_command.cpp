@@ -30,6 +30,7 @@
 #include "common/text.hpp"
 #include "config/config.hpp"
 #include "decision/keys.hpp"
+#include "store/operator_actions.hpp"
 #include "store/review.hpp"
 #include "store/schema.hpp"
 
@@ -59,6 +60,10 @@ constexpr const char* review_usage =
     "                   how the verdicts developed and why, top senders and clients, spool\n"
     "                   evidence, known correspondents (default --since 2d); 'recipient' is\n"
     "                   the same subcommand\n"
+    "  actions          the operators' audit log: allow, unallow, reset, release and status\n"
+    "                   through the control socket, and refused callers; who (the unix user\n"
+    "                   of the connection), when, what, why, with what result; newest first\n"
+    "                   (default --since 30d; --address ADDR: only those acting on it)\n"
     "\n"
     "Every subcommand takes:\n"
     "  --since WHEN, --until WHEN  the window [since, until); WHEN is a duration back from now\n"
@@ -80,7 +85,8 @@ constexpr const char* review_usage =
     "least 1 message: 1.0 is a usual window, 20 a flood.\n"
     "\n"
     "The database (-d, else store.path of the settings) is opened read-only; top and explain\n"
-    "read the detection settings (-c/-o, as for serve) for the baseline model.\n"
+    "read the detection settings (-c/-o, as for serve) for the baseline model, explain and\n"
+    "actions --address for the address's normal form.\n"
     "Run 'rcptguard review SUBCOMMAND --help' for the options of a subcommand.\n"
     "Exit codes: 0 success, 1 failure (database missing or unreadable, invalid configuration),\n"
     "2 usage error.\n";
@@ -410,6 +416,7 @@ json_object episode_record(const store::alert_row& a) {
       .value_of("attack", attack_tags())
       .time("updated", a.updated)
       .time("ended", a.ended_at)
+      .value_of("closed_by", a.closed_by.empty() ? json(nullptr) : json(a.closed_by))
       .integer("duration_s", duration_of(a))
       .integer("verdicts", a.verdicts)
       .integer("id", a.id);
@@ -418,9 +425,10 @@ json_object episode_record(const store::alert_row& a) {
 
 constexpr auto episode_keys = std::to_array<std::string_view>(
     {"type", "time", "recipient", "state", "verdict", "score", "window", "observed", "baseline",
-     "reasons", "source", "attack", "updated", "ended", "duration_s", "verdicts", "id"});
+     "reasons", "source", "attack", "updated", "ended", "closed_by", "duration_s", "verdicts",
+     "id"});
 
-constexpr std::array<column, 12> alert_columns{{
+constexpr std::array<column, 13> alert_columns{{
     {"time", "STARTED (UTC)", shown_as::utc},
     {"recipient", "RECIPIENT", shown_as::text},
     {"state", "STATE", shown_as::text},
@@ -431,6 +439,7 @@ constexpr std::array<column, 12> alert_columns{{
     {"observed", "OBSERVED", shown_as::number},
     {"baseline", "BASELINE", shown_as::number},
     {"verdicts", "VERDICTS", shown_as::integer},
+    {"closed_by", "ENDED BY", shown_as::text},
     {"source", "SOURCE", shown_as::text},
     {"reasons", "SUMMARY", shown_as::long_text},
 }};
@@ -446,6 +455,62 @@ void show_alerts(SQLite::Database& db, const review_args& args, std::FILE* out, 
             alerts.total,
             summary_of("alerts", args)};
   for (const store::alert_row& a : alerts.rows) l.records.push_back(episode_record(a).value());
+  print_listing(out, err, args, l);
+}
+
+// ---------------------------------------------------------------------------------------------
+// actions: the operators' audit log
+
+json action_record(const store::operator_action& a) {
+  // The epoch stands for "for good" (allow) and "not an allow".
+  json until =
+      a.until == time_point{} ? json(nullptr) : json(store::format_utc(to_unix_seconds(a.until)));
+  return json_object{}
+      .text("type", "operator_action")
+      .time("time", to_unix_seconds(a.at))
+      .text("user", a.user)
+      .integer("uid", a.uid)
+      .text("command", a.command)
+      .text("kind", a.kind)
+      .text("address", a.address)
+      .value_of("allowed_until", std::move(until))
+      .text("reason", a.reason)
+      .text("result", a.result)
+      .text("detail", a.detail)
+      .integer("id", a.id)
+      .value();
+}
+
+constexpr auto action_keys =
+    std::to_array<std::string_view>({"type", "time", "user", "uid", "command", "kind", "address",
+                                     "allowed_until", "reason", "result", "detail", "id"});
+
+constexpr std::array<column, 10> action_columns{{
+    {"time", "TIME (UTC)", shown_as::utc},
+    {"user", "USER", shown_as::text},
+    {"uid", "UID", shown_as::integer},
+    {"command", "COMMAND", shown_as::text},
+    {"kind", "KIND", shown_as::text},
+    {"address", "ADDRESS", shown_as::text},
+    {"allowed_until", "UNTIL (UTC)", shown_as::utc},
+    {"result", "RESULT", shown_as::text},
+    {"reason", "REASON", shown_as::long_text},
+    {"detail", "DETAIL", shown_as::long_text},
+}};
+
+void show_actions(SQLite::Database& db, const review_args& args, std::FILE* out, std::FILE* err) {
+  const store::page<store::operator_action> actions = store::list_operator_actions(
+      db, {args.since, args.until}, args.recipient, effective_limit(args));
+  const std::string about = args.recipient.empty() ? "" : " on " + printable(args.recipient);
+  listing l{"operator actions",
+            "No operator actions" + about + " " + window_text(args) + ".",
+            action_keys,
+            action_columns,
+            {},
+            actions.total,
+            summary_of("actions", args)};
+  if (!args.recipient.empty()) l.summary.text("address", args.recipient);
+  for (const store::operator_action& a : actions.rows) l.records.push_back(action_record(a));
   print_listing(out, err, args, l);
 }
 
@@ -676,13 +741,16 @@ constexpr auto explain_keys = std::to_array<std::string_view>({
     "correspondents",                                                       // recipient
     "time", "attempted", "distinct_senders", "bytes", "in_episode",         // hour
     "state", "verdict", "score", "window", "baseline", "reasons", "source", "attack", "updated",
-    "ended", "duration_s", "verdicts", "id", "peak_at", "requests", "warned", "deferred",
+    "ended", "closed_by", "duration_s", "verdicts", "id", "peak_at", "requests", "warned",
+    "deferred",
     "flagged", "would_defer",                                               // episode
     "change", "monitor_only", "action", "reason_details", "sender", "client",  // explanation
     "first", "last",                                                        // sender, client
     "mailbox", "sha256", "repeats", "size", "filenames", "first_stored", "last_stored",
     "scanned",                                                              // spool_evidence
-    "messages"});                                                           // correspondent
+    "messages",                                                             // correspondent
+    "user", "uid", "command", "kind", "address", "allowed_until", "reason", "result",
+    "detail"});                                                             // operator_action
 // clang-format on
 
 /// A section's truncation line (tables), when it is cut.
@@ -706,6 +774,35 @@ std::string hour_bar(double observed, double expected, double scale) {
   return bar;
 }
 
+/// "alice (uid 1000)", or "uid 1000" for a uid without a name.
+std::string who_acted(const store::operator_action& a) {
+  const std::string uid = "uid " + std::to_string(a.uid);
+  return a.user.empty() ? uid : a.user + " (" + uid + ")";
+}
+
+/// Why an episode ended, in words; a release names the operator, from the audit row of the
+/// release that ended it (the last successful one inside the episode).
+std::string ending_text(const store::alert_row& a,
+                        std::span<const store::operator_action> actions_oldest_first) {
+  if (a.closed_by == "cool_down") return "cooled down: the volume stayed back near its baseline";
+  if (a.closed_by == "evicted") return "no longer tracked (detection.max_recipients reached)";
+  if (a.closed_by == "stale")
+    return "closed at start-up: it had gone quiet while the daemon was down";
+  if (a.closed_by != "operator") return printable(a.closed_by);
+  const store::operator_action* release = nullptr;
+  for (const store::operator_action& x : actions_oldest_first) {
+    const std::int64_t at = to_unix_seconds(x.at);
+    if (x.command == "release" && x.result == "ok" && at >= a.started &&
+        at <= a.ended_at.value_or(a.updated) + 1) {
+      release = &x;
+    }
+  }
+  if (release == nullptr) return "released by an operator";
+  return fmt::format("released by {} at {} UTC: {}", printable(who_acted(*release)),
+                     readable_utc(to_unix_seconds(release->at)),
+                     sanitize_for_log(release->reason, max_text));
+}
+
 void show_explain(SQLite::Database& db, const review_args& args, std::FILE* out, std::FILE* err) {
   const window_hours hours = hours_of(args);
   const expectation_model model(args.detection,
@@ -717,6 +814,9 @@ void show_explain(SQLite::Database& db, const review_args& args, std::FILE* out,
       model.expected(args.recipient, rows, hours.first, hours.count);
   const store::explain_report r =
       store::explain_recipient(db, args.recipient, {args.since, args.until}, effective_limit(args));
+  store::page<store::operator_action> actions = store::list_operator_actions(
+      db, {args.since, args.until}, args.recipient, effective_limit(args));
+  std::reverse(actions.rows.begin(), actions.rows.end());  // story order
 
   // Every hour of the window, with mail or not.
   struct hour {
@@ -849,6 +949,7 @@ void show_explain(SQLite::Database& db, const review_args& args, std::FILE* out,
                           .time("last", c.last_seen)
                           .value());
   }
+  for (const store::operator_action& a : actions.rows) records.push_back(action_record(a));
 
   if (args.format == review_format::json || args.format == review_format::csv) {
     const auto counts = [&](bool shown) {
@@ -861,11 +962,12 @@ void show_explain(SQLite::Database& db, const review_args& args, std::FILE* out,
           .integer("clients", n(r.clients))
           .integer("spool_evidence", n(r.evidence))
           .integer("correspondents", n(r.correspondents))
+          .integer("operator_actions", n(actions))
           .value();
     };
     const bool truncated = r.explanations.truncated() || r.senders.truncated() ||
                            r.clients.truncated() || r.evidence.truncated() ||
-                           r.correspondents.truncated();
+                           r.correspondents.truncated() || actions.truncated();
     if (args.format == review_format::csv) {
       print_csv(out, explain_keys, records);
       if (truncated) {
@@ -957,6 +1059,7 @@ void show_explain(SQLite::Database& db, const review_args& args, std::FILE* out,
                number_text(a.peak_baseline));
     fmt::print(out, "    answered: {}\n", counts_text(e.done));
     fmt::print(out, "    summary: {}\n", sanitize_for_log(a.summary, max_text));
+    if (!a.closed_by.empty()) fmt::print(out, "    ended: {}\n", ending_text(a, actions.rows));
   }
 
   fmt::print(out, "\nHow the verdicts developed ({} stored explanations)\n", r.explanations.total);
@@ -1025,6 +1128,20 @@ void show_explain(SQLite::Database& db, const review_args& args, std::FILE* out,
     t.print(out, "  ");
     print_cut(out, r.correspondents, "correspondents");
   }
+
+  fmt::print(out, "\nOperator actions on this address ({}; 'rcptguard review actions' lists all)\n",
+             actions.total);
+  if (!actions.rows.empty()) {
+    table t({"TIME (UTC)", "USER", "COMMAND", "RESULT", "REASON", "DETAIL"},
+            {false, false, false, false, false, false});
+    for (const store::operator_action& a : actions.rows) {
+      t.add({readable_utc(to_unix_seconds(a.at)), printable(who_acted(a)),
+             printable(a.kind.empty() ? a.command : a.command + " " + a.kind), printable(a.result),
+             sanitize_for_log(a.reason, max_text), sanitize_for_log(a.detail, max_text)});
+    }
+    t.print(out, "  ");
+    print_cut(out, actions, "operator actions");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1039,7 +1156,7 @@ struct subcommand {
   const char* limit_help;
 };
 
-constexpr std::array<subcommand, 4> subcommands{{
+constexpr std::array<subcommand, 5> subcommands{{
     {review_view::alerts, "alerts", "Alert episodes in the window, open and closed, newest first.",
      "7d", 50, "most episodes shown"},
     {review_view::top, "top",
@@ -1058,6 +1175,12 @@ constexpr std::array<subcommand, 4> subcommands{{
      "2d", 20, "most rows of each list shown"},
     {review_view::explain, "recipient", "The same as 'rcptguard review explain'.", "2d", 20,
      "most rows of each list shown"},
+    {review_view::actions, "actions",
+     "The operators' audit log, newest first: every allow, unallow, reset, release and status\n"
+     "sent to the daemon's control socket and every refused caller, with the unix user of the\n"
+     "connection (SO_PEERCRED, never what the request claimed), the reason given, the result\n"
+     "and what changed.",
+     "30d", 50, "most actions shown"},
 }};
 
 cxxopts::Options options_for(const subcommand& sub) {
@@ -1091,6 +1214,12 @@ cxxopts::Options options_for(const subcommand& sub) {
                                                          cxxopts::value<std::string>());
     options.parse_positional({"address"});
     options.positional_help("ADDRESS");
+  }
+  if (sub.view == review_view::actions) {
+    options.add_options()("address",
+                          "only the actions on this address (normalised as the control commands "
+                          "store it: detection.recipient_delimiters of the settings)",
+                          cxxopts::value<std::string>());
   }
   return options;
 }
@@ -1155,8 +1284,10 @@ bool parse_review(const subcommand& sub, const cxxopts::ParseResult& parsed, tim
   }
 
   std::string_view address;
-  if (sub.view == review_view::explain) {
-    if (parsed.count("address") == 0) throw usage_error{"missing ADDRESS"};
+  if (sub.view == review_view::explain && parsed.count("address") == 0) {
+    throw usage_error{"missing ADDRESS"};
+  }
+  if (parsed.count("address") != 0) {
     address = parsed["address"].as<std::string>();
     if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {
       address = address.substr(1, address.size() - 2);
@@ -1165,7 +1296,8 @@ bool parse_review(const subcommand& sub, const cxxopts::ParseResult& parsed, tim
 
   // The settings: for the database path without -d, and for the baseline model of top and
   // explain (-c/-o, else the default file when it exists, else the built-in defaults).
-  const bool model = sub.view != review_view::alerts;
+  const bool model =
+      sub.view == review_view::top || sub.view == review_view::explain || !address.empty();
   if (parsed.count("database") != 0) args.database = parsed["database"].as<std::string>();
   if (parsed.count("database") == 0 || model) {
     const std::optional<config> settings =
@@ -1175,6 +1307,11 @@ bool parse_review(const subcommand& sub, const cxxopts::ParseResult& parsed, tim
     args.detection = settings->detection;
   }
 
+  if (sub.view == review_view::actions && !address.empty()) {
+    // The engine's key, as the control commands store it.
+    decision::normalise_address(address, args.detection.recipient_delimiters, args.recipient);
+    if (args.recipient.empty()) throw usage_error{"--address is empty"};
+  }
   if (sub.view == review_view::explain) {
     const std::string delimiters = parsed.count("delimiters") != 0
                                        ? parsed["delimiters"].as<std::string>()
@@ -1246,6 +1383,9 @@ int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
         break;
       case review_view::explain:
         show_explain(db, args, out, err);
+        break;
+      case review_view::actions:
+        show_actions(db, args, out, err);
         break;
     }
   } catch (const std::exception& e) {

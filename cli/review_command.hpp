@@ -16,7 +16,7 @@
 
 namespace rcptguard::cli {
 
-enum class review_view : std::uint8_t { alerts, top, explain };
+enum class review_view : std::uint8_t { alerts, top, explain, actions };
 enum class review_format : std::uint8_t { table, json, csv };
 /// What `review top` ranks by.
 enum class top_order : std::uint8_t { deviation, volume };

@@ -122,17 +122,27 @@ std::vector<decision::counter_reset> load_counter_resets(SQLite::Database& db, t
   return resets;
 }
 
-std::vector<operator_action> load_operator_actions(SQLite::Database& db, time_point from,
-                                                   time_point to, std::size_t limit) {
-  SQLite::Statement st(db, R"sql(
-    SELECT id, at, user, uid, command, kind, address, until, reason, result, detail
-      FROM operator_action WHERE at >= ?1 AND at < ?2
-     ORDER BY at DESC, id DESC LIMIT ?3)sql");
-  st.bind(1, to_unix_seconds(from));
-  st.bind(2, to_unix_seconds(to));
-  st.bind(3, static_cast<std::int64_t>(
-                 std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
-  std::vector<operator_action> actions;
+page<operator_action> list_operator_actions(SQLite::Database& db, const review_window& window,
+                                            std::string_view address, std::size_t limit) {
+  // ?3 = '' matches every address: one statement for the whole log and for one address.
+  constexpr const char* matching =
+      " FROM operator_action WHERE at >= ?1 AND at < ?2"
+      " AND (?3 = '' OR address = ?3)";
+  page<operator_action> result;
+  SQLite::Statement count(db, std::string{"SELECT count(*)"} + matching);
+  count.bind(1, window.from);
+  count.bind(2, window.until);
+  count.bind(3, std::string{address});
+  if (count.executeStep()) result.total = count.getColumn(0).getInt64();
+  SQLite::Statement st(db, std::string{"SELECT id, at, user, uid, command, kind, address, until,"
+                                       " reason, result, detail"} +
+                               matching + " ORDER BY at DESC, id DESC LIMIT ?4");
+  st.bind(1, window.from);
+  st.bind(2, window.until);
+  st.bind(3, std::string{address});
+  st.bind(4, limit == 0 ? std::int64_t{-1}
+                        : static_cast<std::int64_t>(std::min<std::size_t>(
+                              limit, std::numeric_limits<std::int64_t>::max())));
   while (st.executeStep()) {
     operator_action a;
     a.id = st.getColumn(0).getInt64();
@@ -146,10 +156,9 @@ std::vector<operator_action> load_operator_actions(SQLite::Database& db, time_po
     a.reason = st.getColumn(8).getString();
     a.result = st.getColumn(9).getString();
     a.detail = st.getColumn(10).getString();
-    actions.push_back(std::move(a));
+    result.rows.push_back(std::move(a));
   }
-  std::reverse(actions.begin(), actions.end());
-  return actions;
+  return result;
 }
 
 }  // namespace rcptguard::store

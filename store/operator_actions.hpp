@@ -15,12 +15,13 @@
 
 #include "common/time.hpp"
 #include "decision/events.hpp"
+#include "store/review.hpp"
 
 namespace rcptguard::store {
 
 /// One control command (or one refused caller) as the audit log keeps it.
 struct operator_action {
-  std::int64_t id = 0;  ///< set by load_operator_actions
+  std::int64_t id = 0;  ///< set by list_operator_actions
   time_point at;
   std::string user;       ///< from the peer credentials; "" when the uid has no name
   std::int64_t uid = -1;  ///< from the peer credentials
@@ -58,9 +59,10 @@ std::vector<decision::operator_allow_entry> load_operator_allows(SQLite::Databas
 /// restores), the latest per recipient.
 std::vector<decision::counter_reset> load_counter_resets(SQLite::Database& db, time_point now);
 
-/// Audit rows with `from` <= at < `to`, oldest first, at most `limit` (the newest of them when
-/// more match). For review: works on an open_read_only() connection.
-std::vector<operator_action> load_operator_actions(SQLite::Database& db, time_point from,
-                                                   time_point to, std::size_t limit = 10'000);
+/// Audit rows with window.from <= at < window.until, newest first, at most `limit` (0: all), and
+/// how many matched; only those acting on `address` unless it is empty. For review: works on an
+/// open_read_only() connection.
+page<operator_action> list_operator_actions(SQLite::Database& db, const review_window& window,
+                                            std::string_view address, std::size_t limit);
 
 }  // namespace rcptguard::store

@@ -36,7 +36,7 @@ std::int64_t hour_of(time_point t) {
 // Column order shared by the alert queries below.
 constexpr const char* alert_columns = R"sql(
   SELECT id, recipient, started, updated, ended_at, peak_level, peak_score, peak_window,
-         peak_observed, peak_baseline, summary, source, verdicts FROM v_alerts)sql";
+         peak_observed, peak_baseline, summary, source, verdicts, closed_by FROM v_alerts)sql";
 
 alert_row read_alert(const SQLite::Statement& st) {
   alert_row a;
@@ -53,6 +53,7 @@ alert_row read_alert(const SQLite::Statement& st) {
   a.summary = st.getColumn(10).getString();
   a.source = st.getColumn(11).getString();
   a.verdicts = st.getColumn(12).getInt64();
+  if (!st.isColumnNull(13)) a.closed_by = st.getColumn(13).getString();
   return a;
 }
 

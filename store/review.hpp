@@ -76,6 +76,8 @@ struct alert_row {
   std::string summary;
   std::string source;
   std::int64_t verdicts = 0;  ///< verdicts for the recipient during the episode
+  /// Why it ended: "cool_down", "evicted", "stale", "operator"; "" while open or before v8.
+  std::string closed_by;
 };
 
 struct hourly_row {

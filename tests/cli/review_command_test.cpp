@@ -28,6 +28,7 @@
 #include "decision/events.hpp"
 #include "scanner/report.hpp"
 #include "scanner/scan_state.hpp"
+#include "store/operator_actions.hpp"
 #include "store/review.hpp"
 #include "store/spool.hpp"
 #include "store/store.hpp"
@@ -289,9 +290,9 @@ TEST_F(ReviewCommandTest, AlertsJsonLinesHaveTheSiemShape) {
   ASSERT_EQ(lines.size(), 3u);  // the 30-day-old episode is outside the default 7d
 
   const std::set<std::string> expected_keys{
-      "type",    "time",     "recipient",  "state",    "verdict", "score",
-      "window",  "observed", "baseline",   "reasons",  "source",  "attack",
-      "updated", "ended",    "duration_s", "verdicts", "id"};
+      "type",    "time",     "recipient", "state",      "verdict",  "score",
+      "window",  "observed", "baseline",  "reasons",    "source",   "attack",
+      "updated", "ended",    "closed_by", "duration_s", "verdicts", "id"};
   for (const json& line : lines) EXPECT_EQ(keys_of(line), expected_keys);
 
   // Newest start first: hostile (t0+6000), carol (t0+5000), bob (t0+200).
@@ -374,8 +375,8 @@ TEST_F(ReviewCommandTest, AlertsCsvHasTheJsonFields) {
   ASSERT_EQ(records.size(), 4u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"type", "time", "recipient", "state", "verdict",
                                                "score", "window", "observed", "baseline", "reasons",
-                                               "source", "attack", "updated", "ended", "duration_s",
-                                               "verdicts", "id"}));
+                                               "source", "attack", "updated", "ended", "closed_by",
+                                               "duration_s", "verdicts", "id"}));
   // The hostile row: control bytes and the invalid byte are '?' in CSV, é stays, the quote is
   // doubled inside a quoted field.
   EXPECT_EQ(rows[1][2], "ev?[31mil?\"q\\\xc3\xa9?@x.test");
@@ -914,7 +915,7 @@ TEST_F(ReviewExplainTest, LimitCutsEachListAndSaysSo) {
   EXPECT_EQ(summary["truncated"], true);
   EXPECT_EQ(summary["total"],
             json::parse(R"({"explanations":11,"senders":50,"clients":8,"spool_evidence":1,)"
-                        R"("correspondents":21})"));
+                        R"("correspondents":21,"operator_actions":0})"));
   EXPECT_EQ(summary["shown"]["senders"], 3);
 
   const result table = explain({"--limit", "3"});
@@ -1008,6 +1009,143 @@ TEST_F(ReviewExplainTest, RecipientIsTheSameSubcommand) {
                                   "--since", "6h", "--format", "json"});
   ASSERT_EQ(dash.code, 0) << dash.err;
   EXPECT_EQ(dash.out, explained.out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operators' audit log: bob's episode released by alice, an allow for bob before it, and
+// actions on other addresses and a refused caller that bob's story leaves out.
+
+class ReviewActionsTest : public ReviewExplainTest {
+ protected:
+  static store::operator_action action(std::int64_t at_s, std::string command, std::string address,
+                                       std::string reason, std::string result = "ok") {
+    store::operator_action a;
+    a.at = at(at_s);
+    a.user = "alice";
+    a.uid = 1000;
+    a.command = std::move(command);
+    a.address = std::move(address);
+    a.reason = std::move(reason);
+    a.result = std::move(result);
+    a.detail = a.result == "ok" ? "done" : "not allowed";
+    return a;
+  }
+
+  void SetUp() override {
+    ReviewExplainTest::SetUp();
+    store::store s(store::testing::options_for(db_));
+    decision::outbox released;
+    decision::episode_record e =
+        store::testing::episode("bob@example.test", start, closed, true, score(45));
+    e.closed_by = decision::close_cause::released;
+    released.episodes.push_back(e);
+    s.apply(released);
+
+    store::operator_action allowed = action(start + 30, "allow", "bob@example.test", "vendor");
+    allowed.kind = "sender";
+    allowed.address = "newcontact@partner.test";
+    store::insert_operator_action(s.database(), allowed);
+    store::insert_operator_action(s.database(),
+                                  action(start + 60, "reset", "bob@example.test", "test counts"));
+    store::insert_operator_action(
+        s.database(), action(closed, "release", "bob@example.test", "ticket 4711: handled"));
+    store::operator_action refused = action(closed + 5, "", "", "", "refused");
+    refused.user = "mallory";
+    refused.uid = 1001;
+    store::insert_operator_action(s.database(), refused);
+    // Before the window: listed by neither view.
+    store::insert_operator_action(s.database(),
+                                  action(since - 10, "release", "bob@example.test", "older"));
+  }
+
+  result actions(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> args{
+        "actions", "-d", db_, "--since", "2024-03-04T12:00Z", "--until", "2024-03-04T18:00Z"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(until, args);
+  }
+};
+
+TEST_F(ReviewActionsTest, ListsTheWindowNewestFirstWithWhoWhatWhy) {
+  const result r = actions({"--format", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<json> rows = records_of(r.out);
+  ASSERT_EQ(rows.size(), 4U);
+  EXPECT_EQ(rows[0]["result"], "refused");
+  EXPECT_EQ(rows[0]["user"], "mallory");
+  EXPECT_EQ(rows[1]["command"], "release");
+  EXPECT_EQ(rows[1]["address"], "bob@example.test");
+  EXPECT_EQ(rows[1]["reason"], "ticket 4711: handled");
+  EXPECT_EQ(rows[1]["user"], "alice");
+  EXPECT_EQ(rows[1]["uid"], 1000);
+  EXPECT_EQ(rows[1]["time"], "2024-03-04T14:13:05Z");
+  EXPECT_EQ(rows[2]["command"], "reset");
+  EXPECT_EQ(rows[3]["command"], "allow");
+  EXPECT_EQ(rows[3]["kind"], "sender");
+  EXPECT_EQ(rows[3]["address"], "newcontact@partner.test");
+  EXPECT_TRUE(rows[3]["allowed_until"].is_null());
+  const std::set<std::string> keys{"type",    "time",   "user",    "uid",
+                                   "command", "kind",   "address", "allowed_until",
+                                   "reason",  "result", "detail",  "id"};
+  for (const json& row : rows) {
+    EXPECT_EQ(row["type"], "operator_action");
+    EXPECT_EQ(keys_of(row), keys);
+  }
+  const json summary = summary_of(r.out);
+  EXPECT_EQ(summary["view"], "actions");
+  EXPECT_EQ(summary["total"], 4);
+
+  // One address, in any case: the engine's key.
+  const result bob = actions({"--address", "<Bob@Example.TEST>", "--format", "json"});
+  ASSERT_EQ(bob.code, 0) << bob.err;
+  const std::vector<json> bobs = records_of(bob.out);
+  ASSERT_EQ(bobs.size(), 2U);
+  EXPECT_EQ(bobs[0]["command"], "release");
+  EXPECT_EQ(bobs[1]["command"], "reset");
+  EXPECT_EQ(summary_of(bob.out)["address"], "bob@example.test");
+
+  // The table: a cut says so; CSV has the JSON keys.
+  const result table = actions({"--limit", "2"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("mallory  1001"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("ticket 4711: handled"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("2 of 4 operator actions"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("reset"), std::string::npos) << table.out;
+  const auto csv = parse_csv(actions({"--format", "csv"}).out);
+  ASSERT_EQ(csv.size(), 5U);
+  EXPECT_EQ(csv[0],
+            (std::vector<std::string>{"type", "time", "user", "uid", "command", "kind", "address",
+                                      "allowed_until", "reason", "result", "detail", "id"}));
+
+  const result none =
+      run(until, {"actions", "-d", db_, "--since", "2024-03-05", "--until", "2024-03-06"});
+  ASSERT_EQ(none.code, 0) << none.err;
+  EXPECT_NE(none.out.find("No operator actions"), std::string::npos) << none.out;
+}
+
+TEST_F(ReviewActionsTest, ExplainSaysWhoReleasedTheEpisodeAndListsTheAddresssActions) {
+  const result r = explain({"--format", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<json> done;
+  json episode;
+  for (const json& line : records_of(r.out)) {
+    if (line["type"] == "operator_action") done.push_back(line);
+    if (line["type"] == "episode") episode = line;
+  }
+  EXPECT_EQ(episode["closed_by"], "operator");
+  // Bob's, oldest first: not the allow (its address is the sender) nor the refused caller.
+  ASSERT_EQ(done.size(), 2U);
+  EXPECT_EQ(done[0]["command"], "reset");
+  EXPECT_EQ(done[1]["command"], "release");
+  EXPECT_EQ(summary_of(r.out)["total"]["operator_actions"], 2);
+
+  const result table = explain();
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("ended: released by alice (uid 1000) at 2024-03-04 14:13:05 UTC: "
+                           "ticket 4711: handled"),
+            std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("Operator actions on this address (2;"), std::string::npos) << table.out;
 }
 
 // ---------------------------------------------------------------------------------------------

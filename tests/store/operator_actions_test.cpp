@@ -90,8 +90,12 @@ TEST(OperatorActions, AuditRowsRoundTripByTimeRange) {
   insert_operator_action(db, refused);
   insert_operator_action(db, action(t0 + 5000, "status", ""));
 
-  const auto rows = load_operator_actions(db, at(t0), at(t0 + 3600));
-  ASSERT_EQ(rows.size(), 3U);
+  const review_window hour{t0, t0 + 3600};
+  const page<operator_action> listed = list_operator_actions(db, hour, "", 0);
+  EXPECT_EQ(listed.total, 3);
+  ASSERT_EQ(listed.rows.size(), 3U);
+  // Oldest first, to read as a story.
+  const std::vector<operator_action> rows(listed.rows.rbegin(), listed.rows.rend());
   EXPECT_EQ(rows[0].command, "allow");
   EXPECT_EQ(rows[0].kind, "recipient");
   EXPECT_EQ(rows[0].address, "bob@example.test");
@@ -107,10 +111,19 @@ TEST(OperatorActions, AuditRowsRoundTripByTimeRange) {
   EXPECT_EQ(rows[2].user, "nobody");
   EXPECT_LT(rows[0].id, rows[1].id);
 
-  // A limit keeps the newest, still oldest first.
-  const auto last = load_operator_actions(db, at(t0), at(t0 + 3600), 2);
-  ASSERT_EQ(last.size(), 2U);
-  EXPECT_EQ(last[0].command, "release");
+  // A limit keeps the newest, newest first, and the total says what was cut.
+  const page<operator_action> last = list_operator_actions(db, hour, "", 2);
+  EXPECT_EQ(last.total, 3);
+  EXPECT_TRUE(last.truncated());
+  ASSERT_EQ(last.rows.size(), 2U);
+  EXPECT_EQ(last.rows[0].result, "refused");
+  EXPECT_EQ(last.rows[1].command, "release");
+
+  // One address: only what acted on it.
+  const page<operator_action> carol = list_operator_actions(db, hour, "carol@example.test", 0);
+  EXPECT_EQ(carol.total, 1);
+  ASSERT_EQ(carol.rows.size(), 1U);
+  EXPECT_EQ(carol.rows[0].command, "release");
 
   EXPECT_EQ(query_text(path,
                        "SELECT at_utc || '|' || user || '|' || command || '|' || allowed_until "
@@ -119,9 +132,9 @@ TEST(OperatorActions, AuditRowsRoundTripByTimeRange) {
 
   // Pruning: audit rows older than the retention go (here the allow at t0 + 10).
   prune_operator_rows(db, at(t0 + 4000), std::chrono::seconds{3985});
-  const auto kept = load_operator_actions(db, at(0), at(t0 + 9999));
+  const auto kept = list_operator_actions(db, {0, t0 + 9999}, "", 0).rows;
   ASSERT_EQ(kept.size(), 3U);
-  EXPECT_EQ(kept[0].command, "release");
+  EXPECT_EQ(kept.back().command, "release");
 }
 
 TEST(OperatorActions, AllowEntriesRoundTripAndExpire) {
