@@ -225,4 +225,12 @@ bool cidr::contains(std::string_view address) const {
   return false;
 }
 
+bool same_socket(const endpoint& a, const endpoint& b) {
+  if (a.kind != b.kind) return false;
+  if (a.kind == endpoint_kind::unix_socket) return a.path == b.path;
+  const auto wildcard = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
+  return a.port != 0 && a.port == b.port &&
+         (a.host == b.host || wildcard(a.host) || wildcard(b.host));
+}
+
 }  // namespace rcptguard

@@ -28,6 +28,11 @@ struct endpoint {
 /// sets `error` to the reason.
 std::optional<endpoint> parse_endpoint(std::string_view text, std::string& error);
 
+/// Whether binding both would collide: one unix path, or one TCP port (not 0, which the kernel
+/// picks afresh) on the same host or with either on a wildcard address (0.0.0.0, ::), which
+/// takes the port on every address.
+bool same_socket(const endpoint& a, const endpoint& b);
+
 /// A network: address bytes with the host part zero, and a prefix length.
 struct cidr {
   bool is_v6 = false;

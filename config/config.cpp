@@ -274,17 +274,41 @@ class loader {
       add(origin("server.listen") + ": server.listen: must name at least one socket");
     }
     std::vector<endpoint> seen;
+    const auto clash = [&seen](const endpoint& ep) {
+      return std::find_if(seen.begin(), seen.end(),
+                          [&](const endpoint& other) { return same_socket(ep, other); });
+    };
     for (const std::string& text : server.listen) {
       std::string why;
       const auto ep = parse_endpoint(text, why);
       if (!ep) continue;  // already reported
-      const auto same = std::find(seen.begin(), seen.end(), *ep);
+      const auto same = clash(*ep);
       if (same != seen.end()) {
         add(origin("server.listen") + ": server.listen: " + in_quotes(text) +
             " names the same socket as " +
             in_quotes(server.listen[static_cast<std::size_t>(same - seen.begin())]));
       }
       seen.push_back(*ep);
+    }
+    // The other two sockets the daemon binds: one of them on a policy socket would fail at
+    // start-up with "address in use", or (a unix path) replace the policy socket.
+    std::string why;
+    if (const auto metrics = parse_endpoint(config_.metrics.listen, why)) {
+      const auto same = clash(*metrics);
+      if (same != seen.end()) {
+        add(origin("metrics.listen", "server.listen") + ": metrics.listen " +
+            in_quotes(config_.metrics.listen) + " names the same socket as server.listen " +
+            in_quotes(server.listen[static_cast<std::size_t>(same - seen.begin())]));
+      }
+    }
+    if (!config_.control.socket.empty()) {
+      const endpoint control{.kind = endpoint_kind::unix_socket, .path = config_.control.socket};
+      const auto same = clash(control);
+      if (same != seen.end()) {
+        add(origin("control.socket", "server.listen") + ": control.socket " +
+            in_quotes(config_.control.socket) + " is the policy socket server.listen " +
+            in_quotes(server.listen[static_cast<std::size_t>(same - seen.begin())]));
+      }
     }
     if (config_.log.target == log_target::file && config_.log.file.empty()) {
       add(origin("log.target", "log.file") + ": log.file must be set when log.target is \"file\"");

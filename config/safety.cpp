@@ -21,6 +21,23 @@ bool is_loopback(const std::string& host) {
   return v4->contains(host) || v6->contains(host);
 }
 
+/// The entry of `allow_clients` that admits every address (a /0), or "".
+std::string admits_everyone(const std::vector<std::string>& allow_clients) {
+  for (const auto& entry : allow_clients) {
+    std::string error;
+    const auto net = parse_cidr(entry, error);
+    if (net && net->prefix == 0) return entry;
+  }
+  return {};
+}
+
+/// An inet endpoint on an address other hosts can reach.
+bool reachable_from_other_hosts(const std::string& text) {
+  std::string error;
+  const auto ep = parse_endpoint(text, error);
+  return ep && ep->kind == endpoint_kind::inet && !is_loopback(ep->host);
+}
+
 }  // namespace
 
 std::size_t descriptors_needed(const config& c) {
@@ -29,17 +46,12 @@ std::size_t descriptors_needed(const config& c) {
 
 std::vector<std::string> unsafe_settings(const config& c, std::uint64_t file_limit) {
   std::vector<std::string> found;
-  std::string open_network;
-  for (const auto& entry : c.server.allow_clients) {
-    std::string error;
-    const auto net = parse_cidr(entry, error);
-    if (net && net->prefix == 0) open_network = entry;
-  }
+  const std::string open_network = admits_everyone(c.server.allow_clients);
   for (const auto& text : c.server.listen) {
     std::string error;
     const auto ep = parse_endpoint(text, error);
     if (!ep) continue;
-    if (ep->kind == endpoint_kind::inet && !is_loopback(ep->host) && !open_network.empty()) {
+    if (reachable_from_other_hosts(text) && !open_network.empty()) {
       found.push_back("server.listen \"" + text +
                       "\" is reachable from other hosts and server.allow_clients admits every "
                       "address (\"" +
@@ -53,6 +65,15 @@ std::vector<std::string> unsafe_settings(const config& c, std::uint64_t file_lim
                       "\" (read verdicts, add to the counts, hold connections); use 0660 with "
                       "server.unix_socket_group");
     }
+  }
+  const std::string open_metrics = admits_everyone(c.metrics.allow_clients);
+  if (reachable_from_other_hosts(c.metrics.listen) && !open_metrics.empty()) {
+    found.push_back("metrics.listen \"" + c.metrics.listen +
+                    "\" is reachable from other hosts and metrics.allow_clients admits every "
+                    "address (\"" +
+                    open_metrics +
+                    "\"): anyone who reaches the port can read the traffic volumes and the "
+                    "daemon's state; list the Prometheus servers instead");
   }
   if (descriptors_needed(c) > file_limit) {
     const std::uint64_t room = file_limit > descriptors_besides_connections

@@ -622,6 +622,30 @@ TEST(Relations, ListenMustNotRepeatASocket) {
                     HasSubstr(R"("inet:[0::1]:25" names the same socket as "inet:[::1]:25")")));
 }
 
+TEST(Relations, AWildcardTakesThePortOnEveryAddressAndPortZeroNeverClashes) {
+  EXPECT_THAT(only_error(load(
+                  document("server.listen", R"(["inet:127.0.0.1:10040", "inet:0.0.0.0:10040"])"))),
+              HasSubstr(R"("inet:0.0.0.0:10040" names the same socket as "inet:127.0.0.1:10040")"));
+  EXPECT_TRUE(load(document("server.listen", R"(["inet:127.0.0.1:0", "inet:127.0.0.1:0"])")).ok());
+  EXPECT_TRUE(
+      load(document("server.listen", R"(["inet:127.0.0.1:10040", "inet:127.0.0.2:10040"])")).ok());
+}
+
+TEST(Relations, MetricsAndControlMustNotTakeAPolicySocket) {
+  EXPECT_THAT(only_error(load("[server]\nlisten = [\"inet:127.0.0.1:10040\"]\n"
+                              "[metrics]\nlisten = \"inet:127.0.0.1:10040\"\n")),
+              AllOf(StartsWith("t.toml:4:"),
+                    HasSubstr(R"(metrics.listen "inet:127.0.0.1:10040" names the same socket as )"
+                              R"(server.listen "inet:127.0.0.1:10040")")));
+  EXPECT_THAT(only_error(load("[server]\nlisten = [\"unix:/run/rcptguard/policy\"]\n"
+                              "[control]\nsocket = \"/run/rcptguard/policy\"\n")),
+              HasSubstr(R"(control.socket "/run/rcptguard/policy" is the policy socket )"
+                        R"(server.listen "unix:/run/rcptguard/policy")"));
+  EXPECT_TRUE(load("[server]\nlisten = [\"inet:127.0.0.1:10040\"]\n"
+                   "[metrics]\nlisten = \"inet:127.0.0.1:10042\"\n")
+                  .ok());
+}
+
 TEST(Relations, FileTargetNeedsAFile) {
   EXPECT_THAT(only_error(load(document("log.target", R"("file")"))),
               AllOf(StartsWith("t.toml:2:"), HasSubstr("log.file must be set")));
@@ -909,10 +933,9 @@ TEST(ApplyReloadable, EveryReloadableKeyIsCopiedAndNoOther) {
 // and a check's reason may quote the refused value ("no group named '...'"), so a control byte in
 // a settings file reached the log line or terminal that shows the error.
 TEST(Errors, ReasonsQuotingTheValueHaveNoControlBytes) {
-  for (const std::string_view doc :
-       {"[control]\ngroup = \"no\\u0001such\\u001b[31m\"\n",
-        "[server]\nallow_clients = [\"10.0.0.0/8\\n\\u007f\"]\n", "[log]\nx = tr\n",
-        "[log]\nx = tr\x1b[31m\n"}) {
+  for (const std::string_view doc : {"[control]\ngroup = \"no\\u0001such\\u001b[31m\"\n",
+                                     "[server]\nallow_clients = [\"10.0.0.0/8\\n\\u007f\"]\n",
+                                     "[log]\nx = tr\n", "[log]\nx = tr\x1b[31m\n"}) {
     const std::string error = only_error(load(doc));
     EXPECT_FALSE(error.empty());
     for (const char c : error) {

@@ -34,6 +34,21 @@ TEST(UnsafeSettings, ARemoteListenerOpenToEveryAddress) {
   EXPECT_THAT(unsafe_settings(c, ample_files), IsEmpty());
 }
 
+TEST(UnsafeSettings, AMetricsEndpointOpenToEveryAddress) {
+  config c = default_config();
+  c.metrics.listen = "inet:[::]:10042";
+  c.metrics.allow_clients = {"::/0", "0.0.0.0/0"};
+  const auto found = unsafe_settings(c, ample_files);
+  ASSERT_THAT(found, SizeIs(1));
+  EXPECT_THAT(found[0], HasSubstr("metrics.listen \"inet:[::]:10042\" is reachable from other "
+                                  "hosts and metrics.allow_clients admits every address"));
+  c.metrics.allow_clients = {"192.0.2.10"};  // the Prometheus server
+  EXPECT_THAT(unsafe_settings(c, ample_files), IsEmpty());
+  c.metrics.allow_clients = {"0.0.0.0/0"};
+  c.metrics.listen = "inet:127.0.0.1:10042";
+  EXPECT_THAT(unsafe_settings(c, ample_files), IsEmpty());
+}
+
 TEST(UnsafeSettings, AWorldAccessibleUnixSocket) {
   config c = default_config();
   c.server.listen = {"unix:/run/rcptguard/policy.sock"};
