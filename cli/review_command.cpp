@@ -110,8 +110,11 @@ std::string span_text(std::int64_t seconds) {
   return fmt::format("{}s", seconds);
 }
 
+/// Counts whole, averages (windows over hours, baselines) to what a reader uses: "61", "60.8",
+/// "0.08". JSON and CSV keep the full value.
 std::string number_text(double v) {
-  return fmt::format("{:g}", v);
+  if (v == std::floor(v) && std::abs(v) < 1e15) return fmt::format("{:.0f}", v);
+  return fmt::format("{:.{}f}", v, std::abs(v) < 1.0 ? 2 : 1);
 }
 
 std::string score_text(double v) {
