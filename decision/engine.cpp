@@ -29,14 +29,6 @@ constexpr std::uint32_t day_residue_minutes = 24 * 60;
 // Domain separation of the session fingerprint from the other hashes of client addresses.
 constexpr std::uint64_t session_domain = 0x73657373696f6e00ULL;
 
-std::uint32_t unix_minute(time_point t) {
-  return static_cast<std::uint32_t>(std::max<std::int64_t>(0, to_unix_seconds(t)) / 60);
-}
-
-unsigned second_in_minute(time_point t) {
-  return static_cast<unsigned>(std::max<std::int64_t>(0, to_unix_seconds(t)) % 60);
-}
-
 time_point from_minute(std::uint32_t minute) {
   return from_unix_seconds(std::int64_t{minute} * 60);
 }
@@ -92,7 +84,8 @@ engine::engine(settings config, std::uint64_t seed)
                     mix(seed, 2)),
       pairs_(config_.pair_slots),
       correspondents_(config_.correspondent_slots),
-      connections_(config_.client_session_slots, config_.client_connection_slots) {
+      connections_(config_.client_session_slots, config_.client_connection_slots),
+      cluster_(config_.max_cluster_recipients) {
   build_matchers();
 }
 
@@ -616,6 +609,8 @@ observation engine::observe(const recipient_state& state, std::uint64_t key_hash
   seen.top_client_share = state.windows.top_client_share(minute, limits.single_client_min_messages,
                                                          seen.top_client_sample);
   seen.client_connections = state.windows.top_client_connections(minute);
+  // After the residue: an operator's reset on this node zeroes this node's counts only.
+  cluster_.add_to(key_hash, seen, now, config_.cluster_max_age);
 
   const std::uint32_t head = total_head_;
   for (std::uint32_t k = 0; k < total_minutes_.size(); ++k) {
@@ -805,6 +800,7 @@ void engine::tick(time_point now) {
   }
   for (const std::uint64_t key_hash : closing_buf_) close_episode(key_hash, now);
   expire_operator_allows(now);
+  cluster_.expire(now, config_.cluster_max_age, expiry_budget);
 
   const std::uint32_t minute = unix_minute(now);
   const auto idle_minutes = static_cast<std::uint32_t>(
@@ -940,6 +936,14 @@ void engine::restore(const restore_snapshot& snapshot, time_point now) {
   }
 }
 
+void engine::update_cluster_counts(std::span<const cluster_counts> counts, time_point now) {
+  for (const cluster_counts& c : counts) cluster_.update(hash_(c.recipient), c, now);
+}
+
+void engine::cluster_lost(time_point /*now*/) {
+  cluster_.clear();
+}
+
 void engine::update_spool_evidence(std::string_view recipient, const spool_evidence& evidence,
                                    time_point now) {
   std::string key;
@@ -955,6 +959,7 @@ void engine::update_spool_evidence(std::string_view recipient, const spool_evide
 
 engine_stats engine::stats() const {
   engine_stats out = stats_;
+  out.cluster = cluster_.stats();
   out.tracked_recipients = recipients_.size();
   out.max_tracked_recipients = config_.max_tracked_recipients;
   out.recipient_evictions = recipients_.evictions();

@@ -15,6 +15,7 @@
 
 #include "common/time.hpp"
 #include "decision/baseline.hpp"
+#include "decision/cluster.hpp"
 #include "decision/connections.hpp"
 #include "decision/episodes.hpp"
 #include "decision/events.hpp"
@@ -108,6 +109,7 @@ struct engine_stats {
   std::uint64_t client_counter_overwrites = 0;   ///< connection counters restarted early
   std::uint64_t reconfigurations = 0;
   baseline_prior prior;
+  cluster_stats cluster;
 };
 
 /// What the engine knows about one recipient now (for tests and an operator's "explain").
@@ -187,6 +189,14 @@ class engine {
   /// New hourly histories (the store's, merged with our own live hours): recomputes those
   /// recipients' baselines and, from all of them, the cold-start prior. Call hourly.
   void update_histories(std::span<const recipient_history> histories, time_point now);
+
+  /// The other nodes' counts for recipients active here, read from the cluster store at `now`
+  /// (see cluster.hpp): judgements add them while they are fresh (settings.cluster_max_age).
+  void update_cluster_counts(std::span<const cluster_counts> counts, time_point now);
+
+  /// The cluster store became unreachable: judgements rest on this node's counts alone from now
+  /// on, until update_cluster_counts() brings the others' again.
+  void cluster_lost(time_point now);
 
   /// Spool-scanner evidence for a recipient (any spelling; it is normalised).
   void update_spool_evidence(std::string_view recipient, const spool_evidence& evidence,
@@ -341,6 +351,7 @@ class engine {
   std::unordered_map<std::uint64_t, episode_state> episodes_;  ///< by recipient key hash
   std::unordered_map<std::uint64_t, spool_evidence> evidence_;
   baseline_prior prior_;
+  cluster_totals cluster_;
   bool end_of_message_seen_ = false;
 
   /// All inbound RCPTs of the server per minute, for the concentration signal.

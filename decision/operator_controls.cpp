@@ -11,10 +11,6 @@ namespace rcptguard::decision {
 
 namespace {
 
-std::uint32_t unix_minute(time_point t) {
-  return static_cast<std::uint32_t>(std::max<std::int64_t>(0, to_unix_seconds(t)) / 60);
-}
-
 std::string_view kind_name(allow_kind kind) {
   return kind == allow_kind::sender ? "sender" : "recipient";
 }

@@ -219,6 +219,13 @@ struct settings {
   /// Idle keys without a learned baseline are forgotten after the 24-hour window emptied.
   std::chrono::seconds idle_expiry{std::chrono::hours{25}};
 
+  /// Cluster (several nodes sharing counts, see cluster.hpp): the other nodes' counts are added
+  /// to a judgement while no older than this; past it (the pull stopped) this node judges on its
+  /// own counts. A few pull intervals.
+  std::chrono::milliseconds cluster_max_age{2000};
+  /// Recipients whose other nodes' counts are held (about 250 bytes each).
+  std::size_t max_cluster_recipients = 100'000;
+
   thresholds defaults;
   std::vector<recipient_class> classes;
   std::vector<recipient_override> overrides;

@@ -121,6 +121,15 @@ void recipient_windows::restore_minute(std::uint32_t minute, std::uint32_t accep
   if (head_ / 10 - minute / 10 < 2) bump(epoch_rcpts_[minute / 10 % 2], attempted);
 }
 
+void recipient_windows::restore_hour(std::uint32_t hour, std::uint32_t accepted,
+                                     std::uint32_t attempted) {
+  if (hour > head_ / 60) advance(hour * 60);
+  if (head_ / 60 - hour < hours_kept) {
+    bump(attempted_hour_[hour % hours_kept], attempted);
+    bump(accepted_hour_[hour % hours_kept], accepted);
+  }
+}
+
 template <class T>
 double recipient_windows::sum_minutes(const std::array<T, minutes_kept>& buckets,
                                       std::uint32_t now_minute, std::uint32_t count,

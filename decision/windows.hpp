@@ -14,11 +14,24 @@
 // minute for the same reason.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string_view>
 
+#include "common/time.hpp"
+
 namespace rcptguard::decision {
+
+/// The Unix minute of `t` (0 before the epoch), the buckets' unit.
+inline std::uint32_t unix_minute(time_point t) {
+  return static_cast<std::uint32_t>(std::max<std::int64_t>(0, to_unix_seconds(t)) / 60);
+}
+
+/// Seconds into that minute.
+inline unsigned second_in_minute(time_point t) {
+  return static_cast<unsigned>(std::max<std::int64_t>(0, to_unix_seconds(t)) % 60);
+}
 
 enum class window : std::uint8_t { minute, ten_minutes, hour, day };
 
@@ -52,6 +65,9 @@ class recipient_windows {
 
   /// Restores counts of one past minute (from the store) if it is still inside the 24 hours.
   void restore_minute(std::uint32_t minute, std::uint32_t accepted, std::uint32_t attempted);
+  /// Adds counts to the hour `hour` (Unix hours) alone, if it is still inside the 24 hours: the
+  /// part of an hour's total that no restored minute carries.
+  void restore_hour(std::uint32_t hour, std::uint32_t accepted, std::uint32_t attempted);
 
   // Reads; `second_in_minute` and `minute_in_hour` place "now" inside the newest buckets.
   double attempted(window w, std::uint32_t now_minute, unsigned second_in_minute) const;

@@ -1,0 +1,130 @@
+// The other nodes' counts (decision/cluster.hpp): a flood split across nodes is judged on the
+// cluster's volume while the counts are fresh, on this node's alone once they are stale or the
+// store is lost; distinct senders are a union, not a sum; the table is bounded.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "harness.hpp"
+
+namespace rcptguard::decision {
+namespace {
+
+using testing::at_seconds;
+using testing::driver;
+using testing::test_settings;
+
+constexpr std::string_view victim = "bob@example.test";
+
+/// What the other nodes counted for `recipient` at `now`: `per_minute` RCPTs in each of the
+/// last `minutes` minutes (the hour buckets carrying the same RCPTs).
+cluster_counts others(std::string_view recipient, time_point now, std::uint32_t per_minute,
+                      std::uint32_t minutes, std::uint32_t senders = 0) {
+  cluster_counts c;
+  c.recipient = std::string{recipient};
+  c.minute = unix_minute(now);
+  for (std::uint32_t k = 0; k < minutes && k < c.minutes.size(); ++k) {
+    c.minutes[c.minutes.size() - 1 - k] = per_minute;
+    const std::uint32_t hours_back = c.minute / 60 - (c.minute - k) / 60;
+    c.hours[c.hours.size() - 1 - hours_back] += per_minute;
+  }
+  c.senders_ten = senders;
+  c.senders_hour = senders;
+  return c;
+}
+
+// 19 messages in 9 minutes: below the 10-minute warn point (20) on this node alone.
+void nineteen_here(driver& d) {
+  d.flood(victim, 19, 0, 30);
+}
+
+TEST(ClusterCounts, AFloodSplitAcrossNodesIsJudgedOnTheClustersVolume) {
+  driver d;
+  nineteen_here(d);
+  const time_point now = at_seconds(570);
+  // The other node took as many: 2 a minute for 10 minutes.
+  const cluster_counts c = others(victim, now, 2, 10);
+  d.eng().update_cluster_counts({&c, 1}, now);
+  const verdict v = d.message(victim, "late@ex.org", "198.51.100.9", now);
+  EXPECT_EQ(v.level, verdict_level::defer);
+  EXPECT_TRUE(v.action.text.find("40 msgs/10m") != std::string::npos) << v.action.text;
+  EXPECT_EQ(d.eng().inspect(victim, now).attempted[1], 40.0);
+  EXPECT_EQ(d.eng().stats().cluster.updates, 1U);
+  EXPECT_EQ(d.eng().stats().cluster.recipients, 1U);
+
+  // Alone, the same 20th message only warns.
+  driver alone;
+  nineteen_here(alone);
+  EXPECT_EQ(alone.message(victim, "late@ex.org", "198.51.100.9", now).level, verdict_level::warn);
+}
+
+TEST(ClusterCounts, StaleCountsAndALostStoreLeaveThisNodesOwn) {
+  driver d;
+  nineteen_here(d);
+  const time_point read = at_seconds(570);
+  const cluster_counts c = others(victim, read, 2, 10);
+  d.eng().update_cluster_counts({&c, 1}, read);
+  // Older than cluster_max_age (2 s) when judged: ignored.
+  const time_point later = read + std::chrono::milliseconds(2001);
+  EXPECT_EQ(d.eng().inspect(victim, later).attempted[1], 19.0);
+  EXPECT_EQ(d.eng().inspect(victim, read + std::chrono::seconds(1)).attempted[1], 39.0);
+
+  // Lost: at once, however fresh.
+  d.eng().update_cluster_counts({&c, 1}, read);
+  d.eng().cluster_lost(read);
+  EXPECT_EQ(d.eng().inspect(victim, read).attempted[1], 19.0);
+  EXPECT_EQ(d.eng().stats().cluster.losses, 1U);
+  EXPECT_EQ(d.eng().stats().cluster.recipients, 0U);
+  // The tick drops stale entries.
+  d.eng().update_cluster_counts({&c, 1}, read);
+  d.eng().tick(read + std::chrono::seconds(3));
+  EXPECT_EQ(d.eng().stats().cluster.recipients, 0U);
+}
+
+TEST(ClusterCounts, HoursBeyondTheMinutesReachTheHourAndDayWindows) {
+  driver d;
+  const time_point now = at_seconds(3 * 3600 + 600);
+  d.message(victim, "a@ex.org", "198.51.100.1", now);
+  cluster_counts c = others(victim, now, 0, 0);
+  c.hours[c.hours.size() - 1] = 30;   // this hour, none of it in the last 10 minutes
+  c.hours[c.hours.size() - 3] = 100;  // two hours ago
+  d.eng().update_cluster_counts({&c, 1}, now);
+  const recipient_view v = d.eng().inspect(victim, now);
+  EXPECT_EQ(v.attempted[1], 1.0);    // the 10-minute window: none of theirs
+  EXPECT_GE(v.attempted[2], 31.0);   // the hour: ours and this hour of theirs
+  EXPECT_LT(v.attempted[2], 131.0);  // not two hours ago
+  EXPECT_EQ(v.attempted[3], 131.0);  // the day: all of it, each RCPT once
+}
+
+TEST(ClusterCounts, DistinctSendersAreTheClustersUnionNotASum) {
+  driver d;
+  d.flood(victim, 10, 0, 30, /*senders=*/10);
+  const time_point now = at_seconds(300);
+  EXPECT_EQ(d.eng().inspect(victim, now).senders_ten, 10.0);
+  // The cluster's sketch counts 25 distinct, ours among them.
+  cluster_counts c = others(victim, now, 1, 10, 25);
+  d.eng().update_cluster_counts({&c, 1}, now);
+  EXPECT_EQ(d.eng().inspect(victim, now).senders_ten, 25.0);
+  // A sketch behind ours (published before our last senders) never lowers ours.
+  c.senders_ten = 4;
+  d.eng().update_cluster_counts({&c, 1}, now);
+  EXPECT_EQ(d.eng().inspect(victim, now).senders_ten, 10.0);
+}
+
+TEST(ClusterCounts, TheTableIsBounded) {
+  settings s = test_settings();
+  s.max_cluster_recipients = 1;
+  driver d(s);
+  const time_point now = at_seconds(60);
+  const cluster_counts first = others("a@example.test", now, 1, 1);
+  const cluster_counts second = others("b@example.test", now, 1, 1);
+  d.eng().update_cluster_counts({&first, 1}, now);
+  d.eng().update_cluster_counts({&second, 1}, now);
+  d.eng().update_cluster_counts({&first, 1}, now);  // a held key is replaced
+  EXPECT_EQ(d.eng().stats().cluster.recipients, 1U);
+  EXPECT_EQ(d.eng().stats().cluster.refused_full, 1U);
+  EXPECT_EQ(d.eng().stats().cluster.updates, 2U);
+}
+
+}  // namespace
+}  // namespace rcptguard::decision
