@@ -302,7 +302,9 @@ class loader {
       }
     }
     if (!config_.control.socket.empty()) {
-      const endpoint control{.kind = endpoint_kind::unix_socket, .path = config_.control.socket};
+      endpoint control;
+      control.kind = endpoint_kind::unix_socket;
+      control.path = config_.control.socket;
       const auto same = clash(control);
       if (same != seen.end()) {
         add(origin("control.socket", "server.listen") + ": control.socket " +
