@@ -15,6 +15,7 @@ build_packages=(
   libgmime-3.0-dev      # MIME parsing in the spool scanner
   zlib1g-dev            # gzip-compressed rotated mail logs (ingest)
   nlohmann-json3-dev    # valid JSON out of review, scan and the alert file (header-only)
+  libhiredis-dev        # the optional cluster store (Redis) shared by several MX hosts
 )
 test_packages=(
   libgtest-dev libgmock-dev
@@ -26,6 +27,9 @@ test_packages=(
   # headless browser: opens a `rcptguard report --html` file and checks the DOM it builds and
   # that nothing is logged to the console (ctest cli_report_chromium; SKIP without it)
   chromium
+  # the cluster store's tests start their own Redis on a unix socket in a temporary directory
+  # (no service is started by the install: policy-rc.d below); redis-cli flushes its scripts
+  redis-server redis-tools
 )
 
 want=("${build_packages[@]}")

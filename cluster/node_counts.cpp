@@ -1,0 +1,128 @@
+// This node's counts for the cluster store (see node_counts.hpp).
+#include "cluster/node_counts.hpp"
+
+#include <algorithm>
+#include <iterator>
+
+namespace rcptguard::cluster {
+
+void node_counts::bump(std::map<key, count>& counts, const std::string& recipient,
+                       std::uint32_t bucket) {
+  count& c = counts[key{recipient, bucket}];
+  ++c.value;
+  c.changed = true;
+}
+
+void node_counts::add(const count_event& e) {
+  ++stats_.events;
+  const std::size_t new_keys =
+      static_cast<std::size_t>(!minutes_.contains(key{e.recipient, e.minute})) +
+      static_cast<std::size_t>(!hours_.contains(key{e.recipient, e.minute / 60}));
+  if (minutes_.size() + hours_.size() + new_keys > max_keys_) {
+    ++stats_.refused_full;
+    return;
+  }
+  bump(minutes_, e.recipient, e.minute);
+  bump(hours_, e.recipient, e.minute / 60);
+  senders_[key{e.recipient, e.minute}].insert(e.sender);
+  epoch_senders_[key{e.recipient, e.minute / 10}].insert(e.sender);
+  clients_[key{e.recipient, e.minute}].insert(e.client);
+  std::uint32_t& seen = last_seen_[e.recipient];
+  seen = std::max(seen, e.minute);
+}
+
+void node_counts::take_counts(std::map<key, count>& counts, std::vector<count_row>& out) {
+  for (auto& [k, c] : counts) {
+    if (!c.changed) continue;
+    out.push_back({k.first, k.second, c.value});
+    c.changed = false;
+  }
+}
+
+void node_counts::take_sketches(sketch_map& pending, std::vector<sketch_row>& out) {
+  for (auto& [k, items] : pending) {
+    out.push_back({k.first,
+                   k.second,
+                   {std::make_move_iterator(items.begin()), std::make_move_iterator(items.end())}});
+  }
+  pending.clear();
+}
+
+publish_batch node_counts::take_changes() {
+  publish_batch b;
+  take_counts(minutes_, b.minutes);
+  take_counts(hours_, b.hours);
+  take_sketches(senders_, b.senders);
+  take_sketches(epoch_senders_, b.epoch_senders);
+  take_sketches(clients_, b.clients);
+  return b;
+}
+
+void node_counts::give_back_counts(std::map<key, count>& counts,
+                                   const std::vector<count_row>& rows) {
+  // Only the flag: the value held may have grown since, and the next publish sends that.
+  for (const count_row& r : rows) {
+    const auto found = counts.find(key{r.recipient, r.bucket});
+    if (found != counts.end()) found->second.changed = true;
+  }
+}
+
+void node_counts::give_back_sketches(sketch_map& pending, std::vector<sketch_row>&& rows) {
+  for (sketch_row& r : rows) {
+    auto& items = pending[key{std::move(r.recipient), r.bucket}];
+    items.insert(std::make_move_iterator(r.items.begin()), std::make_move_iterator(r.items.end()));
+  }
+}
+
+void node_counts::give_back(publish_batch&& batch) {
+  give_back_counts(minutes_, batch.minutes);
+  give_back_counts(hours_, batch.hours);
+  give_back_sketches(senders_, std::move(batch.senders));
+  give_back_sketches(epoch_senders_, std::move(batch.epoch_senders));
+  give_back_sketches(clients_, std::move(batch.clients));
+}
+
+void node_counts::mark_all_changed() {
+  for (auto& [k, c] : minutes_) c.changed = true;
+  for (auto& [k, c] : hours_) c.changed = true;
+}
+
+void node_counts::expire(std::uint32_t now_minute) {
+  const auto older = [](std::uint32_t bucket, std::uint32_t now, std::uint32_t kept) {
+    return bucket + kept <= now;
+  };
+  std::erase_if(minutes_,
+                [&](const auto& kv) { return older(kv.first.second, now_minute, minutes_kept); });
+  std::erase_if(
+      hours_, [&](const auto& kv) { return older(kv.first.second, now_minute / 60, hours_kept); });
+  std::erase_if(senders_,
+                [&](const auto& kv) { return older(kv.first.second, now_minute, minutes_kept); });
+  std::erase_if(clients_,
+                [&](const auto& kv) { return older(kv.first.second, now_minute, minutes_kept); });
+  std::erase_if(epoch_senders_, [&](const auto& kv) {
+    return older(kv.first.second, now_minute / 10, epochs_kept);
+  });
+  std::erase_if(last_seen_,
+                [&](const auto& kv) { return older(kv.second, now_minute, minutes_kept); });
+}
+
+std::vector<std::string> node_counts::active(std::uint32_t now_minute, std::uint32_t minutes,
+                                             std::size_t limit) const {
+  std::vector<std::pair<std::uint32_t, const std::string*>> recent;
+  for (const auto& [recipient, minute] : last_seen_) {
+    if (minute + minutes > now_minute) recent.emplace_back(minute, &recipient);
+  }
+  std::sort(recent.begin(), recent.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  for (std::size_t k = 0; k < recent.size() && k < limit; ++k) out.push_back(*recent[k].second);
+  return out;
+}
+
+node_counts_stats node_counts::stats() const {
+  node_counts_stats s = stats_;
+  s.keys = minutes_.size() + hours_.size();
+  return s;
+}
+
+}  // namespace rcptguard::cluster

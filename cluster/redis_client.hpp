@@ -1,0 +1,93 @@
+// The one connection to the cluster store (Redis, through hiredis's blocking API with time-outs):
+// publishes this node's counts and reads the other nodes'. Blocking by design: it runs on the
+// daemon's cluster thread, never on the network thread, and every call is bounded by the
+// time-out. Any failure (refused, timed out, an error reply, a protocol error) throws
+// redis_error and leaves the client disconnected; connect() again.
+//
+// Keys (all under `key_prefix`, so several clusters or other programs can share a Redis):
+//   m:MINUTE:RECIPIENT   hash, field NODE/INCARNATION -> that node's RCPTs in the minute (15 min)
+//   h:HOUR:RECIPIENT     hash, likewise for the hour (25 h)
+//   s:MINUTE:RECIPIENT   HyperLogLog of the minute's senders (15 min)
+//   e:EPOCH:RECIPIENT    HyperLogLog of the 10-minute epoch's senders (75 min)
+//   c:MINUTE:RECIPIENT   HyperLogLog of the minute's clients (15 min)
+// hiredis writes with write(2): the calling thread must have SIGPIPE blocked or ignored, or a
+// server that went away kills the process instead of failing the call.
+//
+// One standalone Redis (or a primary behind Sentinel's address): the read script touches keys
+// it is not given, which Redis Cluster would refuse.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/node_counts.hpp"
+#include "decision/cluster.hpp"
+
+struct redisContext;
+
+namespace rcptguard::cluster {
+
+struct redis_options {
+  std::string host;  ///< TCP host; empty when unix_path is set
+  std::uint16_t port = 6379;
+  std::string unix_path;
+  std::string user;  ///< ACL user (Redis 6+); empty: the password alone (requirepass)
+  std::string password;
+  std::chrono::milliseconds timeout{200};  ///< connect, and each reply
+  std::string key_prefix = "rcptguard:";
+};
+
+class redis_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class redis_client {
+ public:
+  explicit redis_client(redis_options options);
+  ~redis_client();
+  redis_client(const redis_client&) = delete;
+  redis_client& operator=(const redis_client&) = delete;
+
+  /// Connects, authenticates and loads the read script. Throws redis_error.
+  void connect();
+  bool connected() const { return context_ != nullptr; }
+  void disconnect();
+  /// "127.0.0.1:6379" or "unix:/run/redis/redis.sock", for log lines.
+  std::string describe() const;
+
+  /// Sets this node's counts in its field `field` ("NODE/INCARNATION"), adds the sketch items
+  /// and renews each key's expiry, pipelined. Throws redis_error.
+  void publish(const publish_batch& batch, std::string_view field);
+
+  /// For each recipient, the counts of the fields that do not start with `own_prefix`
+  /// ("NODE/": every incarnation of this node) in the 10 minutes and 24 hours ending at
+  /// `minute`, and the cluster's distinct senders and clients. Pipelined. Throws redis_error.
+  std::vector<decision::cluster_counts> pull(const std::vector<std::string>& recipients,
+                                             std::string_view own_prefix, std::uint32_t minute);
+
+ private:
+  struct reply_deleter {
+    void operator()(void* reply) const;
+  };
+  using reply_ptr = std::unique_ptr<void, reply_deleter>;
+
+  /// Runs one command and returns its reply; an error reply throws.
+  reply_ptr command(const std::vector<std::string>& argv);
+  void append(const std::vector<std::string>& argv);
+  reply_ptr read_reply();
+  [[noreturn]] void fail(const std::string& what);
+  void load_script();
+
+  redis_options options_;
+  redisContext* context_ = nullptr;
+  std::string script_sha_;
+  std::size_t appended_ = 0;  ///< commands sent whose replies are not read yet
+};
+
+}  // namespace rcptguard::cluster
