@@ -321,6 +321,14 @@ class loader {
           std::to_string(config_.limits.max_request) + ")");
     }
     check_ingest();
+    if (!config_.cluster.redis.empty() &&
+        config_.detection.cluster_max_age < 2 * config_.cluster.interval) {
+      add(origin("cluster.max_age", "cluster.interval") + ": cluster.max_age (" +
+          format_duration(config_.detection.cluster_max_age) +
+          ") must be at least twice cluster.interval (" +
+          format_duration(config_.cluster.interval) +
+          "): the other nodes' counts would be dropped as stale between two reads");
+    }
     // The scan state keeps `retention` of records; a longer window would count nothing more.
     if (config_.spool.window > config_.spool.retention) {
       add(origin("spool.window", "spool.retention") + ": spool.window (" +

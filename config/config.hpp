@@ -159,6 +159,21 @@ struct control_settings {
   std::string group;            ///< whose members may use it; empty: the daemon's group
 };
 
+/// The optional cluster store (daemon/cluster_service.hpp, cluster/): several MX hosts share
+/// their counts through one Redis. Off while redis is empty. (cluster.max_age and
+/// cluster.max_recipients are the engine's: detection.cluster_max_age, max_cluster_recipients.)
+struct cluster_settings {
+  std::string redis;  ///< "inet:HOST:PORT" or "unix:/path"; empty: off
+  std::string user;   ///< Redis ACL user; empty: the password alone
+  std::string password;
+  std::string node;  ///< this node's name in the store; empty: the host name
+  std::chrono::milliseconds interval{};
+  std::chrono::milliseconds timeout{};
+  std::string key_prefix;
+  std::int64_t max_keys = 0;
+  std::int64_t max_pull = 0;
+};
+
 struct config {
   server_settings server;
   protocol::limits limits;
@@ -168,6 +183,7 @@ struct config {
   ingest_settings ingest;
   alerts_settings alerts;
   metrics_settings metrics;
+  cluster_settings cluster;
   control_settings control;
   /// Everything the decision engine reads, including [[detection.class]] and
   /// [[detection.override]] with every unspecified key filled from [detection.thresholds].

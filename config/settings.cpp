@@ -292,6 +292,35 @@ std::string check_metrics_endpoint(std::string_view text) {
   return {};
 }
 
+// The cluster store: Redis over TCP or a unix socket; empty turns it off.
+std::string check_redis_endpoint(std::string_view text) {
+  if (text.empty()) return {};
+  std::string why;
+  return parse_endpoint(text, why) ? std::string{} : why;
+}
+
+// A node's name is part of the store's field names ("NODE/INCARNATION"): no '/', nothing a log
+// line or a key would mangle.
+std::string check_node_name(std::string_view text) {
+  if (text.size() > 64) return "at most 64 characters";
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.')) {
+      return "letters, digits, '-', '_' and '.' only";
+    }
+  }
+  return {};
+}
+
+std::string check_key_prefix(std::string_view text) {
+  if (text.empty() || text.size() > 64) return "1 to 64 characters";
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return "printable ASCII without spaces only";
+  }
+  return {};
+}
+
 std::string check_action(std::string_view text) {
   protocol::policy_action parsed;
   if (protocol::parse_configured_action(text, parsed) == protocol::action_error::none) return {};
@@ -502,6 +531,15 @@ constexpr std::array section_table{
             "the SUMMARY log line, the reply latency and the state of the store, spool scanner "
             "and followed logs. Off by default. Served by the network thread without blocking; "
             "at most 8 connections, 8 KiB of request headers and 10 s per request."},
+    section{"cluster",
+            "Several MX hosts, one picture: the nodes share their per-minute counts per "
+            "recipient and their distinct senders and clients through one Redis, so a flood "
+            "spread across them is judged on the cluster's volume. Each node keeps answering "
+            "from memory and never waits on Redis for a reply; a thread of its own publishes "
+            "its counts and reads the other nodes' for the recipients active on it every "
+            "interval. Redis down, slow or restarted: every node judges on its own counts at "
+            "once, logs CLUSTER LOST, and catches up when Redis is back. Off by default (README, "
+            "\"Several MX hosts\")."},
     section{"control",
             "The operator controls: a unix socket on which the running daemon takes `rcptguard "
             "allow`, `unallow`, `reset`, `release` and `status`, and applies each before the "
@@ -745,6 +783,47 @@ std::vector<setting> make_table() {
                 "Networks (CIDR; a bare address is one host) whose scrapes are answered; other "
                 "connections are closed at once. The metrics reveal traffic volumes, not "
                 "addresses, but keep this to the Prometheus servers."),
+
+      text(RG_FIELD(cluster, redis), R"("")", check_redis_endpoint, restart,
+           "The Redis the nodes share: \"inet:HOST:PORT\" or \"unix:/path\" (e.g. "
+           "\"inet:10.0.0.5:6379\", \"unix:/run/redis/redis-server.sock\"); one standalone "
+           "Redis or a Sentinel-managed primary's address, not Redis Cluster. Debian 12's "
+           "hiredis has no TLS: reach a remote Redis over a private network or a tunnel. Empty: "
+           "no cluster, this node's counts alone."),
+      text(RG_FIELD(cluster, user), R"("")", nullptr, restart,
+           "Redis ACL user (Redis 6 and later); empty: AUTH with the password alone."),
+      text(RG_FIELD(cluster, password), R"("")", nullptr, restart,
+           "Redis password (AUTH); empty: none. Keep the settings file readable by root and "
+           "the daemon's group only."),
+      text(RG_FIELD(cluster, node), R"("")", check_node_name, restart,
+           "This node's name in the store (letters, digits, '-', '_', '.'); every node needs "
+           "its own. Empty: the host name."),
+      duration(RG_FIELD(cluster, interval), R"("250ms")", 50ms, 5s, restart,
+               "How often the cluster thread publishes this node's counts and reads the other "
+               "nodes': the other nodes' counts are at most about two intervals old when a "
+               "verdict uses them."),
+      duration(RG_FIELD(cluster, timeout), R"("200ms")", 10ms, 5s, restart,
+               "Longest wait for Redis to connect or answer; past it the store counts as lost "
+               "until a reconnect succeeds (tried again every interval, backing off to 5s)."),
+      duration(bind<&config::detection, &decision::settings::cluster_max_age>("cluster.max_age"),
+               R"("2s")", 100ms, 60s, reload,
+               "The other nodes' counts are added to a verdict while no older than this; older "
+               "(the reads stopped), this node judges on its own counts. At least twice the "
+               "interval."),
+      text(RG_FIELD(cluster, key_prefix), R"("rcptguard:")", check_key_prefix, restart,
+           "Prefix of every key in Redis, so several clusters (or other programs) can share "
+           "one Redis."),
+      integer(RG_FIELD(cluster, max_keys), "1000000", 1000, 100'000'000, restart,
+              "This node's recipient-minutes and recipient-hours held for publishing (about 100 "
+              "bytes each); an RCPT for a new one beyond this is left out of the cluster's "
+              "counts (this node still counts it) and counted as cluster_refused."),
+      integer(RG_FIELD(cluster, max_pull), "5000", 1, 1'000'000, restart,
+              "Recipients whose other nodes' counts are read each interval: those with mail "
+              "here in the last two minutes, the most recent first."),
+      integer(bind<&config::detection, &decision::settings::max_cluster_recipients>(
+                  "cluster.max_recipients"),
+              "100000", 100, 10'000'000, restart,
+              "Recipients whose other nodes' counts the engine holds (about 250 bytes each)."),
 
       text(RG_FIELD(control, socket), R"("rcptguard.control")", check_socket_path, restart,
            "Path of the control socket, bound before the privilege drop; a relative path is "

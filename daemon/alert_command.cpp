@@ -19,6 +19,7 @@
 
 #include "common/text.hpp"
 #include "config/duration.hpp"
+#include "daemon/sigpipe.hpp"
 
 extern char** environ;  // POSIX defines it but declares it in no header
 
@@ -79,16 +80,6 @@ std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
   return "wait status " + std::to_string(status);
-}
-
-// SIGPIPE is blocked on the worker thread, so a child that closed its stdin turns our write
-// into EPIPE; the signal that write left pending is taken here so it does not linger.
-void discard_pending_sigpipe() {
-  sigset_t pipe_signal;
-  sigemptyset(&pipe_signal);
-  sigaddset(&pipe_signal, SIGPIPE);
-  const timespec no_wait{};
-  static_cast<void>(::sigtimedwait(&pipe_signal, nullptr, &no_wait));
 }
 
 // posix_spawn's attributes and file actions, destroyed on every path out.
@@ -392,10 +383,8 @@ void alert_command::finish(child& c) {
 }
 
 void alert_command::run() {
-  sigset_t pipe_signal;
-  sigemptyset(&pipe_signal);
-  sigaddset(&pipe_signal, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+  // A child that closed its stdin turns our write into EPIPE (see tend()).
+  block_sigpipe_on_this_thread();
 
   std::vector<child> running;
   std::vector<pollfd> watched;

@@ -15,6 +15,7 @@
 #include "config/safety.hpp"
 #include "daemon/alert_command.hpp"
 #include "daemon/alert_file.hpp"
+#include "daemon/cluster_service.hpp"
 #include "daemon/control_service.hpp"
 #include "daemon/daemon_log.hpp"
 #include "daemon/file_limit.hpp"
@@ -68,7 +69,11 @@ std::vector<cidr> parse_allowlist(const std::vector<std::string>& entries) {
 // Housekeeping (transaction time-outs, cool-downs, hand-over to the store) runs at least once a
 // second and at least as often as the store flushes.
 std::chrono::milliseconds housekeeping_interval(const config& c) {
-  return std::min<std::chrono::milliseconds>(c.store.flush_interval, std::chrono::seconds{1});
+  auto interval =
+      std::min<std::chrono::milliseconds>(c.store.flush_interval, std::chrono::seconds{1});
+  // Each tick hands the engine's records to the cluster thread too: as often as it publishes.
+  if (!c.cluster.redis.empty()) interval = std::min(interval, c.cluster.interval);
+  return interval;
 }
 
 // Its thread starts before the privilege drop but runs nothing until the first alert, which
@@ -141,6 +146,7 @@ class daemon_runtime {
       mail_logs_ = std::make_unique<mail_log_service>(config_.ingest, config_.store.path, log_);
       mail_logs_->open(wall_clock_now());
     }
+    if (!config_.cluster.redis.empty()) start_cluster();
     wait_for_signal();
     schedule_summary();
     schedule_housekeeping();
@@ -151,6 +157,9 @@ class daemon_runtime {
                rcptguard::to_string(config_.detection.mode), ::getpid());
     io_.run();
     listeners_ = nullptr;
+    // Each of its calls is bounded by cluster.timeout; the other nodes keep the counts it
+    // published (they expire with their minutes and hours).
+    if (cluster_) cluster_->stop();
     if (spool_) spool_->stop();
     alerts_.write(engine_.pending().episodes);
     if (mail_logs_) mail_logs_->stop();
@@ -218,6 +227,17 @@ class daemon_runtime {
     if (listeners_ != nullptr) listeners_->shutdown();
   }
 
+  // After the restore: the other nodes' counts join the engine's own from the first read.
+  void start_cluster() {
+    cluster_ = std::make_unique<cluster_service>(
+        io_, config_.cluster, cluster_node_name(config_.cluster), log_,
+        [this](std::vector<decision::cluster_counts> counts, time_point read_at) {
+          engine_.update_cluster_counts(counts, read_at);
+        },
+        [this](time_point at) { engine_.cluster_lost(at); });
+    cluster_->start();
+  }
+
   // Before the privilege drop, like the policy listeners; serves once start() is called.
   void bind_metrics() {
     std::string error;
@@ -270,6 +290,7 @@ class daemon_runtime {
       if (mail_logs_) mail_logs_->poll(engine_, now);
       engine_.tick(now);
       alerts_.write(engine_.pending().episodes);
+      if (cluster_) cluster_->collect(engine_.pending().deliveries);
       persistence_.pump(engine_, now, followed_positions());
     });
   }
@@ -310,6 +331,7 @@ class daemon_runtime {
     if (alert_command_) s.commands = alert_command_->stats();
     if (spool_ && config_.spool.enabled) s.spool = spool_->status();
     if (mail_logs_) s.ingest = mail_logs_->stats();
+    if (cluster_) s.cluster = cluster_->stats();
     s.version = RCPTGUARD_VERSION;
     s.started = started_;
     s.now = wall_clock_now();
@@ -322,6 +344,15 @@ class daemon_runtime {
     const decision::engine_stats& engine = now.engine;
     const store::writer_stats& store = now.store;
     const alert_command_stats& commands = now.commands;
+    std::string cluster;
+    if (now.cluster) {
+      const cluster_service_stats& c = *now.cluster;
+      cluster = fmt::format(
+          " cluster={} cluster_faults={} cluster_rounds={} cluster_round_ms={} "
+          "cluster_round_max_ms={} cluster_refused={} cluster_dropped={} cluster_recipients={}",
+          c.connected ? "up" : "down", c.faults, c.rounds, c.last_round_ms, c.max_round_ms,
+          c.refused_full, c.dropped, engine.cluster.recipients);
+    }
     std::string drops;
     for (std::size_t i = 0; i < server::drop_reason_count; ++i) {
       if (stats.drops.at(i) == 0) continue;
@@ -333,7 +364,7 @@ class daemon_runtime {
         "idle_closed={} evicted={} internal_errors={} dropped:{} recipients={}/{} evictions={} "
         "open_transactions={} rolled_back={} episodes={} would_defer={} correspondent_passes={} "
         "store_written={} store_dropped={} store_folded={} store_failures={} store_pending_keys={} "
-        "store_flush_ms={} store_flush_max_ms={} alert_commands={} alert_command_failures={}",
+        "store_flush_ms={} store_flush_max_ms={} alert_commands={} alert_command_failures={}{}",
         tag, stats.requests, stats.dunno, stats.warn, stats.defer, stats.flag,
         stats.connections_accepted, stats.connections_open, stats.peak_connections,
         stats.idle_timeouts, stats.connections_evicted, stats.internal_errors_answered,
@@ -342,7 +373,7 @@ class daemon_runtime {
         engine.open_episodes, engine.monitor_would_defer, engine.correspondent_passes,
         store.records_written, store.records_dropped, store.keys_folded, store.write_failures,
         store.queue_depth, store.last_flush_duration.count() / 1000,
-        store.max_flush_duration.count() / 1000, commands.started, commands.failures());
+        store.max_flush_duration.count() / 1000, commands.started, commands.failures(), cluster);
   }
 
   config_source source_;
@@ -372,6 +403,9 @@ class daemon_runtime {
   std::unique_ptr<control_service> control_;
   const time_point started_ = wall_clock_now();
   std::unique_ptr<metrics_service> metrics_;  ///< null unless metrics.listen is set
+  /// Null unless cluster.redis is set. Last: its thread posts to the engine through io_, and is
+  /// stopped (in run(), and here) before anything it refers to goes.
+  std::unique_ptr<cluster_service> cluster_;
 };
 
 }  // namespace

@@ -207,6 +207,28 @@ void ingest_metrics(exposition& m, const mail_log_service_stats& in) {
             "Deliveries skipped for being older than five minutes when read.", in.stale_events);
 }
 
+void cluster_metrics(exposition& m, const cluster_service_stats& c,
+                     const decision::cluster_stats& engine) {
+  m.gauge("rcptguard_cluster_up",
+          "1 while the cluster store (Redis) answers and the other nodes' counts join verdicts.",
+          c.connected ? 1 : 0);
+  m.counter("rcptguard_cluster_faults_total",
+            "Failed connects and rounds of the cluster store (each logged once per outage).",
+            c.faults);
+  m.counter("rcptguard_cluster_rounds_total", "Publish-and-read rounds completed.", c.rounds);
+  m.gauge("rcptguard_cluster_round_duration_seconds", "Duration of the last round.",
+          static_cast<double>(c.last_round_ms) / 1000.0);
+  m.counter("rcptguard_cluster_refused_total",
+            "RCPTs left out of the cluster's counts because cluster.max_keys was held.",
+            c.refused_full);
+  m.counter("rcptguard_cluster_dropped_total",
+            "RCPTs left out of the cluster's counts because the queue to the cluster thread was "
+            "full.",
+            c.dropped);
+  m.gauge("rcptguard_cluster_recipients", "Recipients whose other nodes' counts the engine holds.",
+          engine.recipients);
+}
+
 }  // namespace
 
 std::string escape_label_value(std::string_view value) {
@@ -238,6 +260,7 @@ std::string format_metrics(const daemon_snapshot& s) {
   alert_metrics(m, s.commands);
   if (s.spool) spool_metrics(m, *s.spool, s);
   if (s.ingest) ingest_metrics(m, *s.ingest);
+  if (s.cluster) cluster_metrics(m, *s.cluster, s.engine.cluster);
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/time.hpp"
 #include "daemon/alert_command.hpp"
+#include "daemon/cluster_service.hpp"
 #include "daemon/mail_log_service.hpp"
 #include "daemon/spool_service.hpp"
 #include "decision/engine.hpp"
@@ -24,6 +25,7 @@ struct daemon_snapshot {
   alert_command_stats commands;                  ///< zero when alerts.command is empty
   std::optional<spool_scan_status> spool;        ///< empty: the spool scanner is off
   std::optional<mail_log_service_stats> ingest;  ///< empty: no followed logs
+  std::optional<cluster_service_stats> cluster;  ///< empty: no cluster store
   std::string version;
   time_point started{};  ///< when the daemon started
   time_point now{};      ///< when the snapshot was taken

@@ -89,6 +89,17 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"alerts.command_queue", "500"},
     {"metrics.listen", R"("inet:127.0.0.1:10042")"},
     {"metrics.allow_clients", R"(["192.0.2.10", "2001:db8::/32"])"},
+    {"cluster.redis", R"("unix:/run/redis/redis-server.sock")"},
+    {"cluster.user", R"("rcptguard")"},
+    {"cluster.password", R"("s3cret")"},
+    {"cluster.node", R"("mx2.example.test")"},
+    {"cluster.interval", R"("500ms")"},
+    {"cluster.timeout", R"("100ms")"},
+    {"cluster.max_age", R"("3s")"},
+    {"cluster.key_prefix", R"("mx:")"},
+    {"cluster.max_keys", "50000"},
+    {"cluster.max_pull", "100"},
+    {"cluster.max_recipients", "2000"},
     {"control.socket", R"("/run/rcptguard/control.sock")"},
     {"control.socket_mode", R"("0600")"},
     {"control.group", R"("root")"},
@@ -306,6 +317,11 @@ TEST(Defaults, LoadFromAnEmptyFile) {
   EXPECT_EQ(c.detection.defer_action.text, "4.2.1");
   EXPECT_EQ(c.metrics.listen, "") << "no metrics endpoint unless asked for";
   EXPECT_EQ(c.metrics.allow_clients, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(c.cluster.redis, "") << "no cluster unless asked for";
+  EXPECT_EQ(c.cluster.interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(c.cluster.timeout, std::chrono::milliseconds(200));
+  EXPECT_EQ(c.detection.cluster_max_age, std::chrono::milliseconds(2000));
+  EXPECT_EQ(c.cluster.key_prefix, "rcptguard:");
   EXPECT_EQ(c.control.socket, "rcptguard.control");
   EXPECT_EQ(c.control.socket_mode, 0660U);
   EXPECT_EQ(c.control.group, "") << "the daemon's group";
@@ -391,6 +407,17 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.alerts.command_queue, 500U);
   EXPECT_EQ(c.metrics.listen, "inet:127.0.0.1:10042");
   EXPECT_EQ(c.metrics.allow_clients, (std::vector<std::string>{"192.0.2.10", "2001:db8::/32"}));
+  EXPECT_EQ(c.cluster.redis, "unix:/run/redis/redis-server.sock");
+  EXPECT_EQ(c.cluster.user, "rcptguard");
+  EXPECT_EQ(c.cluster.password, "s3cret");
+  EXPECT_EQ(c.cluster.node, "mx2.example.test");
+  EXPECT_EQ(c.cluster.interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(c.cluster.timeout, std::chrono::milliseconds(100));
+  EXPECT_EQ(c.detection.cluster_max_age, std::chrono::milliseconds(3000));
+  EXPECT_EQ(c.cluster.key_prefix, "mx:");
+  EXPECT_EQ(c.cluster.max_keys, 50000);
+  EXPECT_EQ(c.cluster.max_pull, 100);
+  EXPECT_EQ(c.detection.max_cluster_recipients, 2000U);
   EXPECT_EQ(c.control.socket, "/run/rcptguard/control.sock");
   EXPECT_EQ(c.control.socket_mode, 0600U);
   EXPECT_EQ(c.control.group, "root");
@@ -644,6 +671,18 @@ TEST(Relations, MetricsAndControlMustNotTakeAPolicySocket) {
   EXPECT_TRUE(load("[server]\nlisten = [\"inet:127.0.0.1:10040\"]\n"
                    "[metrics]\nlisten = \"inet:127.0.0.1:10042\"\n")
                   .ok());
+}
+
+TEST(Relations, ClusterCountsMustOutliveTwoReads) {
+  EXPECT_THAT(only_error(load("[cluster]\nredis = \"inet:127.0.0.1:6379\"\ninterval = \"2s\"\n"
+                              "max_age = \"3s\"\n")),
+              HasSubstr("cluster.max_age (3s) must be at least twice cluster.interval (2s)"));
+  EXPECT_TRUE(load("[cluster]\ninterval = \"2s\"\nmax_age = \"3s\"\n").ok())
+      << "no cluster, no relation";
+  EXPECT_THAT(only_error(load(document("cluster.node", R"("mx1/a")"))),
+              HasSubstr("letters, digits"));
+  EXPECT_THAT(only_error(load(document("cluster.redis", R"("redis://x")"))),
+              HasSubstr("cluster.redis"));
 }
 
 TEST(Relations, FileTargetNeedsAFile) {

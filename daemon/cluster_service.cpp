@@ -1,0 +1,228 @@
+// The cluster store's thread (see cluster_service.hpp).
+#include "daemon/cluster_service.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cctype>
+#include <random>
+#include <utility>
+
+#include "common/text.hpp"
+#include "config/address.hpp"
+#include "config/duration.hpp"
+#include "daemon/sigpipe.hpp"
+#include "decision/windows.hpp"
+
+namespace rcptguard::daemon {
+
+namespace {
+
+// RCPTs queued for the thread beyond this are left out of the cluster's counts (and counted):
+// the thread fell that far behind only when Redis is slow, not down (a down Redis fails fast).
+constexpr std::size_t max_queued_events = 1'000'000;
+// Recipients read each round: those with mail here in this many minutes.
+constexpr std::uint32_t active_minutes = 2;
+constexpr std::chrono::milliseconds max_backoff{5000};
+
+cluster::redis_options redis_options_from(const cluster_settings& s) {
+  cluster::redis_options o;
+  std::string why;
+  const auto ep = parse_endpoint(s.redis, why);
+  if (!ep) throw std::runtime_error("cluster.redis: " + why);
+  if (ep->kind == endpoint_kind::unix_socket) {
+    o.unix_path = ep->path;
+  } else {
+    o.host = ep->host;
+    o.port = ep->port;
+  }
+  o.user = s.user;
+  o.password = s.password;
+  o.timeout = s.timeout;
+  o.key_prefix = s.key_prefix;
+  return o;
+}
+
+// A new one per start: this process's counts are a field of their own, so the counts of an
+// earlier run of this node (restored from its own database) are never taken for another node's.
+std::string incarnation() {
+  std::random_device random;
+  return fmt::format("{:08x}", random());
+}
+
+std::uint32_t millis(std::chrono::steady_clock::duration d) {
+  return static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+}  // namespace
+
+std::string cluster_node_name(const cluster_settings& settings) {
+  if (!settings.node.empty()) return settings.node;
+  std::string host(256, '\0');
+  if (::gethostname(host.data(), host.size()) != 0) return "node";
+  host.resize(host.find('\0'));
+  // The name is part of a key's field: the characters cluster.node allows.
+  for (char& c : host) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.')) c = '_';
+  }
+  return host.empty() ? "node" : host;
+}
+
+cluster_service::cluster_service(boost::asio::io_context& io, const cluster_settings& settings,
+                                 std::string node, std::shared_ptr<spdlog::logger> log,
+                                 deliver_fn deliver, lost_fn lost)
+    : io_(io),
+      log_(std::move(log)),
+      deliver_(std::move(deliver)),
+      lost_(std::move(lost)),
+      interval_(settings.interval),
+      max_pull_(static_cast<std::size_t>(settings.max_pull)),
+      node_(std::move(node)),
+      field_(node_ + "/" + incarnation()),
+      client_(redis_options_from(settings)),
+      counts_(static_cast<std::size_t>(settings.max_keys)),
+      backoff_(settings.interval) {}
+
+cluster_service::~cluster_service() {
+  stop();
+}
+
+void cluster_service::start() {
+  log_->info("CLUSTER node {} (field {}) sharing counts through Redis {} every {}", node_, field_,
+             client_.describe(), format_duration(interval_));
+  worker_.start(interval_, [this] { round(); });
+}
+
+void cluster_service::stop() {
+  worker_.stop();
+}
+
+void cluster_service::collect(const std::vector<decision::delivery_record>& records) {
+  if (records.empty()) return;
+  std::size_t dropped = 0;
+  {
+    const std::lock_guard lock(mutex_);
+    for (const decision::delivery_record& r : records) {
+      if (queue_.size() >= max_queued_events) {
+        ++dropped;
+        continue;
+      }
+      queue_.push_back({r.recipient, decision::unix_minute(r.at), r.sender, r.client});
+    }
+  }
+  if (dropped != 0) dropped_ += dropped;
+}
+
+void cluster_service::round() {
+  if (!sigpipe_blocked_) {
+    // hiredis writes with write(2): a Redis that went away must fail the call, not the daemon.
+    block_sigpipe_on_this_thread();
+    sigpipe_blocked_ = true;
+  }
+  std::vector<cluster::count_event> events;
+  {
+    const std::lock_guard lock(mutex_);
+    events.swap(queue_);
+  }
+  const time_point now = wall_clock_now();
+  const std::uint32_t minute = decision::unix_minute(now);
+  for (const cluster::count_event& e : events) counts_.add(e);
+  refused_full_ = counts_.stats().refused_full;
+  counts_.expire(minute);
+
+  if (!client_.connected()) {
+    if (now < next_attempt_) return;
+    try {
+      client_.connect();
+    } catch (const cluster::redis_error& e) {
+      discard_pending_sigpipe();
+      failed(e.what(), now);
+      return;
+    }
+    connected(now);
+  }
+  publish_and_read(minute);
+}
+
+void cluster_service::publish_and_read(std::uint32_t minute) {
+  const auto began = std::chrono::steady_clock::now();
+  cluster::publish_batch batch = counts_.take_changes();
+  try {
+    if (!batch.empty()) client_.publish(batch, field_);
+    const std::vector<std::string> active = counts_.active(minute, active_minutes, max_pull_);
+    std::vector<decision::cluster_counts> others = active.empty()
+                                                       ? std::vector<decision::cluster_counts>{}
+                                                       : client_.pull(active, node_ + "/", minute);
+    const time_point read_at = wall_clock_now();
+    published_ += batch.minutes.size() + batch.hours.size() + batch.senders.size() +
+                  batch.epoch_senders.size() + batch.clients.size();
+    pulled_ += others.size();
+    ++rounds_;
+    const std::uint32_t took = millis(std::chrono::steady_clock::now() - began);
+    last_round_ms_ = took;
+    if (took > max_round_ms_) max_round_ms_ = took;
+    if (!others.empty()) {
+      boost::asio::post(io_, [deliver = deliver_, others = std::move(others), read_at]() mutable {
+        deliver(std::move(others), read_at);
+      });
+    }
+  } catch (const cluster::redis_error& e) {
+    counts_.give_back(std::move(batch));
+    discard_pending_sigpipe();
+    failed(e.what(), wall_clock_now());
+  }
+}
+
+void cluster_service::connected(time_point now) {
+  connected_ = true;
+  backoff_ = interval_;
+  if (lost_reported_) {
+    log_->info(
+        "CLUSTER BACK: Redis {} answers again after {}; publishing this node's counts "
+        "again, the other nodes' counts join verdicts from the next read",
+        client_.describe(),
+        format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(now - lost_at_)));
+    counts_.mark_all_changed();
+  } else if (!ever_connected_) {
+    log_->info("CLUSTER CONNECTED to Redis {} as {}", client_.describe(), field_);
+  }
+  ever_connected_ = true;
+  lost_reported_ = false;
+}
+
+void cluster_service::failed(const std::string& what, time_point now) {
+  ++faults_;
+  const bool was_connected = connected_.exchange(false);
+  next_attempt_ = now + backoff_;
+  backoff_ = std::min(backoff_ * 2, max_backoff);
+  if (lost_reported_) return;
+  lost_reported_ = true;
+  lost_at_ = now;
+  log_->warn(
+      "CLUSTER LOST: Redis {}: {}; verdicts use this node's counts until it is back "
+      "(retrying every {} at most)",
+      client_.describe(), printable(what), format_duration(max_backoff));
+  if (was_connected || !ever_connected_) {
+    boost::asio::post(io_, [lost = lost_, now] { lost(now); });
+  }
+}
+
+cluster_service_stats cluster_service::stats() const {
+  cluster_service_stats s;
+  s.connected = connected_;
+  s.rounds = rounds_;
+  s.faults = faults_;
+  s.published = published_;
+  s.pulled = pulled_;
+  s.refused_full = refused_full_;
+  s.dropped = dropped_;
+  s.last_round_ms = last_round_ms_;
+  s.max_round_ms = max_round_ms_;
+  return s;
+}
+
+}  // namespace rcptguard::daemon

@@ -1,0 +1,117 @@
+// The cluster store's thread (README, "Several MX hosts"): every cluster.interval it publishes
+// this node's counts to Redis and reads the other nodes' counts for the recipients active here,
+// and posts them to the network thread, which hands them to the engine. The network thread only
+// queues the engine's records here (collect(), a short lock) and never waits on Redis.
+//
+// Faults: any Redis error or time-out ends the round, the store counts as lost, the engine is
+// told at once (judgements fall back to this node's counts), a CLUSTER LOST line is logged
+// once, and a reconnect is tried every interval backing off to 5 s. When it succeeds, every
+// count still held is published again (absolute values: nothing is added twice), so the
+// other nodes catch up. Nothing waits for the store on the way out either: stop() ends the
+// thread after the round in progress, whose every call is bounded by cluster.timeout.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cluster/node_counts.hpp"
+#include "cluster/redis_client.hpp"
+#include "common/time.hpp"
+#include "config/config.hpp"
+#include "daemon/worker.hpp"
+#include "decision/cluster.hpp"
+#include "decision/events.hpp"
+
+namespace rcptguard::daemon {
+
+struct cluster_service_stats {
+  bool connected = false;
+  std::uint64_t rounds = 0;         ///< rounds that published and read
+  std::uint64_t faults = 0;         ///< failed connects and rounds
+  std::uint64_t published = 0;      ///< counts and sketches sent
+  std::uint64_t pulled = 0;         ///< recipients whose other nodes' counts were read
+  std::uint64_t refused_full = 0;   ///< events left out: cluster.max_keys held
+  std::uint64_t dropped = 0;        ///< events left out: the queue to the thread was full
+  std::uint32_t last_round_ms = 0;  ///< the last round's publish and read
+  std::uint32_t max_round_ms = 0;
+};
+
+class cluster_service {
+ public:
+  using deliver_fn =
+      std::function<void(std::vector<decision::cluster_counts> counts, time_point read_at)>;
+  using lost_fn = std::function<void(time_point at)>;
+
+  /// `deliver` and `lost` run on `io`'s thread (posted). `node` is this node's name.
+  cluster_service(boost::asio::io_context& io, const cluster_settings& settings, std::string node,
+                  std::shared_ptr<spdlog::logger> log, deliver_fn deliver, lost_fn lost);
+  ~cluster_service();
+  cluster_service(const cluster_service&) = delete;
+  cluster_service& operator=(const cluster_service&) = delete;
+
+  void start();
+  void stop();
+
+  /// On the network thread: this round's RCPT and delivery records, queued for the next publish
+  /// (copied; the caller keeps them for the store).
+  void collect(const std::vector<decision::delivery_record>& records);
+
+  cluster_service_stats stats() const;
+  /// "NODE/INCARNATION": this process's field in the store.
+  const std::string& field() const { return field_; }
+
+ private:
+  void round();
+  void publish_and_read(std::uint32_t minute);
+  void connected(time_point now);
+  void failed(const std::string& what, time_point now);
+
+  boost::asio::io_context& io_;
+  std::shared_ptr<spdlog::logger> log_;
+  deliver_fn deliver_;
+  lost_fn lost_;
+  std::chrono::milliseconds interval_;
+  std::size_t max_pull_;
+  std::string node_;
+  std::string field_;  ///< node_ + "/" + incarnation
+  cluster::redis_client client_;
+
+  // The cluster thread's own.
+  cluster::node_counts counts_;
+  bool ever_connected_ = false;
+  bool lost_reported_ = false;
+  time_point lost_at_{};
+  time_point next_attempt_{};
+  std::chrono::milliseconds backoff_{};
+  bool sigpipe_blocked_ = false;
+
+  // Handed over from the network thread.
+  mutable std::mutex mutex_;
+  std::vector<cluster::count_event> queue_;
+
+  std::atomic<bool> connected_{false};
+  std::atomic<std::uint64_t> rounds_{0};
+  std::atomic<std::uint64_t> faults_{0};
+  std::atomic<std::uint64_t> published_{0};
+  std::atomic<std::uint64_t> pulled_{0};
+  std::atomic<std::uint64_t> refused_full_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint32_t> last_round_ms_{0};
+  std::atomic<std::uint32_t> max_round_ms_{0};
+
+  periodic_worker worker_;  ///< last: stopped before the rest is destroyed
+};
+
+/// cluster.node, or the host name when it is empty.
+std::string cluster_node_name(const cluster_settings& settings);
+
+}  // namespace rcptguard::daemon

@@ -1,0 +1,250 @@
+// The cluster store end to end: Debian's redis-server on a unix socket in the test's directory
+// and real `rcptguard serve` nodes sharing it (README, "Several MX hosts").
+//  - A flood split evenly across two nodes is warned, then deferred, by both at the cluster's
+//    thresholds, where a node alone with the same share answers DUNNO.
+//  - Redis killed mid-flood: both keep answering, judge on their own counts at once, say so
+//    (log, metrics); Redis back (empty): both publish again and the totals converge.
+//  - A node killed and restarted rejoins, its earlier counts coming back from its own database
+//    (and never counted twice through the store).
+// Each wait is bounded; the processes are ours, ended by PID. Skips without redis-server.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/common/redis_server.hpp"
+#include "tests/daemon/binary_harness.hpp"
+#include "tests/server/test_support.hpp"
+
+namespace rcptguard::server_test {
+namespace {
+
+constexpr std::string_view victim = "bob@example.test";
+
+/// GET /metrics: the samples by name (labels included).
+std::map<std::string, double> scrape(std::uint16_t port) {
+  std::map<std::string, double> samples;
+  test_client client = test_client::tcp(port);
+  client.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  const read_result r = client.read_until_closed();
+  const auto body = r.bytes.find("\r\n\r\n");
+  if (body == std::string::npos) return samples;
+  std::istringstream lines(r.bytes.substr(body + 4));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line.front() == '#') continue;
+    const auto space = line.rfind(' ');
+    samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return samples;
+}
+
+/// The 10-minute volume a WARN or DEFER reply names ("... 37 msgs/10m ..."), or -1.
+int volume_10m(const std::string& reply) {
+  const auto at = reply.find(" msgs/10m");
+  if (at == std::string::npos) return -1;
+  auto start = reply.rfind(' ', at - 1);
+  return std::stoi(reply.substr(start + 1, at - start - 1));
+}
+
+/// The verb of a policy reply: "DUNNO", "WARN", "DEFER_IF_PERMIT".
+std::string verb(const std::string& reply) {
+  const std::string prefix = "action=";
+  if (!reply.starts_with(prefix)) return reply;
+  const auto end = reply.find_first_of(" \n", prefix.size());
+  return reply.substr(prefix.size(), end - prefix.size());
+}
+
+class ClusterNodes : public RcptguardBinaryLoad {
+ protected:
+  struct node {
+    std::string name;
+    std::uint16_t port = 0;
+    std::uint16_t metrics_port = 0;
+    std::unique_ptr<child_process> process;
+
+    std::string log() const { return process->err(); }
+    std::map<std::string, double> metrics() const { return scrape(metrics_port); }
+  };
+
+  void SetUp() override {
+    if (test_support::redis_server_binary().empty()) {
+      GTEST_SKIP() << "redis-server is not installed (contrib/install-deps.sh --test)";
+    }
+    redis_.emplace(dir_.path().string());
+    write_file(dir_.file("empty.toml"), "");
+  }
+
+  /// Starts node `name` (its own database, ports and control socket); with `cluster` false it
+  /// runs alone, as a host without the cluster store would.
+  node start(const std::string& name, bool cluster = true) {
+    node n;
+    n.name = name;
+    n.port = free_tcp_port();
+    n.metrics_port = free_tcp_port();
+    std::vector<std::string> args{
+        "serve", "-c", dir_.file("empty.toml"), "-o",
+        "server.listen=[\"inet:127.0.0.1:" + std::to_string(n.port) + "\"]", "-o",
+        "store.path=" + dir_.file(name + ".db"), "-o", "store.flush_interval=100ms", "-o",
+        "control.socket=" + dir_.file(name + ".control"), "-o",
+        "metrics.listen=inet:127.0.0.1:" + std::to_string(n.metrics_port), "-o",
+        "detection.mode=enforce", "-o", "log.level=info",
+        // The 10-minute window judges (its count is exact at any second; the 1-minute window
+        // weighs the minute before), with its default points: warn at 20, defer at 40.
+        "-o", "detection.thresholds.minute_warn_floor=100000", "-o",
+        "detection.thresholds.minute_defer_floor=200000"};
+    if (cluster) {
+      for (const std::string& o :
+           {"cluster.redis=unix:" + redis_->socket(), "cluster.node=" + name,
+            std::string{"cluster.interval=100ms"}, std::string{"cluster.max_age=1s"}}) {
+        args.push_back("-o");
+        args.push_back(o);
+      }
+    }
+    n.process =
+        std::make_unique<child_process>(args, dir_.file(name + ".out"), dir_.file(name + ".log"));
+    daemon_pid_ = n.process->pid();
+    const bool up = eventually(
+        [&] {
+          return !n.process->running() ||
+                 (test_client::tcp(n.port).connected() &&
+                  (!cluster || n.log().find("CLUSTER CONNECTED") != std::string::npos));
+        },
+        20s);
+    EXPECT_TRUE(up && n.process->running()) << name << " did not come up:\n" << n.log();
+    return n;
+  }
+
+  /// Waits until every node has completed `rounds` more publish-and-read rounds than now: what
+  /// each counted before this call has then reached the others' engines.
+  static bool settle(const std::vector<const node*>& nodes, double rounds = 3) {
+    std::vector<double> start;
+    for (const node* n : nodes) start.push_back(n->metrics()["rcptguard_cluster_rounds_total"]);
+    return eventually(
+        [&] {
+          for (std::size_t k = 0; k < nodes.size(); ++k) {
+            if (nodes[k]->metrics()["rcptguard_cluster_rounds_total"] < start[k] + rounds) {
+              return false;
+            }
+          }
+          return true;
+        },
+        20s);
+  }
+
+  /// `count` messages to the victim through `n`, senders numbered from `first`; the replies.
+  static std::vector<std::string> send(const node& n, int first, int count) {
+    test_client client = test_client::tcp(n.port);
+    return flood(client, victim, first, count);
+  }
+  static std::string one(const node& n, int sender) { return send(n, sender, 1).front(); }
+
+  std::optional<test_support::redis_server> redis_;
+};
+
+TEST_F(ClusterNodes, AFloodSplitAcrossTwoNodesIsJudgedOnTheClustersVolume) {
+  node a = start("mx1");
+  node b = start("mx2");
+  node alone = start("mx3", false);
+  ASSERT_TRUE(a.process && b.process && alone.process);
+
+  // 12 each: under the 10-minute warn point (20) on either node by itself.
+  EXPECT_EQ(verb(one(a, 0)), "DUNNO");
+  for (int k = 1; k < 24; ++k) one(k % 2 == 0 ? a : b, k);
+  ASSERT_TRUE(settle({&a, &b}));
+  // The 25th RCPT of the cluster, on mx1: warned, judged on all 25.
+  const std::string warned = one(a, 100);
+  EXPECT_EQ(verb(warned), "WARN") << warned;
+  EXPECT_EQ(volume_10m(warned), 25) << warned;
+  // On mx2 too (26, or 25 if mx1's last RCPT is still on its way).
+  const std::string warned_b = one(b, 101);
+  EXPECT_EQ(verb(warned_b), "WARN") << warned_b;
+  EXPECT_GE(volume_10m(warned_b), 25) << warned_b;
+  EXPECT_LE(volume_10m(warned_b), 26) << warned_b;
+  // The same share and more on a node alone: nothing.
+  for (const std::string& reply : send(alone, 200, 13)) EXPECT_EQ(verb(reply), "DUNNO") << reply;
+
+  // 7 more each (40 in all): past the defer point on both.
+  for (int k = 0; k < 14; ++k) one(k % 2 == 0 ? a : b, 300 + k);
+  ASSERT_TRUE(settle({&a, &b}));
+  const std::string deferred = one(a, 400);
+  EXPECT_EQ(verb(deferred), "DEFER_IF_PERMIT") << deferred;
+  EXPECT_EQ(volume_10m(deferred), 41) << deferred;
+  const std::string deferred_b = one(b, 401);
+  EXPECT_EQ(verb(deferred_b), "DEFER_IF_PERMIT") << deferred_b;
+
+  const auto m = a.metrics();
+  EXPECT_EQ(m.at("rcptguard_cluster_up"), 1.0);
+  EXPECT_EQ(m.at("rcptguard_cluster_faults_total"), 0.0);
+  EXPECT_GE(m.at("rcptguard_cluster_recipients"), 1.0);
+  EXPECT_EQ(m.at("rcptguard_cluster_dropped_total"), 0.0);
+}
+
+TEST_F(ClusterNodes, RedisDownMeansLocalCountsAtOnceBackMeansCatchingUpAndANodeRejoins) {
+  node a = start("mx1");
+  node b = start("mx2");
+  ASSERT_TRUE(a.process && b.process);
+  for (int k = 0; k < 20; ++k) one(k % 2 == 0 ? a : b, k);  // 10 each
+  ASSERT_TRUE(settle({&a, &b}));
+  const std::string before = one(a, 100);
+  EXPECT_EQ(volume_10m(before), 21) << before;
+
+  // Redis killed: both keep answering every request, on their own counts at once (11 and 10,
+  // and these: under 20).
+  redis_->stop();
+  for (const node* n : {&a, &b}) {
+    ASSERT_TRUE(eventually([&] { return n->metrics()["rcptguard_cluster_up"] == 0.0; }, 20s))
+        << n->log();
+    EXPECT_NE(n->log().find("CLUSTER LOST: Redis unix:"), std::string::npos) << n->log();
+    EXPECT_EQ(n->metrics()["rcptguard_cluster_recipients"], 0.0) << "the others' counts dropped";
+    EXPECT_GE(n->metrics()["rcptguard_cluster_faults_total"], 1.0);
+  }
+  // mx1's episode (opened at 21) holds its WARN by its cool-down rules; what it is judged on is
+  // its own 12 now. mx2, with no episode, answers DUNNO on its 11.
+  const std::string held = one(a, 200);
+  EXPECT_EQ(volume_10m(held), 12) << held;
+  EXPECT_EQ(verb(one(b, 201)), "DUNNO");
+
+  // Redis back, empty: each node publishes all it holds again; the totals converge.
+  redis_->start();
+  for (const node* n : {&a, &b}) {
+    ASSERT_TRUE(eventually([&] { return n->log().find("CLUSTER BACK") != std::string::npos; }, 20s))
+        << n->log();
+  }
+  ASSERT_TRUE(settle({&a, &b}));
+  const std::string after = one(a, 300);  // mx1 13, mx2 11
+  EXPECT_EQ(volume_10m(after), 24) << after;
+  EXPECT_EQ(verb(after), "WARN") << after;
+  EXPECT_EQ(a.metrics()["rcptguard_cluster_up"], 1.0);
+
+  // mx2 killed and started again: its 11 come back from its own database, and the store's copy
+  // of them (its earlier incarnation's field) is not added on top.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count_rows(dir_.file("mx2.db"),
+                          "SELECT COALESCE(sum(attempted), 0) FROM recipient_minute "
+                          "WHERE recipient = 'bob@example.test'") >= 11;
+      },
+      20s));
+  b.process->signal(SIGKILL);
+  b.process->wait_exit(10s);
+  node b2 = start("mx2");
+  ASSERT_TRUE(b2.process);
+  ASSERT_TRUE(settle({&a, &b2}));
+  // A recipient's other nodes' counts are read once it has mail here: the first message after
+  // the restart makes bob active on mx2, the next is judged on the cluster's count.
+  one(b2, 400);
+  ASSERT_TRUE(settle({&a, &b2}));
+  const std::string rejoined = one(b2, 401);  // its 11 restored, these 2, mx1's 13
+  EXPECT_EQ(verb(rejoined), "WARN") << rejoined;
+  EXPECT_EQ(volume_10m(rejoined), 26) << rejoined << b2.log();
+  const std::string seen_by_a = one(a, 402);  // mx1 14, mx2's 11 (earlier field) and 1 or 2
+  EXPECT_GE(volume_10m(seen_by_a), 26) << seen_by_a;
+  EXPECT_LE(volume_10m(seen_by_a), 27) << seen_by_a;
+}
+
+}  // namespace
+}  // namespace rcptguard::server_test
