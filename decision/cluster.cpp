@@ -14,7 +14,8 @@ std::size_t index(window w) {
 
 }  // namespace
 
-void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts, time_point now) {
+void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts, time_point now,
+                            std::vector<cluster_hour_record>& completed) {
   auto found = entries_.find(key_hash);
   if (found == entries_.end()) {
     if (entries_.size() >= max_recipients_) {
@@ -24,9 +25,21 @@ void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts
     found = entries_.emplace(key_hash, entry{}).first;
   }
   entry& e = found->second;
+  const std::uint32_t recorded = e.recorded_hour;
   e = entry{};
   e.at = now;
   const std::uint32_t minute = counts.minute;
+  // The hours before the current one are complete: each goes to the history once (again after
+  // a restart: the store keeps the largest value).
+  const std::uint32_t hour = minute / 60;
+  const auto kept = static_cast<std::uint32_t>(counts.hours.size());
+  for (std::uint32_t back = kept - 1; back >= 1; --back) {
+    if (back > hour || hour - back <= recorded) continue;
+    const std::uint32_t others = counts.hours[kept - 1 - back];
+    if (others == 0) continue;
+    completed.push_back({counts.recipient, std::int64_t{hour - back} * 3600, others});
+  }
+  e.recorded_hour = std::max(recorded, hour == 0 ? 0 : hour - 1);
   e.others.advance(minute);
   // Each minute bucket counts into its hour too; what the hours hold beyond those minutes goes
   // into the hour buckets alone, so a window over both reads each RCPT once.

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "common/time.hpp"
+#include "decision/events.hpp"
 #include "decision/signals.hpp"
 #include "decision/windows.hpp"
 
@@ -50,8 +51,11 @@ class cluster_totals {
  public:
   explicit cluster_totals(std::size_t max_recipients) : max_recipients_(max_recipients) {}
 
-  /// Replaces the recipient's entry; refused (and counted) when full and the key is new.
-  void update(std::uint64_t key_hash, const cluster_counts& counts, time_point now);
+  /// Replaces the recipient's entry; refused (and counted) when full and the key is new. The
+  /// other nodes' counts of each hour completed since the recipient's last update (all 23 the
+  /// first time) go to `completed`, for this node's history.
+  void update(std::uint64_t key_hash, const cluster_counts& counts, time_point now,
+              std::vector<cluster_hour_record>& completed);
   /// Forgets every entry: judgement falls back to this node's counts at once.
   void clear();
   /// Adds a fresh entry's counts to `seen`: volumes added per window, distinct senders and
@@ -71,6 +75,7 @@ class cluster_totals {
     std::uint32_t senders_ten = 0;
     std::uint32_t senders_hour = 0;
     std::uint32_t clients_ten = 0;
+    std::uint32_t recorded_hour = 0;  ///< the latest completed hour handed to the history
   };
 
   std::size_t max_recipients_;

@@ -937,7 +937,9 @@ void engine::restore(const restore_snapshot& snapshot, time_point now) {
 }
 
 void engine::update_cluster_counts(std::span<const cluster_counts> counts, time_point now) {
-  for (const cluster_counts& c : counts) cluster_.update(hash_(c.recipient), c, now);
+  for (const cluster_counts& c : counts) {
+    cluster_.update(hash_(c.recipient), c, now, outbox_.cluster_hours);
+  }
 }
 
 void engine::cluster_lost(time_point /*now*/) {

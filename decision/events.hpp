@@ -94,17 +94,31 @@ struct episode_record {
   close_cause closed_by = close_cause::cool_down;  ///< when `ended`
 };
 
+/// The other nodes' RCPTs to a recipient in one completed hour, as the cluster store reported
+/// them (cluster.hpp): kept beside this node's own hourly rows so that its baselines learn the
+/// cluster's volume, not its share of it. Late publishes only raise it; the store keeps the
+/// largest value reported.
+struct cluster_hour_record {
+  std::string recipient;        ///< normalised key
+  std::int64_t hour_start = 0;  ///< Unix seconds, a multiple of 3600
+  std::uint32_t attempted = 0;
+};
+
 /// Everything the engine produced since the last drain; moved to the store in one piece.
 struct outbox {
   std::vector<delivery_record> deliveries;
   std::vector<verdict_record> verdicts;
   std::vector<episode_record> episodes;
+  std::vector<cluster_hour_record> cluster_hours;
 
-  bool empty() const { return deliveries.empty() && verdicts.empty() && episodes.empty(); }
+  bool empty() const {
+    return deliveries.empty() && verdicts.empty() && episodes.empty() && cluster_hours.empty();
+  }
   void clear() {
     deliveries.clear();
     verdicts.clear();
     episodes.clear();
+    cluster_hours.clear();
   }
 };
 

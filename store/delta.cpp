@@ -185,6 +185,12 @@ void delta::add(const decision::outbox& batch, explanation_filter& filter) {
   for (const decision::delivery_record& d : batch.deliveries) {
     count(name(d.recipient), d);
   }
+  // Counts, never folded: one key per recipient-hour, the largest value reported.
+  for (const decision::cluster_hour_record& h : batch.cluster_hours) {
+    std::uint32_t& kept = cluster_hours_[{h.hour_start, name(h.recipient)}];
+    kept = std::max(kept, h.attempted);
+  }
+  records_ += batch.cluster_hours.size();
   // The engine sends an episode record with every new peak, at the time of the verdict that
   // made it; and an ended one when the episode closes, after which a verdict opens a new one.
   std::unordered_set<std::string> peaks;
@@ -249,6 +255,10 @@ void delta::merge(delta&& other) {
   episodes_.insert(episodes_.end(), std::make_move_iterator(other.episodes_.begin()),
                    std::make_move_iterator(other.episodes_.end()));
   for (auto& [path, position] : other.positions_) positions_[path] = position;
+  for (const auto& [key, attempted] : other.cluster_hours_) {
+    std::uint32_t& kept = cluster_hours_[{key.first, name(texts[key.second])}];
+    kept = std::max(kept, attempted);
+  }
   records_ += other.records_;
   folded_ += other.folded_;
   other.clear();
@@ -261,7 +271,7 @@ void delta::set_log_position(const std::string& path, std::uint64_t device, std:
 
 bool delta::empty() const {
   return minutes_.empty() && flagged_.empty() && explanations_.empty() && episodes_.empty() &&
-         positions_.empty() && pairs_.empty() && senders_.empty();
+         positions_.empty() && pairs_.empty() && senders_.empty() && cluster_hours_.empty();
 }
 
 void delta::clear() {
@@ -274,12 +284,14 @@ void delta::clear() {
   explanations_.clear();
   episodes_.clear();
   positions_.clear();
+  cluster_hours_.clear();
   records_ = 0;
   folded_ = 0;
 }
 
 std::size_t delta::keys() const {
-  return names_.size() + minutes_.size() + senders_.size() + pairs_.size() + flagged_.size();
+  return names_.size() + minutes_.size() + senders_.size() + pairs_.size() + flagged_.size() +
+         cluster_hours_.size();
 }
 
 }  // namespace rcptguard::store

@@ -119,9 +119,9 @@ class delta {
   bool empty() const;
   void clear();
 
-  /// Keys held: names, minutes, distinct-sender keys, pairs, flagged keys.
+  /// Keys held: names, minutes, distinct-sender keys, pairs, flagged keys, cluster hours.
   std::size_t keys() const;
-  /// Engine records aggregated in (deliveries + verdicts + episodes).
+  /// Engine records aggregated in (deliveries + verdicts + episodes + cluster hours).
   std::uint64_t records() const { return records_; }
   /// Keys not kept because key_limit was reached.
   std::uint64_t folded() const { return folded_; }
@@ -150,6 +150,11 @@ class delta {
   const std::vector<decision::verdict_record>& explanations() const { return explanations_; }
   const std::vector<decision::episode_record>& episodes() const { return episodes_; }
   const std::map<std::string, log_position>& log_positions() const { return positions_; }
+  /// The other nodes' counts of completed hours, by (hour_start, recipient id): the largest
+  /// reported.
+  const std::map<std::pair<std::int64_t, std::uint32_t>, std::uint32_t>& cluster_hours() const {
+    return cluster_hours_;
+  }
 
  private:
   struct text_hash {
@@ -178,6 +183,7 @@ class delta {
   std::vector<decision::verdict_record> explanations_;
   std::vector<decision::episode_record> episodes_;
   std::map<std::string, log_position> positions_;
+  std::map<std::pair<std::int64_t, std::uint32_t>, std::uint32_t> cluster_hours_;
   std::uint64_t records_ = 0;
   std::uint64_t folded_ = 0;
 };

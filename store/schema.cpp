@@ -685,12 +685,25 @@ SELECT e.id,
   FROM episode e;
 )sql";
 
+// v9: the cluster store (README, "Several MX hosts"). cluster_hourly keeps the other nodes' RCPTs
+// per recipient and completed hour, as this node read them from Redis, beside its own
+// recipient_hourly rows: the baselines learn the cluster's volume, not this node's share of it.
+constexpr const char* schema_v9 = R"sql(
+CREATE TABLE cluster_hourly (
+  recipient  TEXT    NOT NULL,
+  hour_start INTEGER NOT NULL,                  -- Unix seconds, multiple of 3600
+  attempted  INTEGER NOT NULL,                  -- the other nodes' RCPTs (largest value read)
+  hour_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', hour_start, 'unixepoch')) VIRTUAL,
+  PRIMARY KEY (hour_start, recipient)
+) WITHOUT ROWID;
+)sql";
+
 // Append-only: a released step is never edited, later changes (spool evidence, ingest
 // positions) come as new steps.
 constexpr std::array migrations{
     migration{1, schema_v1}, migration{2, schema_v2}, migration{3, schema_v3},
     migration{4, schema_v4}, migration{5, schema_v5}, migration{6, schema_v6},
-    migration{7, schema_v7}, migration{8, schema_v8},
+    migration{7, schema_v7}, migration{8, schema_v8}, migration{9, schema_v9},
 };
 static_assert(migrations.size() == schema_version, "one migration step per schema version");
 

@@ -13,7 +13,7 @@ namespace rcptguard::store {
 
 /// The newest schema this binary knows. A file with a higher user_version was written by a newer
 /// rcptguard and is refused rather than misread.
-inline constexpr int schema_version = 8;
+inline constexpr int schema_version = 9;
 
 /// A database that rcptguard cannot use as it is: newer schema, foreign file, symlinked path.
 class schema_error : public std::runtime_error {

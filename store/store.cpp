@@ -180,6 +180,10 @@ store::store(store_options options)
           first_seen = min(first_seen, excluded.first_seen),
           last_seen = max(last_seen, excluded.last_seen),
           messages = messages + excluded.messages)sql"),
+      upsert_cluster_hour_(db_, R"sql(
+        INSERT INTO cluster_hourly (recipient, hour_start, attempted) VALUES (?1, ?2, ?3)
+        ON CONFLICT (hour_start, recipient) DO UPDATE SET
+          attempted = max(attempted, excluded.attempted))sql"),
       upsert_flagged_(db_, R"sql(
         INSERT INTO flagged (recipient, at, sender, client, code, requests)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -220,6 +224,9 @@ store::store(store_options options)
       prune_hourly_(db_, R"sql(
         DELETE FROM recipient_hourly WHERE (recipient, hour_start) IN (
           SELECT recipient, hour_start FROM recipient_hourly WHERE hour_start < ?1 LIMIT ?2))sql"),
+      prune_cluster_hourly_(db_, R"sql(
+        DELETE FROM cluster_hourly WHERE (hour_start, recipient) IN (
+          SELECT hour_start, recipient FROM cluster_hourly WHERE hour_start < ?1 LIMIT ?2))sql"),
       prune_minute_(db_, R"sql(
         DELETE FROM recipient_minute WHERE (minute_start, recipient) IN (
           SELECT minute_start, recipient FROM recipient_minute WHERE minute_start < ?1 LIMIT ?2))sql"),
@@ -396,9 +403,16 @@ void store::write_counts(const delta& batch) {
     st.bind(4, p.last_seen);
     st.bind(5, static_cast<std::int64_t>(p.messages));
     st.exec();
+  }
+  for (const auto& [key, attempted] : batch.cluster_hours()) {
+    SQLite::Statement& st = fresh(upsert_cluster_hour_);
+    bind_text(st, 1, names[key.second]);
+    st.bind(2, key.first);
+    st.bind(3, static_cast<std::int64_t>(attempted));
+    st.exec();
   }  // The text bindings point into the batch; drop them before it goes.
-  for (SQLite::Statement* st :
-       {&upsert_hourly_, &upsert_minute_, &insert_hour_sender_, &upsert_correspondent_}) {
+  for (SQLite::Statement* st : {&upsert_hourly_, &upsert_minute_, &insert_hour_sender_,
+                                &upsert_correspondent_, &upsert_cluster_hour_}) {
     st->tryReset();
     st->clearBindings();
   }
@@ -594,6 +608,66 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
   return snapshot;
 }
 
+namespace {
+
+// The other nodes' counts (cluster_hourly, v9) join each hour of the histories: a clustered
+// node learns the cluster's volume per recipient, its own share plus theirs. Hours only they
+// had mail in are added. Both lists are in hour order: one merge per recipient.
+void merge_cluster_hours(decision::recipient_history& h,
+                         const std::vector<std::pair<std::int64_t, std::uint32_t>>& others) {
+  std::vector<decision::hourly_count> merged;
+  merged.reserve(h.hours.size() + others.size());
+  std::size_t k = 0;
+  for (const auto& [hour, attempted] : others) {
+    while (k < h.hours.size() && h.hours[k].hour_start < hour) merged.push_back(h.hours[k++]);
+    if (k < h.hours.size() && h.hours[k].hour_start == hour) {
+      decision::hourly_count c = h.hours[k++];
+      c.attempted = clamp_u32(std::int64_t{c.attempted} + attempted);
+      merged.push_back(c);
+    } else {
+      decision::hourly_count c;
+      c.hour_start = hour;
+      c.attempted = attempted;
+      merged.push_back(c);
+    }
+  }
+  merged.insert(merged.end(), h.hours.begin() + static_cast<std::ptrdiff_t>(k), h.hours.end());
+  h.hours = std::move(merged);
+}
+
+void add_cluster_hours(SQLite::Database& db, std::int64_t from,
+                       std::vector<decision::recipient_history>& histories) {
+  SQLite::Statement rows(db, R"sql(
+    SELECT recipient, hour_start, attempted FROM cluster_hourly
+     WHERE hour_start >= ?1 ORDER BY recipient, hour_start)sql");
+  rows.bind(1, from);
+  std::unordered_map<std::string, std::size_t> index;
+  for (std::size_t k = 0; k < histories.size(); ++k) index.emplace(histories[k].recipient, k);
+  std::string recipient;
+  std::vector<std::pair<std::int64_t, std::uint32_t>> others;
+  const auto flush = [&] {
+    if (others.empty()) return;
+    auto found = index.find(recipient);
+    if (found == index.end()) {
+      histories.push_back({recipient, {}});
+      found = index.emplace(recipient, histories.size() - 1).first;
+    }
+    merge_cluster_hours(histories[found->second], others);
+    others.clear();
+  };
+  while (rows.executeStep()) {
+    const char* text = rows.getColumn(0).getText();
+    if (recipient != text) {
+      flush();
+      recipient = text;
+    }
+    others.emplace_back(rows.getColumn(1).getInt64(), clamp_u32(rows.getColumn(2).getInt64()));
+  }
+  flush();
+}
+
+}  // namespace
+
 std::vector<decision::recipient_history> load_histories(SQLite::Database& db, time_point now,
                                                         int weeks) {
   std::vector<decision::recipient_history> histories;
@@ -604,8 +678,9 @@ std::vector<decision::recipient_history> load_histories(SQLite::Database& db, ti
       FROM recipient_hourly
      WHERE hour_start >= ?1 ORDER BY recipient, hour_start)sql");
   const std::int64_t history_hours = std::int64_t{weeks} * 7 * 24;
-  hours.bind(
-      1, floor_to(to_unix_seconds(now), seconds_per_hour) - (history_hours - 1) * seconds_per_hour);
+  const std::int64_t from =
+      floor_to(to_unix_seconds(now), seconds_per_hour) - (history_hours - 1) * seconds_per_hour;
+  hours.bind(1, from);
   while (hours.executeStep()) {
     std::string recipient = hours.getColumn(0).getString();
     if (histories.empty() || histories.back().recipient != recipient) {
@@ -617,6 +692,7 @@ std::vector<decision::recipient_history> load_histories(SQLite::Database& db, ti
          clamp_u32(hours.getColumn(5).getInt64()), clamp_u32(hours.getColumn(6).getInt64()),
          hours.getColumn(7).getInt() != 0});
   }
+  add_cluster_hours(db, from, histories);
   return histories;
 }
 
@@ -714,13 +790,19 @@ std::uint64_t store::prune_flagged(std::int64_t cutoff, std::size_t& rows_left, 
 // statements in progress": one busy prune chunk would fail every later write for good. So a
 // failed write or prune resets them all before the error goes up.
 void store::reset_statements() {
-  for (SQLite::Statement* st :
-       {&upsert_hourly_,        &upsert_minute_,       &insert_hour_sender_, &upsert_correspondent_,
-        &upsert_flagged_,       &upsert_flagged_span_, &select_name_,        &insert_name_,
-        &insert_party_,         &insert_explanation_,  &insert_reason_,      &upsert_episode_,
-        &prune_hourly_,         &prune_minute_,        &prune_hour_sender_,  &sweep_end_,
-        &sweep_delete_,         &prune_explanation_,   &due_flagged_spans_,  &prune_flagged_,
-        &refresh_flagged_span_, &drop_flagged_span_,   &prune_episode_}) {
+  for (SQLite::Statement* st : {&upsert_hourly_,        &upsert_minute_,
+                                &insert_hour_sender_,   &upsert_correspondent_,
+                                &upsert_flagged_,       &upsert_flagged_span_,
+                                &select_name_,          &insert_name_,
+                                &insert_party_,         &insert_explanation_,
+                                &insert_reason_,        &upsert_episode_,
+                                &prune_hourly_,         &prune_minute_,
+                                &prune_hour_sender_,    &sweep_end_,
+                                &upsert_cluster_hour_,  &prune_cluster_hourly_,
+                                &sweep_delete_,         &prune_explanation_,
+                                &due_flagged_spans_,    &prune_flagged_,
+                                &refresh_flagged_span_, &drop_flagged_span_,
+                                &prune_episode_}) {
     st->tryReset();
   }
   positions_.reset();
@@ -752,6 +834,7 @@ prune_result store::prune_chunks(time_point now, std::chrono::seconds retention,
   forget_senders_before(sender_cutoff);
   result.rows_deleted += prune_table(prune_hour_sender_, sender_cutoff, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_hourly_, horizon, rows_left, result.complete);
+  result.rows_deleted += prune_table(prune_cluster_hourly_, horizon, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_explanation_, horizon, rows_left, result.complete);
   result.rows_deleted += prune_flagged(horizon, rows_left, result.complete);
   result.rows_deleted += prune_table(prune_episode_, horizon, rows_left, result.complete);

@@ -126,6 +126,7 @@ class store {
   SQLite::Statement upsert_minute_;
   SQLite::Statement insert_hour_sender_;
   SQLite::Statement upsert_correspondent_;
+  SQLite::Statement upsert_cluster_hour_;
   SQLite::Statement upsert_flagged_;
   SQLite::Statement upsert_flagged_span_;
   SQLite::Statement select_name_;
@@ -135,6 +136,7 @@ class store {
   SQLite::Statement insert_reason_;
   SQLite::Statement upsert_episode_;
   SQLite::Statement prune_hourly_;
+  SQLite::Statement prune_cluster_hourly_;
   SQLite::Statement prune_minute_;
   SQLite::Statement prune_hour_sender_;
   SQLite::Statement sweep_end_;

@@ -111,6 +111,35 @@ TEST(ClusterCounts, DistinctSendersAreTheClustersUnionNotASum) {
   EXPECT_EQ(d.eng().inspect(victim, now).senders_ten, 10.0);
 }
 
+TEST(ClusterCounts, EachCompletedHourOfTheOthersGoesToTheHistoryOnce) {
+  driver d;
+  const time_point now = at_seconds(5 * 3600 + 600);  // 05:10
+  cluster_counts c = others(victim, now, 0, 0);
+  c.hours[23] = 8;   // this hour: not complete, not recorded
+  c.hours[22] = 30;  // 04:00
+  c.hours[20] = 12;  // 02:00
+  d.eng().update_cluster_counts({&c, 1}, now);
+  const auto& recorded = d.eng().pending().cluster_hours;
+  ASSERT_EQ(recorded.size(), 2U);
+  EXPECT_EQ(recorded[0].hour_start, testing::origin + 2 * 3600);
+  EXPECT_EQ(recorded[0].attempted, 12U);
+  EXPECT_EQ(recorded[1].hour_start, testing::origin + 4 * 3600);
+  EXPECT_EQ(recorded[1].attempted, 30U);
+  EXPECT_EQ(recorded[1].recipient, victim);
+  // The same hours again: nothing new.
+  d.eng().update_cluster_counts({&c, 1}, now + std::chrono::seconds(1));
+  EXPECT_EQ(d.eng().pending().cluster_hours.size(), 2U);
+  // An hour later, 05:00 is complete: that one alone.
+  const time_point later = now + std::chrono::hours(1);
+  cluster_counts next = others(victim, later, 0, 0);
+  next.hours[22] = 9;
+  next.hours[21] = 30;
+  d.eng().update_cluster_counts({&next, 1}, later);
+  ASSERT_EQ(d.eng().pending().cluster_hours.size(), 3U);
+  EXPECT_EQ(d.eng().pending().cluster_hours[2].hour_start, testing::origin + 5 * 3600);
+  EXPECT_EQ(d.eng().pending().cluster_hours[2].attempted, 9U);
+}
+
 TEST(ClusterCounts, TheTableIsBounded) {
   settings s = test_settings();
   s.max_cluster_recipients = 1;

@@ -60,7 +60,7 @@ TEST(OperatorSchema, MigrationFromV7KeepsDataAndAddsTheTables) {
               240, 6, 'rcptguard: bob@example.test 240 msgs/10m', 'policy');)sql");
   }
   { SQLite::Database db = open_read_write({.path = path}); }
-  EXPECT_EQ(query_int(path, "PRAGMA user_version"), 8);
+  EXPECT_EQ(query_int(path, "PRAGMA user_version"), schema_version);
   EXPECT_EQ(query_text(path,
                        "SELECT recipient || '|' || accepted || '|' || peak_ten_minutes || '|' || "
                        "in_episode FROM recipient_hourly"),

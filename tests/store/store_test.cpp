@@ -210,6 +210,47 @@ TEST_F(StoreTest, HourlyPeaksAndEpisodeHoursAddUpAcrossBatches) {
   EXPECT_EQ(query_int(path_, "SELECT count(*) FROM correspondent"), 3);
 }
 
+// The cluster store's hours (schema v9): the other nodes' counts of a completed hour are kept at
+// the largest value reported, across batches and merged deltas, and join this node's own hours
+// in the histories the baselines learn from; hours only the others had mail in are added.
+TEST_F(StoreTest, TheOtherNodesHoursJoinTheHistories) {
+  store s(options_for(path_));
+  decision::outbox first;
+  first.deliveries = {delivery(t0 + 5, "bob@example.test", "a@x.test", true),
+                      delivery(t0 + 65, "bob@example.test", "b@x.test", true)};
+  first.cluster_hours = {{"bob@example.test", t0, 7},
+                         {"bob@example.test", t0 - 3600, 4},
+                         {"carol@example.test", t0, 3}};
+  s.apply(first);
+  decision::outbox again;  // a later, larger read of the same hour; an older, smaller one
+  again.cluster_hours = {{"bob@example.test", t0, 9}, {"carol@example.test", t0, 2}};
+  s.apply(again);
+  EXPECT_EQ(query_int(path_,
+                      "SELECT attempted FROM cluster_hourly WHERE recipient = "
+                      "'bob@example.test' AND hour_start = " +
+                          std::to_string(t0)),
+            9);
+  EXPECT_EQ(query_int(path_,
+                      "SELECT attempted FROM cluster_hourly WHERE recipient = "
+                      "'carol@example.test'"),
+            3);
+
+  SQLite::Database reader = open_read_only(path_);
+  const auto h = load_histories(reader, at(t0 + 7200), 1);
+  ASSERT_EQ(h.size(), 2u);
+  const auto& bob = h[0].recipient == "bob@example.test" ? h[0] : h[1];
+  const auto& carol = h[0].recipient == "bob@example.test" ? h[1] : h[0];
+  ASSERT_EQ(bob.hours.size(), 2u);
+  EXPECT_EQ(bob.hours[0].hour_start, t0 - 3600);  // the others' only
+  EXPECT_EQ(bob.hours[0].attempted, 4u);
+  EXPECT_EQ(bob.hours[0].accepted, 0u);
+  EXPECT_EQ(bob.hours[1].hour_start, t0);  // ours (2) and theirs (9)
+  EXPECT_EQ(bob.hours[1].attempted, 11u);
+  EXPECT_EQ(bob.hours[1].accepted, 2u);
+  ASSERT_EQ(carol.hours.size(), 1u);
+  EXPECT_EQ(carol.hours[0].attempted, 3u);
+}
+
 // A prune chunk that found the database locked leaves its DELETE active unless it is reset, and
 // then every later COMMIT fails with "SQL statements in progress": the writer would retry for
 // ever after the lock is gone (seen in CI under ASan). Likewise a write that failed.
