@@ -33,6 +33,7 @@
 #include "store/operator_actions.hpp"
 #include "store/review.hpp"
 #include "store/schema.hpp"
+#include "store/store.hpp"
 
 namespace rcptguard::cli {
 namespace {
@@ -420,6 +421,7 @@ json_object episode_record(const store::alert_row& a) {
       .time("updated", a.updated)
       .time("ended", a.ended_at)
       .value_of("closed_by", a.closed_by.empty() ? json(nullptr) : json(a.closed_by))
+      .value_of("cluster_id", a.cluster_id.empty() ? json(nullptr) : json(a.cluster_id))
       .integer("duration_s", duration_of(a))
       .integer("verdicts", a.verdicts)
       .integer("id", a.id);
@@ -427,9 +429,9 @@ json_object episode_record(const store::alert_row& a) {
 }
 
 constexpr auto episode_keys = std::to_array<std::string_view>(
-    {"type", "time", "recipient", "state", "verdict", "score", "window", "observed", "baseline",
-     "reasons", "source", "attack", "updated", "ended", "closed_by", "duration_s", "verdicts",
-     "id"});
+    {"type",      "time",       "recipient",  "state",    "verdict", "score",   "window",
+     "observed",  "baseline",   "reasons",    "source",   "attack",  "updated", "ended",
+     "closed_by", "cluster_id", "duration_s", "verdicts", "id",      "node"});
 
 constexpr std::array<column, 13> alert_columns{{
     {"time", "STARTED (UTC)", shown_as::utc},
@@ -447,17 +449,61 @@ constexpr std::array<column, 13> alert_columns{{
     {"reasons", "SUMMARY", shown_as::long_text},
 }};
 
-void show_alerts(SQLite::Database& db, const review_args& args, std::FILE* out, std::FILE* err) {
-  const store::page<store::alert_row> alerts =
-      store::list_alerts(db, {args.since, args.until}, effective_limit(args));
+/// One node's database and the node's name (store_meta, else the file's name).
+struct node_database {
+  SQLite::Database db;
+  std::string node;
+};
+
+/// Several nodes' listings as one, in the order `before` says, cut at `limit` (0: all): each row
+/// comes from its node's own cut listing, so no row that belongs in the result is missing.
+template <class Row, class Before>
+std::vector<std::pair<const node_database*, Row>> merged(const std::vector<node_database>& dbs,
+                                                         std::vector<store::page<Row>>& pages,
+                                                         std::size_t limit, Before before) {
+  std::vector<std::pair<const node_database*, Row>> rows;
+  for (std::size_t k = 0; k < dbs.size(); ++k) {
+    for (Row& row : pages[k].rows) rows.emplace_back(&dbs[k], std::move(row));
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [&](const auto& a, const auto& b) { return before(a.second, b.second); });
+  if (limit != 0 && rows.size() > limit) rows.resize(limit);
+  return rows;
+}
+
+/// With several databases a table names each row's node, and the flood's id across them.
+std::vector<column> columns_for(std::span<const column> base, bool several,
+                                std::initializer_list<column> extra) {
+  std::vector<column> columns(base.begin(), base.end());
+  if (several) columns.insert(columns.begin() + 1, extra);
+  return columns;
+}
+
+void show_alerts(std::vector<node_database>& dbs, const review_args& args, std::FILE* out,
+                 std::FILE* err) {
+  std::vector<store::page<store::alert_row>> pages;
+  std::int64_t total = 0;
+  for (node_database& d : dbs) {
+    pages.push_back(store::list_alerts(d.db, {args.since, args.until}, effective_limit(args)));
+    total += pages.back().total;
+  }
+  const auto rows = merged(dbs, pages, effective_limit(args),
+                           [](const store::alert_row& a, const store::alert_row& b) {
+                             return std::tie(a.started, a.id) > std::tie(b.started, b.id);
+                           });
+  const std::vector<column> columns =
+      columns_for(alert_columns, dbs.size() > 1,
+                  {{"node", "NODE", shown_as::text}, {"cluster_id", "FLOOD", shown_as::text}});
   listing l{"alert episodes",
             "No alert episodes " + window_text(args) + ".",
             episode_keys,
-            alert_columns,
+            columns,
             {},
-            alerts.total,
+            total,
             summary_of("alerts", args)};
-  for (const store::alert_row& a : alerts.rows) l.records.push_back(episode_record(a).value());
+  for (const auto& [from, a] : rows) {
+    l.records.push_back(episode_record(a).text("node", from->node).value());
+  }
   print_listing(out, err, args, l);
 }
 
@@ -486,7 +532,7 @@ json action_record(const store::operator_action& a) {
 
 constexpr auto action_keys =
     std::to_array<std::string_view>({"type", "time", "user", "uid", "command", "kind", "address",
-                                     "allowed_until", "reason", "result", "detail", "id"});
+                                     "allowed_until", "reason", "result", "detail", "id", "node"});
 
 constexpr std::array<column, 10> action_columns{{
     {"time", "TIME (UTC)", shown_as::utc},
@@ -501,19 +547,35 @@ constexpr std::array<column, 10> action_columns{{
     {"detail", "DETAIL", shown_as::long_text},
 }};
 
-void show_actions(SQLite::Database& db, const review_args& args, std::FILE* out, std::FILE* err) {
-  const store::page<store::operator_action> actions = store::list_operator_actions(
-      db, {args.since, args.until}, args.recipient, effective_limit(args));
+void show_actions(std::vector<node_database>& dbs, const review_args& args, std::FILE* out,
+                  std::FILE* err) {
+  std::vector<store::page<store::operator_action>> pages;
+  std::int64_t total = 0;
+  for (node_database& d : dbs) {
+    pages.push_back(store::list_operator_actions(d.db, {args.since, args.until}, args.recipient,
+                                                 effective_limit(args)));
+    total += pages.back().total;
+  }
+  const auto rows = merged(dbs, pages, effective_limit(args),
+                           [](const store::operator_action& a, const store::operator_action& b) {
+                             return std::tie(a.at, a.id) > std::tie(b.at, b.id);
+                           });
+  const std::vector<column> columns =
+      columns_for(action_columns, dbs.size() > 1, {{"node", "NODE", shown_as::text}});
   const std::string about = args.recipient.empty() ? "" : " on " + printable(args.recipient);
   listing l{"operator actions",
             "No operator actions" + about + " " + window_text(args) + ".",
             action_keys,
-            action_columns,
+            columns,
             {},
-            actions.total,
+            total,
             summary_of("actions", args)};
   if (!args.recipient.empty()) l.summary.text("address", args.recipient);
-  for (const store::operator_action& a : actions.rows) l.records.push_back(action_record(a));
+  for (const auto& [from, a] : rows) {
+    json record = action_record(a);
+    record["node"] = from->node;
+    l.records.push_back(std::move(record));
+  }
   print_listing(out, err, args, l);
 }
 
@@ -744,7 +806,7 @@ constexpr auto explain_keys = std::to_array<std::string_view>({
     "correspondents",                                                       // recipient
     "time", "attempted", "distinct_senders", "bytes", "in_episode",         // hour
     "state", "verdict", "score", "window", "baseline", "reasons", "source", "attack", "updated",
-    "ended", "closed_by", "duration_s", "verdicts", "id", "peak_at", "requests", "warned",
+    "ended", "closed_by", "cluster_id", "duration_s", "verdicts", "id", "peak_at", "requests", "warned",
     "deferred",
     "flagged", "would_defer",                                               // episode
     "change", "monitor_only", "action", "reason_details", "sender", "client",  // explanation
@@ -1188,8 +1250,12 @@ constexpr std::array<subcommand, 5> subcommands{{
 
 cxxopts::Options options_for(const subcommand& sub) {
   cxxopts::Options options(std::string{"rcptguard review "} + sub.name, sub.description);
-  options.add_options()("d,database", "database file (default: store.path of the settings)",
-                        cxxopts::value<std::string>())(
+  options.add_options()("d,database",
+                        sub.view == review_view::alerts || sub.view == review_view::actions
+                            ? "database file (default: store.path of the settings); repeat it "
+                              "for several nodes' databases, listed together with their node"
+                            : "database file (default: store.path of the settings)",
+                        cxxopts::value<std::vector<std::string>>())(
       "since",
       "start of the window: " + std::string{time_argument_forms} + " (default " +
           sub.default_since + ")",
@@ -1301,12 +1367,19 @@ bool parse_review(const subcommand& sub, const cxxopts::ParseResult& parsed, tim
   // explain (-c/-o, else the default file when it exists, else the built-in defaults).
   const bool model =
       sub.view == review_view::top || sub.view == review_view::explain || !address.empty();
-  if (parsed.count("database") != 0) args.database = parsed["database"].as<std::string>();
+  if (parsed.count("database") != 0) {
+    args.databases = parsed["database"].as<std::vector<std::string>>();
+    if (args.databases.size() > 1 && sub.view != review_view::alerts &&
+        sub.view != review_view::actions) {
+      throw usage_error{std::string{sub.name} +
+                        " reads one database; alerts and actions take several -d"};
+    }
+  }
   if (parsed.count("database") == 0 || model) {
     const std::optional<config> settings =
         load_or_report(config_source_from(parsed), "rcptguard review", err);
     if (!settings) return false;
-    if (parsed.count("database") == 0) args.database = settings->store.path;
+    if (parsed.count("database") == 0) args.databases = {settings->store.path};
     args.detection = settings->detection;
   }
 
@@ -1358,28 +1431,45 @@ int review_main(int argc, char** argv, const review_io& io) {
 }  // namespace
 
 int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
-  std::error_code ec;
-  const auto status = std::filesystem::symlink_status(args.database, ec);
-  if (args.database.empty() || status.type() == std::filesystem::file_type::not_found) {
-    fmt::print(err,
-               "rcptguard review: database {} does not exist (give -d PATH or set store.path)\n",
-               args.database.empty() ? std::string{"(empty path)"} : printable(args.database));
-    return exit_failure;
-  }
-  try {
-    SQLite::Database db = store::open_read_only(args.database);
-    // Review never writes, so it cannot migrate: an older file is upgraded by the daemon, or by
-    // `rcptguard ingest` / `scan -d`, which open it for writing.
-    if (const int version = store::user_version(db); version < store::schema_version) {
+  std::vector<node_database> dbs;
+  for (const std::string& path : args.databases) {
+    std::error_code ec;
+    const auto status = std::filesystem::symlink_status(path, ec);
+    if (path.empty() || status.type() == std::filesystem::file_type::not_found) {
       fmt::print(err,
-                 "rcptguard review: database {} has schema version {}, older than {}: start the "
-                 "daemon (or run 'rcptguard ingest' on it) once to upgrade it\n",
-                 printable(args.database), version, store::schema_version);
+                 "rcptguard review: database {} does not exist (give -d PATH or set store.path)\n",
+                 path.empty() ? std::string{"(empty path)"} : printable(path));
       return exit_failure;
     }
+  }
+  if (args.databases.empty()) {
+    fmt::print(err, "rcptguard review: no database (give -d PATH or set store.path)\n");
+    return exit_failure;
+  }
+  std::string reading;
+  try {
+    for (const std::string& path : args.databases) {
+      reading = path;
+      SQLite::Database db = store::open_read_only(path);
+      // Review never writes, so it cannot migrate: an older file is upgraded by the daemon, or
+      // by `rcptguard ingest` / `scan -d`, which open it for writing.
+      if (const int version = store::user_version(db); version < store::schema_version) {
+        fmt::print(err,
+                   "rcptguard review: database {} has schema version {}, older than {}: start "
+                   "the daemon (or run 'rcptguard ingest' on it) once to upgrade it\n",
+                   printable(path), version, store::schema_version);
+        return exit_failure;
+      }
+      std::string node = store::load_node_name(db);
+      // A database no daemon has served yet: its file name says which it is.
+      if (node.empty()) node = std::filesystem::path(path).filename().string();
+      dbs.push_back({std::move(db), std::move(node)});
+    }
+    reading = args.databases.front();
+    SQLite::Database& db = dbs.front().db;
     switch (args.view) {
       case review_view::alerts:
-        show_alerts(db, args, out, err);
+        show_alerts(dbs, args, out, err);
         break;
       case review_view::top:
         show_top(db, args, out, err);
@@ -1388,11 +1478,11 @@ int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
         show_explain(db, args, out, err);
         break;
       case review_view::actions:
-        show_actions(db, args, out, err);
+        show_actions(dbs, args, out, err);
         break;
     }
   } catch (const std::exception& e) {
-    fmt::print(err, "rcptguard review: cannot read database {}: {}\n", printable(args.database),
+    fmt::print(err, "rcptguard review: cannot read database {}: {}\n", printable(reading),
                printable(e.what()));
     return exit_failure;
   }

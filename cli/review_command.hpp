@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/time.hpp"
 #include "decision/settings.hpp"
@@ -24,7 +25,9 @@ enum class top_order : std::uint8_t { deviation, volume };
 /// A parsed review request; what the argv front end hands run_review().
 struct review_args {
   review_view view = review_view::alerts;
-  std::string database;    ///< opened read-only, never created
+  /// Opened read-only, never created. alerts and actions take several (one node's each, with
+  /// a cluster store), top and explain one.
+  std::vector<std::string> databases;
   std::string recipient;   ///< explain: the normalised key, as the engine stores it
   std::int64_t since = 0;  ///< the window [since, until), Unix seconds
   std::int64_t until = 0;

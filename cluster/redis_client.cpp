@@ -253,4 +253,47 @@ std::vector<decision::cluster_counts> redis_client::pull(const std::vector<std::
   return out;
 }
 
+std::vector<std::string> redis_client::claim_episodes(const std::vector<episode_claim>& claims,
+                                                      const std::vector<std::string>& open,
+                                                      std::chrono::seconds ttl) {
+  if (context_ == nullptr) throw redis_error("not connected");
+  const std::string seconds = std::to_string(ttl.count());
+  const auto key = [&](const std::string& recipient) {
+    return options_.key_prefix + "x:" + recipient;
+  };
+  std::vector<std::string> ids;
+  ids.reserve(claims.size());
+  for (std::size_t first = 0; first < claims.size(); first += chunk / 2) {
+    const std::size_t last = std::min(claims.size(), first + chunk / 2);
+    for (std::size_t k = first; k < last; ++k) {
+      append({"SET", key(claims[k].recipient), claims[k].proposed, "NX", "EX", seconds});
+      append({"GET", key(claims[k].recipient)});
+    }
+    for (std::size_t k = first; k < last; ++k) {
+      const reply_ptr set = read_reply();
+      const reply_ptr get = read_reply();
+      const auto* set_reply = static_cast<const redisReply*>(set.get());
+      const auto* got = static_cast<const redisReply*>(get.get());
+      if (set_reply->type == REDIS_REPLY_ERROR) {
+        fail("SET: " + std::string(set_reply->str, set_reply->len));
+      }
+      // Expired between the two (30 minutes after the last close): ours then.
+      ids.push_back(got->type == REDIS_REPLY_STRING ? std::string(got->str, got->len)
+                                                    : claims[k].proposed);
+    }
+  }
+  for (std::size_t first = 0; first < open.size(); first += chunk) {
+    const std::size_t last = std::min(open.size(), first + chunk);
+    for (std::size_t k = first; k < last; ++k) append({"EXPIRE", key(open[k]), seconds});
+    for (std::size_t k = first; k < last; ++k) {
+      const reply_ptr r = read_reply();
+      const auto* reply = static_cast<const redisReply*>(r.get());
+      if (reply->type == REDIS_REPLY_ERROR) {
+        fail("EXPIRE: " + std::string(reply->str, reply->len));
+      }
+    }
+  }
+  return ids;
+}
+
 }  // namespace rcptguard::cluster

@@ -10,6 +10,8 @@
 //   s:MINUTE:RECIPIENT   HyperLogLog of the minute's senders (15 min)
 //   e:EPOCH:RECIPIENT    HyperLogLog of the 10-minute epoch's senders (75 min)
 //   c:MINUTE:RECIPIENT   HyperLogLog of the minute's clients (15 min)
+//   x:RECIPIENT          the id of the recipient's flood, set by the first node to open an
+//                        episode (30 min after the last node's episode ended)
 // hiredis writes with write(2): the calling thread must have SIGPIPE blocked or ignored, or a
 // server that went away kills the process instead of failing the call.
 //
@@ -70,6 +72,18 @@ class redis_client {
   /// `minute`, and the cluster's distinct senders and clients. Pipelined. Throws redis_error.
   std::vector<decision::cluster_counts> pull(const std::vector<std::string>& recipients,
                                              std::string_view own_prefix, std::uint32_t minute);
+
+  /// One episode id per flood: for each claim, the recipient's id becomes `proposed` unless a
+  /// node set one first, and the id in force is returned (in claim order); the ids of `open`
+  /// recipients (episodes still open here) are kept for another `ttl` from now. Pipelined.
+  /// Throws redis_error.
+  struct episode_claim {
+    std::string recipient;
+    std::string proposed;
+  };
+  std::vector<std::string> claim_episodes(const std::vector<episode_claim>& claims,
+                                          const std::vector<std::string>& open,
+                                          std::chrono::seconds ttl);
 
  private:
   struct reply_deleter {

@@ -26,6 +26,11 @@ constexpr std::size_t max_queued_events = 1'000'000;
 // Recipients read each round: those with mail here in this many minutes.
 constexpr std::uint32_t active_minutes = 2;
 constexpr std::chrono::milliseconds max_backoff{5000};
+// A flood's id outlives the last node's episode by this much: a flood that pauses for less is
+// the same flood.
+constexpr std::chrono::seconds episode_id_ttl{30 * 60};
+// Open episodes followed for agreement, at most (each is one key in Redis).
+constexpr std::size_t max_followed_episodes = 100'000;
 
 cluster::redis_options redis_options_from(const cluster_settings& s) {
   cluster::redis_options o;
@@ -74,11 +79,12 @@ std::string cluster_node_name(const cluster_settings& settings) {
 
 cluster_service::cluster_service(boost::asio::io_context& io, const cluster_settings& settings,
                                  std::string node, std::shared_ptr<spdlog::logger> log,
-                                 deliver_fn deliver, lost_fn lost)
+                                 deliver_fn deliver, lost_fn lost, episode_fn episode)
     : io_(io),
       log_(std::move(log)),
       deliver_(std::move(deliver)),
       lost_(std::move(lost)),
+      episode_(std::move(episode)),
       interval_(settings.interval),
       max_pull_(static_cast<std::size_t>(settings.max_pull)),
       node_(std::move(node)),
@@ -101,17 +107,22 @@ void cluster_service::stop() {
   worker_.stop();
 }
 
-void cluster_service::collect(const std::vector<decision::delivery_record>& records) {
-  if (records.empty()) return;
+void cluster_service::collect(const decision::outbox& records) {
+  if (records.deliveries.empty() && records.episodes.empty()) return;
   std::size_t dropped = 0;
   {
     const std::lock_guard lock(mutex_);
-    for (const decision::delivery_record& r : records) {
+    for (const decision::delivery_record& r : records.deliveries) {
       if (queue_.size() >= max_queued_events) {
         ++dropped;
         continue;
       }
       queue_.push_back({r.recipient, decision::unix_minute(r.at), r.sender, r.client});
+    }
+    // Episodes are few (one record per open, new peak and close).
+    for (const decision::episode_record& e : records.episodes) {
+      if (!e.cluster_id.empty() && !e.ended) continue;  // agreed already
+      episode_queue_.push_back({e.recipient, e.started, e.ended});
     }
   }
   if (dropped != 0) dropped_ += dropped;
@@ -124,9 +135,20 @@ void cluster_service::round() {
     sigpipe_blocked_ = true;
   }
   std::vector<cluster::count_event> events;
+  std::vector<episode_event> episode_events;
   {
     const std::lock_guard lock(mutex_);
     events.swap(queue_);
+    episode_events.swap(episode_queue_);
+  }
+  for (episode_event& e : episode_events) {
+    const auto found = episodes_.find(e.recipient);
+    if (e.ended) {
+      if (found != episodes_.end() && found->second.started == e.started) episodes_.erase(found);
+    } else if (found == episodes_.end() || found->second.started != e.started) {
+      if (found == episodes_.end() && episodes_.size() >= max_followed_episodes) continue;
+      episodes_[std::move(e.recipient)] = episode_track{e.started, {}};
+    }
   }
   const time_point now = wall_clock_now();
   const std::uint32_t minute = decision::unix_minute(now);
@@ -170,10 +192,32 @@ void cluster_service::publish_and_read(std::uint32_t minute) {
         deliver(std::move(others), read_at);
       });
     }
+    agree_on_episodes();
   } catch (const cluster::redis_error& e) {
     counts_.give_back(std::move(batch));
     discard_pending_sigpipe();
     failed(e.what(), wall_clock_now());
+  }
+}
+
+void cluster_service::agree_on_episodes() {
+  std::vector<cluster::redis_client::episode_claim> claims;
+  std::vector<std::string> open;
+  for (const auto& [recipient, track] : episodes_) {
+    if (track.id.empty()) {
+      claims.push_back({recipient, node_ + ":" + std::to_string(to_unix_seconds(track.started))});
+    } else {
+      open.push_back(recipient);
+    }
+  }
+  if (claims.empty() && open.empty()) return;
+  const std::vector<std::string> ids = client_.claim_episodes(claims, open, episode_id_ttl);
+  for (std::size_t k = 0; k < claims.size(); ++k) {
+    episode_track& track = episodes_[claims[k].recipient];
+    track.id = ids[k];
+    boost::asio::post(
+        io_, [episode = episode_, recipient = claims[k].recipient, started = track.started,
+              id = ids[k]]() mutable { episode(std::move(recipient), started, std::move(id)); });
   }
 }
 

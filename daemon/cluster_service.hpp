@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,10 +51,13 @@ class cluster_service {
   using deliver_fn =
       std::function<void(std::vector<decision::cluster_counts> counts, time_point read_at)>;
   using lost_fn = std::function<void(time_point at)>;
+  /// The id the nodes agreed on for the flood behind an episode this node opened at `started`.
+  using episode_fn = std::function<void(std::string recipient, time_point started, std::string id)>;
 
-  /// `deliver` and `lost` run on `io`'s thread (posted). `node` is this node's name.
+  /// `deliver`, `lost` and `episode` run on `io`'s thread (posted). `node` is this node's name.
   cluster_service(boost::asio::io_context& io, const cluster_settings& settings, std::string node,
-                  std::shared_ptr<spdlog::logger> log, deliver_fn deliver, lost_fn lost);
+                  std::shared_ptr<spdlog::logger> log, deliver_fn deliver, lost_fn lost,
+                  episode_fn episode);
   ~cluster_service();
   cluster_service(const cluster_service&) = delete;
   cluster_service& operator=(const cluster_service&) = delete;
@@ -61,17 +65,30 @@ class cluster_service {
   void start();
   void stop();
 
-  /// On the network thread: this round's RCPT and delivery records, queued for the next publish
-  /// (copied; the caller keeps them for the store).
-  void collect(const std::vector<decision::delivery_record>& records);
+  /// On the network thread: this round's records, queued for the next round (copied; the
+  /// caller keeps them for the store): RCPTs and deliveries to publish, episodes to agree on.
+  void collect(const decision::outbox& records);
 
   cluster_service_stats stats() const;
   /// "NODE/INCARNATION": this process's field in the store.
   const std::string& field() const { return field_; }
 
  private:
+  /// An episode of this node as the thread follows it: its start, and the flood's id once the
+  /// store gave one.
+  struct episode_track {
+    time_point started;
+    std::string id;
+  };
+  struct episode_event {
+    std::string recipient;
+    time_point started;
+    bool ended = false;
+  };
+
   void round();
   void publish_and_read(std::uint32_t minute);
+  void agree_on_episodes();
   void connected(time_point now);
   void failed(const std::string& what, time_point now);
 
@@ -79,6 +96,7 @@ class cluster_service {
   std::shared_ptr<spdlog::logger> log_;
   deliver_fn deliver_;
   lost_fn lost_;
+  episode_fn episode_;
   std::chrono::milliseconds interval_;
   std::size_t max_pull_;
   std::string node_;
@@ -87,6 +105,7 @@ class cluster_service {
 
   // The cluster thread's own.
   cluster::node_counts counts_;
+  std::map<std::string, episode_track> episodes_;
   bool ever_connected_ = false;
   bool lost_reported_ = false;
   time_point lost_at_{};
@@ -97,6 +116,7 @@ class cluster_service {
   // Handed over from the network thread.
   mutable std::mutex mutex_;
   std::vector<cluster::count_event> queue_;
+  std::vector<episode_event> episode_queue_;
 
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> rounds_{0};

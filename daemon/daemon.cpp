@@ -132,7 +132,7 @@ class daemon_runtime {
       log_->warn("running as root: set server.user to drop privileges after binding");
     }
     // After the drop, so a database the unprivileged user cannot write fails now, not later.
-    persistence_.open_and_restore(engine_, wall_clock_now());
+    persistence_.open_and_restore(engine_, wall_clock_now(), cluster_node_name(config_.cluster));
     spool_ = std::make_unique<spool_service>(
         io_, config_.spool, config_.store.path, log_,
         [this](spool_evidence_list evidence, time_point now) {
@@ -234,7 +234,10 @@ class daemon_runtime {
         [this](std::vector<decision::cluster_counts> counts, time_point read_at) {
           engine_.update_cluster_counts(counts, read_at);
         },
-        [this](time_point at) { engine_.cluster_lost(at); });
+        [this](time_point at) { engine_.cluster_lost(at); },
+        [this](std::string recipient, time_point started, std::string id) {
+          engine_.cluster_episode(recipient, started, id, wall_clock_now());
+        });
     cluster_->start();
   }
 
@@ -290,7 +293,7 @@ class daemon_runtime {
       if (mail_logs_) mail_logs_->poll(engine_, now);
       engine_.tick(now);
       alerts_.write(engine_.pending().episodes);
-      if (cluster_) cluster_->collect(engine_.pending().deliveries);
+      if (cluster_) cluster_->collect(engine_.pending());
       persistence_.pump(engine_, now, followed_positions());
     });
   }

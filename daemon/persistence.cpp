@@ -29,8 +29,11 @@ persistence::~persistence() {
   if (history_reader_.joinable()) history_reader_.join();
 }
 
-void persistence::open_and_restore(decision::engine& engine, time_point now) {
+void persistence::open_and_restore(decision::engine& engine, time_point now,
+                                   std::string_view node) {
   auto db = std::make_unique<store::store>(store_options_from(settings_));
+  // Before the writer thread owns the connection: at start-up this thread is its only user.
+  store::save_node_name(db->database(), node);
   decision::restore_snapshot snapshot = db->load_snapshot(now);
   snapshot.operator_allows = store::load_operator_allows(db->database(), now);
   snapshot.counter_resets = store::load_counter_resets(db->database(), now);

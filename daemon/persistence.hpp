@@ -27,9 +27,10 @@ class persistence {
   persistence& operator=(const persistence&) = delete;
   ~persistence();
 
-  /// Opens (creating and migrating) the database, restores `engine` from it and starts the
-  /// writer thread. Throws std::exception with the reason when the database cannot be used.
-  void open_and_restore(decision::engine& engine, time_point now);
+  /// Opens (creating and migrating) the database, names `node` as its writer, restores `engine`
+  /// from it and starts the writer thread. Throws std::exception with the reason when the
+  /// database cannot be used.
+  void open_and_restore(decision::engine& engine, time_point now, std::string_view node);
 
   /// Moves the engine's pending records to the writer, with the positions of the followed logs
   /// whose events they include (committed in the same transaction), and feeds refreshed

@@ -932,6 +932,7 @@ void engine::restore(const restore_snapshot& snapshot, time_point now) {
     episode.peak_baseline = record.peak_baseline;
     episode.summary = record.summary;
     episode.source = record.source;
+    episode.cluster_id = record.cluster_id;
     episodes_.insert_or_assign(key_hash, std::move(episode));
   }
 }
@@ -940,6 +941,17 @@ void engine::update_cluster_counts(std::span<const cluster_counts> counts, time_
   for (const cluster_counts& c : counts) {
     cluster_.update(hash_(c.recipient), c, now, outbox_.cluster_hours);
   }
+}
+
+void engine::cluster_episode(std::string_view recipient, time_point started, std::string_view id,
+                             time_point /*now*/) {
+  const auto found = episodes_.find(hash_(recipient));
+  if (found == episodes_.end() || found->second.started != started ||
+      found->second.cluster_id == id) {
+    return;
+  }
+  found->second.cluster_id = id;
+  outbox_.episodes.push_back(to_record(found->second, false));
 }
 
 void engine::cluster_lost(time_point /*now*/) {

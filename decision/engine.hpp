@@ -194,6 +194,12 @@ class engine {
   /// (see cluster.hpp): judgements add them while they are fresh (settings.cluster_max_age).
   void update_cluster_counts(std::span<const cluster_counts> counts, time_point now);
 
+  /// The id the cluster's nodes agreed on for the flood behind `recipient`'s open episode (the
+  /// episode `started` at this node): kept in the episode, and its record sent again with it.
+  /// Ignored when that episode has ended meanwhile.
+  void cluster_episode(std::string_view recipient, time_point started, std::string_view id,
+                       time_point now);
+
   /// The cluster store became unreachable: judgements rest on this node's counts alone from now
   /// on, until update_cluster_counts() brings the others' again.
   void cluster_lost(time_point now);

@@ -55,6 +55,7 @@ episode_record to_record(const episode_state& episode, bool ended) {
   record.peak_baseline = episode.peak_baseline;
   record.summary = episode.summary;
   record.source = episode.source;
+  record.cluster_id = episode.cluster_id;
   return record;
 }
 

@@ -42,6 +42,7 @@ struct episode_state {
   /// 24-hour window is day-now - day-at-open + the 10 minutes that led up to it.
   double day_at_open = 0.0;
   double ten_minutes_at_open = 0.0;
+  std::string cluster_id;  ///< see episode_record::cluster_id
 };
 
 /// The longest window that holds an episode opened with `judged`: its strongest volume

@@ -92,6 +92,9 @@ struct episode_record {
   std::string summary;  ///< the explanation text at the peak
   event_source source = event_source::policy;
   close_cause closed_by = close_cause::cool_down;  ///< when `ended`
+  /// With a cluster store: the id the nodes agreed on for this flood (the first node's
+  /// "NODE:STARTED"); empty alone, and until the store answered.
+  std::string cluster_id;
 };
 
 /// The other nodes' RCPTs to a recipient in one completed hour, as the cluster store reported

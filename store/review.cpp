@@ -36,7 +36,7 @@ std::int64_t hour_of(time_point t) {
 // Column order shared by the alert queries below.
 constexpr const char* alert_columns = R"sql(
   SELECT id, recipient, started, updated, ended_at, peak_level, peak_score, peak_window,
-         peak_observed, peak_baseline, summary, source, verdicts, closed_by FROM v_alerts)sql";
+         peak_observed, peak_baseline, summary, source, verdicts, closed_by, cluster_id FROM v_alerts)sql";
 
 alert_row read_alert(const SQLite::Statement& st) {
   alert_row a;
@@ -54,6 +54,7 @@ alert_row read_alert(const SQLite::Statement& st) {
   a.source = st.getColumn(11).getString();
   a.verdicts = st.getColumn(12).getInt64();
   if (!st.isColumnNull(13)) a.closed_by = st.getColumn(13).getString();
+  if (!st.isColumnNull(14)) a.cluster_id = st.getColumn(14).getString();
   return a;
 }
 

@@ -78,6 +78,8 @@ struct alert_row {
   std::int64_t verdicts = 0;  ///< verdicts for the recipient during the episode
   /// Why it ended: "cool_down", "evicted", "stale", "operator"; "" while open or before v8.
   std::string closed_by;
+  /// The flood's id across the nodes of a cluster (v9); "" alone.
+  std::string cluster_id;
 };
 
 struct hourly_row {

@@ -688,6 +688,7 @@ SELECT e.id,
 // v9: the cluster store (README, "Several MX hosts"). cluster_hourly keeps the other nodes' RCPTs
 // per recipient and completed hour, as this node read them from Redis, beside its own
 // recipient_hourly rows: the baselines learn the cluster's volume, not this node's share of it.
+// episode.cluster_id is the flood's id across nodes; store_meta names the node.
 constexpr const char* schema_v9 = R"sql(
 CREATE TABLE cluster_hourly (
   recipient  TEXT    NOT NULL,
@@ -696,6 +697,44 @@ CREATE TABLE cluster_hourly (
   hour_utc TEXT GENERATED ALWAYS AS (strftime('%Y-%m-%dT%H:%M:%SZ', hour_start, 'unixepoch')) VIRTUAL,
   PRIMARY KEY (hour_start, recipient)
 ) WITHOUT ROWID;
+
+-- The flood's id the nodes agreed on ("NODE:STARTED" of the first to open it); NULL alone.
+ALTER TABLE episode ADD COLUMN cluster_id TEXT;
+
+-- Which node wrote this database (cluster.node, or the host name): review over several nodes'
+-- databases names each row's node.
+CREATE TABLE store_meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+DROP VIEW v_alerts;
+CREATE VIEW v_alerts AS
+SELECT e.id,
+       e.recipient,
+       CASE e.ended WHEN 1 THEN 'closed' ELSE 'open' END AS state,
+       e.started_utc,
+       e.updated_utc,
+       e.ended_at_utc,
+       COALESCE(e.ended_at, e.updated) - e.started AS duration_s,
+       printf('%dh%02dm', (COALESCE(e.ended_at, e.updated) - e.started) / 3600,
+              (COALESCE(e.ended_at, e.updated) - e.started) % 3600 / 60) AS duration,
+       e.peak_level,
+       e.peak_score,
+       e.peak_window,
+       e.peak_observed,
+       e.peak_baseline,
+       e.summary,
+       (SELECT COALESCE(sum(f.requests), 0) FROM flagged f
+         WHERE f.recipient = (SELECT id FROM name WHERE text = e.recipient)
+           AND f.at BETWEEN e.started AND COALESCE(e.ended_at, e.updated)) AS verdicts,
+       e.source,
+       e.started,
+       e.updated,
+       e.ended_at,
+       e.closed_by,
+       e.cluster_id
+  FROM episode e;
 )sql";
 
 // Append-only: a released step is never edited, later changes (spool evidence, ingest

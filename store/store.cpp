@@ -206,9 +206,10 @@ store::store(store_options options)
       // The engine's latest record of an episode is authoritative, so it replaces the row.
       upsert_episode_(db_, R"sql(
         INSERT INTO episode (recipient, started, updated, ended, ended_at, peak_level, peak_score,
-                             peak_window, peak_observed, peak_baseline, summary, source, closed_by)
+                             peak_window, peak_observed, peak_baseline, summary, source, closed_by,
+                             cluster_id)
         VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 THEN ?3 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
-                CASE WHEN ?4 THEN ?12 END)
+                CASE WHEN ?4 THEN ?12 END, NULLIF(?13, ''))
         ON CONFLICT (recipient, started) DO UPDATE SET
           updated = excluded.updated,
           ended = excluded.ended,
@@ -220,7 +221,8 @@ store::store(store_options options)
           peak_baseline = excluded.peak_baseline,
           summary = excluded.summary,
           source = excluded.source,
-          closed_by = excluded.closed_by)sql"),
+          closed_by = excluded.closed_by,
+          cluster_id = COALESCE(excluded.cluster_id, cluster_id))sql"),
       prune_hourly_(db_, R"sql(
         DELETE FROM recipient_hourly WHERE (recipient, hour_start) IN (
           SELECT recipient, hour_start FROM recipient_hourly WHERE hour_start < ?1 LIMIT ?2))sql"),
@@ -553,6 +555,7 @@ void store::write_episode(const decision::episode_record& episode) {
   st.bindNoCopy(10, episode.summary);
   st.bindNoCopy(11, source_text(episode.source));
   st.bindNoCopy(12, close_cause_text(episode.closed_by));
+  st.bindNoCopy(13, episode.cluster_id);
   st.exec();
 }
 
@@ -587,7 +590,7 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
 
   SQLite::Statement episodes(db_, R"sql(
     SELECT recipient, started, updated, peak_level, peak_score, peak_window, peak_observed,
-           peak_baseline, summary, source
+           peak_baseline, summary, source, COALESCE(cluster_id, '')
       FROM episode WHERE ended = 0 ORDER BY started)sql");
   while (episodes.executeStep()) {
     decision::episode_record e;
@@ -602,10 +605,24 @@ decision::restore_snapshot store::load_snapshot(time_point now) {
     e.peak_baseline = episodes.getColumn(7).getDouble();
     e.summary = episodes.getColumn(8).getString();
     e.source = source_from(episodes.getColumn(9).getText());
+    e.cluster_id = episodes.getColumn(10).getString();
     snapshot.open_episodes.push_back(std::move(e));
   }
   tx.commit();
   return snapshot;
+}
+
+void save_node_name(SQLite::Database& db, std::string_view node) {
+  SQLite::Statement st(db, R"sql(
+    INSERT INTO store_meta (key, value) VALUES ('node', ?1)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value)sql");
+  st.bind(1, std::string{node});
+  st.exec();
+}
+
+std::string load_node_name(SQLite::Database& db) {
+  SQLite::Statement st(db, "SELECT value FROM store_meta WHERE key = 'node'");
+  return st.executeStep() ? st.getColumn(0).getString() : std::string{};
 }
 
 namespace {

@@ -47,6 +47,13 @@ struct prune_result {
 inline constexpr std::chrono::hours minute_rows_kept{25};  ///< 24 h of windows plus slack
 inline constexpr std::chrono::hours recent_minutes_loaded{24};
 
+/// Names the node that writes this database (store_meta 'node', schema v9): the daemon sets
+/// it at start (cluster.node, or the host name), so review over several nodes' databases can
+/// say which row came from where. Throws SQLite::Exception.
+void save_node_name(SQLite::Database& db, std::string_view node);
+/// The node name saved there, or "" (a database `rcptguard ingest` wrote, or never served).
+std::string load_node_name(SQLite::Database& db);
+
 /// Hourly histories of the `weeks` weeks up to and including the hour of `now`, grouped by
 /// recipient (ascending) with hours ascending: the baseline model's input. Reads only, so it
 /// works on an open_read_only() connection, e.g. for an hourly baseline refresh on another

@@ -290,14 +290,15 @@ TEST_F(ReviewCommandTest, AlertsJsonLinesHaveTheSiemShape) {
   ASSERT_EQ(lines.size(), 3u);  // the 30-day-old episode is outside the default 7d
 
   const std::set<std::string> expected_keys{
-      "type",    "time",     "recipient", "state",      "verdict",  "score",
-      "window",  "observed", "baseline",  "reasons",    "source",   "attack",
-      "updated", "ended",    "closed_by", "duration_s", "verdicts", "id"};
+      "type",      "time",       "recipient", "state",  "verdict",    "score",   "window",
+      "observed",  "baseline",   "reasons",   "source", "attack",     "updated", "ended",
+      "closed_by", "duration_s", "verdicts",  "id",     "cluster_id", "node"};
   for (const json& line : lines) EXPECT_EQ(keys_of(line), expected_keys);
 
   // Newest start first: hostile (t0+6000), carol (t0+5000), bob (t0+200).
   const json& bob = lines[2];
   EXPECT_EQ(bob["type"].get<std::string>(), "episode");
+  EXPECT_EQ(bob["node"], "rcptguard.db") << "no daemon named it: its file's name";
   EXPECT_EQ(bob["time"].get<std::string>(), "2024-03-04T10:03:20Z");
   EXPECT_EQ(bob["recipient"].get<std::string>(), "bob@example.test");
   EXPECT_EQ(bob["state"].get<std::string>(), "closed");
@@ -373,10 +374,11 @@ TEST_F(ReviewCommandTest, AlertsCsvHasTheJsonFields) {
   const std::vector<json> records =
       records_of(review({"alerts", "-d", db_, "--format", "json", "--since", "90d"}).out);
   ASSERT_EQ(records.size(), 4u);
-  EXPECT_EQ(rows[0], (std::vector<std::string>{"type", "time", "recipient", "state", "verdict",
-                                               "score", "window", "observed", "baseline", "reasons",
-                                               "source", "attack", "updated", "ended", "closed_by",
-                                               "duration_s", "verdicts", "id"}));
+  EXPECT_EQ(rows[0],
+            (std::vector<std::string>{
+                "type",      "time",       "recipient",  "state",    "verdict", "score",   "window",
+                "observed",  "baseline",   "reasons",    "source",   "attack",  "updated", "ended",
+                "closed_by", "cluster_id", "duration_s", "verdicts", "id",      "node"}));
   // The hostile row: control bytes and the invalid byte are '?' in CSV, é stays, the quote is
   // doubled inside a quoted field.
   EXPECT_EQ(rows[1][2], "ev?[31mil?\"q\\\xc3\xa9?@x.test");
@@ -1084,9 +1086,9 @@ TEST_F(ReviewActionsTest, ListsTheWindowNewestFirstWithWhoWhatWhy) {
   EXPECT_EQ(rows[3]["kind"], "sender");
   EXPECT_EQ(rows[3]["address"], "newcontact@partner.test");
   EXPECT_TRUE(rows[3]["allowed_until"].is_null());
-  const std::set<std::string> keys{"type",    "time",   "user",    "uid",
-                                   "command", "kind",   "address", "allowed_until",
-                                   "reason",  "result", "detail",  "id"};
+  const std::set<std::string> keys{"type",   "time",    "user",          "uid",    "command",
+                                   "kind",   "address", "allowed_until", "reason", "result",
+                                   "detail", "id",      "node"};
   for (const json& row : rows) {
     EXPECT_EQ(row["type"], "operator_action");
     EXPECT_EQ(keys_of(row), keys);
@@ -1113,9 +1115,9 @@ TEST_F(ReviewActionsTest, ListsTheWindowNewestFirstWithWhoWhatWhy) {
   EXPECT_EQ(table.out.find("reset"), std::string::npos) << table.out;
   const auto csv = parse_csv(actions({"--format", "csv"}).out);
   ASSERT_EQ(csv.size(), 5U);
-  EXPECT_EQ(csv[0],
-            (std::vector<std::string>{"type", "time", "user", "uid", "command", "kind", "address",
-                                      "allowed_until", "reason", "result", "detail", "id"}));
+  EXPECT_EQ(csv[0], (std::vector<std::string>{"type", "time", "user", "uid", "command", "kind",
+                                              "address", "allowed_until", "reason", "result",
+                                              "detail", "id", "node"}));
 
   const result none =
       run(until, {"actions", "-d", db_, "--since", "2024-03-05", "--until", "2024-03-06"});
@@ -1146,6 +1148,74 @@ TEST_F(ReviewActionsTest, ExplainSaysWhoReleasedTheEpisodeAndListsTheAddresssAct
             std::string::npos)
       << table.out;
   EXPECT_NE(table.out.find("Operator actions on this address (2;"), std::string::npos) << table.out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several nodes' databases (a cluster store): alerts and actions list them together, newest
+// first, with each row's node and the flood's id; top and explain read one database.
+
+TEST(ReviewNodes, AlertsAndActionsOfSeveralNodesInOneList) {
+  test_support::temp_dir dir;
+  const auto node_db = [&](const std::string& name, std::int64_t started, std::string cluster_id) {
+    const std::string path = dir.file(name + ".db");
+    store::store s(store::testing::options_for(path));
+    store::save_node_name(s.database(), name);
+    decision::outbox b;
+    decision::episode_record e =
+        store::testing::episode("bob@example.test", started, started + 600, true, 4.5);
+    e.cluster_id = std::move(cluster_id);
+    b.episodes = {
+        e, store::testing::episode("carol@example.test", started + 30, started + 90, true, 2.0)};
+    s.apply(b);
+    store::operator_action a;
+    a.at = at(started + 700);
+    a.user = name + "-admin";
+    a.uid = 0;
+    a.command = "release";
+    a.address = "bob@example.test";
+    a.reason = "flood over";
+    a.result = "ok";
+    store::insert_operator_action(s.database(), a);
+    return path;
+  };
+  const std::string mx1 = node_db("mx1", t0, "mx1:" + std::to_string(t0));
+  const std::string mx2 = node_db("mx2", t0 + 3, "mx1:" + std::to_string(t0));
+
+  const result r =
+      run(t0 + 3600, {"alerts", "-d", mx1, "-d", mx2, "--since", "2h", "--format", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<json> rows = records_of(r.out);
+  ASSERT_EQ(rows.size(), 4U);
+  EXPECT_EQ(rows[0]["node"], "mx2");  // carol on mx2 started last
+  EXPECT_EQ(rows[0]["recipient"], "carol@example.test");
+  EXPECT_TRUE(rows[0]["cluster_id"].is_null());
+  EXPECT_EQ(rows[1]["node"], "mx1");
+  EXPECT_EQ(rows[2]["node"], "mx2");
+  EXPECT_EQ(rows[2]["recipient"], "bob@example.test");
+  EXPECT_EQ(rows[3]["node"], "mx1");
+  EXPECT_EQ(rows[2]["cluster_id"], rows[3]["cluster_id"]) << "one flood, one id";
+  EXPECT_EQ(summary_of(r.out)["total"], 4);
+
+  // A table names the node and the flood; a cut applies to the list as a whole.
+  const result table =
+      run(t0 + 3600, {"alerts", "-d", mx1, "-d", mx2, "--since", "2h", "--limit", "3"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("NODE"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("FLOOD"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("3 of 4 alert episodes"), std::string::npos) << table.out;
+
+  const result actions = run(t0 + 3600, {"actions", "-d", mx1, "-d", mx2, "--format", "json"});
+  ASSERT_EQ(actions.code, 0) << actions.err;
+  const std::vector<json> done = records_of(actions.out);
+  ASSERT_EQ(done.size(), 2U);
+  EXPECT_EQ(done[0]["node"], "mx2");
+  EXPECT_EQ(done[0]["user"], "mx2-admin");
+  EXPECT_EQ(done[1]["node"], "mx1");
+
+  // Explain reads one database.
+  const result explain = run(t0 + 3600, {"explain", "bob@example.test", "-d", mx1, "-d", mx2});
+  EXPECT_EQ(explain.code, 2);
+  EXPECT_NE(explain.err.find("explain reads one database"), std::string::npos) << explain.err;
 }
 
 // ---------------------------------------------------------------------------------------------

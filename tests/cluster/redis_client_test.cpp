@@ -112,6 +112,24 @@ TEST_F(RedisClient, AStoppedServerThrowsAndARestartedOneServesAgain) {
   EXPECT_EQ(a.pull({"bob@x.test"}, "mx2/", minute)[0].minutes[9], 2U);
 }
 
+TEST_F(RedisClient, TheFirstNodeToOpenAnEpisodeNamesTheFlood) {
+  redis_client a = client();
+  redis_client b = client();
+  a.connect();
+  b.connect();
+  EXPECT_EQ(a.claim_episodes({{"bob@x.test", "mx1:1700000000"}}, {}, std::chrono::seconds(60)),
+            (std::vector<std::string>{"mx1:1700000000"}));
+  // mx2 opened its own a moment later: the flood keeps mx1's id; carol's is mx2's own.
+  EXPECT_EQ(b.claim_episodes({{"bob@x.test", "mx2:1700000003"}, {"carol@x.test", "mx2:1700000004"}},
+                             {}, std::chrono::seconds(60)),
+            (std::vector<std::string>{"mx1:1700000000", "mx2:1700000004"}));
+  // Open episodes keep their id alive; a missing one is no error.
+  EXPECT_TRUE(
+      a.claim_episodes({}, {"bob@x.test", "nobody@x.test"}, std::chrono::seconds(60)).empty());
+  const std::string ttl = "redis-cli -s " + server_->socket() + " TTL rcptguard:x:bob@x.test";
+  ASSERT_EQ(std::system((ttl + " | grep -qE '^(59|60)$'").c_str()), 0) << ttl;
+}
+
 TEST(RedisClientAuth, APasswordIsSentAndRequired) {
   if (test_support::redis_server_binary().empty()) {
     GTEST_SKIP() << "redis-server is not installed (contrib/install-deps.sh --test)";

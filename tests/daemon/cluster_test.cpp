@@ -176,6 +176,30 @@ TEST_F(ClusterNodes, AFloodSplitAcrossTwoNodesIsJudgedOnTheClustersVolume) {
   const std::string deferred_b = one(b, 401);
   EXPECT_EQ(verb(deferred_b), "DEFER_IF_PERMIT") << deferred_b;
 
+  // One flood, one id: both nodes' episodes carry the id of the first to open one, and each
+  // database names its node.
+  const auto id_of = [&](const node& n) {
+    std::string id;
+    eventually(
+        [&] {
+          SQLite::Database db(dir_.file(n.name + ".db"), SQLite::OPEN_READONLY, 5000);
+          SQLite::Statement st(db,
+                               "SELECT COALESCE(cluster_id, '') FROM episode "
+                               "WHERE recipient = 'bob@example.test'");
+          id = st.executeStep() ? st.getColumn(0).getString() : std::string{};
+          return !id.empty();
+        },
+        20s);
+    return id;
+  };
+  const std::string id_a = id_of(a);
+  EXPECT_TRUE(id_a.starts_with("mx1:") || id_a.starts_with("mx2:")) << id_a;
+  EXPECT_EQ(id_of(b), id_a);
+  {
+    SQLite::Database db(dir_.file("mx2.db"), SQLite::OPEN_READONLY, 5000);
+    EXPECT_EQ(db.execAndGet("SELECT value FROM store_meta WHERE key = 'node'").getString(), "mx2");
+  }
+
   const auto m = a.metrics();
   EXPECT_EQ(m.at("rcptguard_cluster_up"), 1.0);
   EXPECT_EQ(m.at("rcptguard_cluster_faults_total"), 0.0);

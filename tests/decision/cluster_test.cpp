@@ -140,6 +140,27 @@ TEST(ClusterCounts, EachCompletedHourOfTheOthersGoesToTheHistoryOnce) {
   EXPECT_EQ(d.eng().pending().cluster_hours[2].attempted, 9U);
 }
 
+TEST(ClusterCounts, TheFloodsIdJoinsTheOpenEpisodeAndItsRecords) {
+  driver d;
+  d.flood(victim, 40, 0, 15);  // opens an episode
+  const auto& records = d.eng().pending().episodes;
+  ASSERT_FALSE(records.empty());
+  const time_point started = records.front().started;
+  const std::size_t before = records.size();
+  d.eng().cluster_episode(victim, started + std::chrono::seconds(1), "mx9:1", at_seconds(600));
+  EXPECT_EQ(records.size(), before) << "another episode's id is ignored";
+  d.eng().cluster_episode(victim, started, "mx2:1699833600", at_seconds(600));
+  ASSERT_EQ(records.size(), before + 1);
+  EXPECT_EQ(records.back().cluster_id, "mx2:1699833600");
+  EXPECT_EQ(records.back().started, started);
+  d.eng().cluster_episode(victim, started, "mx2:1699833600", at_seconds(601));
+  EXPECT_EQ(records.size(), before + 1) << "the same id again sends nothing";
+  // Every later record of the episode carries it, the close included.
+  d.eng().tick(at_seconds(6 * 3600));
+  ASSERT_TRUE(records.back().ended);
+  EXPECT_EQ(records.back().cluster_id, "mx2:1699833600");
+}
+
 TEST(ClusterCounts, TheTableIsBounded) {
   settings s = test_settings();
   s.max_cluster_recipients = 1;
