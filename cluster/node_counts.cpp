@@ -29,32 +29,48 @@ void node_counts::add(const count_event& e) {
   clients_[key{e.recipient, e.minute}].insert(e.client);
   std::uint32_t& seen = last_seen_[e.recipient];
   seen = std::max(seen, e.minute);
+  if (!shared_.contains(e.recipient)) {
+    // Its minutes are neighbours in the map (ordered by recipient): at most the kept ten.
+    std::uint32_t sum = 0;
+    for (auto it = minutes_.lower_bound(key{e.recipient, 0});
+         it != minutes_.end() && it->first.first == e.recipient; ++it) {
+      sum += it->second.value;
+    }
+    if (sum >= min_count_) shared_.insert(e.recipient);
+  }
 }
 
-void node_counts::take_counts(std::map<key, count>& counts, std::vector<count_row>& out) {
+void node_counts::take_counts(std::map<key, count>& counts, const std::set<std::string>& shared,
+                              std::vector<count_row>& out) {
   for (auto& [k, c] : counts) {
-    if (!c.changed) continue;
+    if (!c.changed || !shared.contains(k.first)) continue;
     out.push_back({k.first, k.second, c.value});
     c.changed = false;
   }
 }
 
-void node_counts::take_sketches(sketch_map& pending, std::vector<sketch_row>& out) {
-  for (auto& [k, items] : pending) {
-    out.push_back({k.first,
-                   k.second,
-                   {std::make_move_iterator(items.begin()), std::make_move_iterator(items.end())}});
+void node_counts::take_sketches(sketch_map& pending, const std::set<std::string>& shared,
+                                std::vector<sketch_row>& out) {
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (!shared.contains(it->first.first)) {
+      ++it;
+      continue;
+    }
+    out.push_back(
+        {it->first.first,
+         it->first.second,
+         {std::make_move_iterator(it->second.begin()), std::make_move_iterator(it->second.end())}});
+    it = pending.erase(it);
   }
-  pending.clear();
 }
 
 publish_batch node_counts::take_changes() {
   publish_batch b;
-  take_counts(minutes_, b.minutes);
-  take_counts(hours_, b.hours);
-  take_sketches(senders_, b.senders);
-  take_sketches(epoch_senders_, b.epoch_senders);
-  take_sketches(clients_, b.clients);
+  take_counts(minutes_, shared_, b.minutes);
+  take_counts(hours_, shared_, b.hours);
+  take_sketches(senders_, shared_, b.senders);
+  take_sketches(epoch_senders_, shared_, b.epoch_senders);
+  take_sketches(clients_, shared_, b.clients);
   return b;
 }
 
@@ -104,13 +120,19 @@ void node_counts::expire(std::uint32_t now_minute) {
   });
   std::erase_if(last_seen_,
                 [&](const auto& kv) { return older(kv.second, now_minute, minutes_kept); });
+  // A recipient stays shared while an hour of it is held: its later counts publish at once.
+  std::set<std::string> held;
+  for (const auto& [k, c] : hours_) held.insert(k.first);
+  std::erase_if(shared_, [&](const std::string& r) { return !held.contains(r); });
 }
 
 std::vector<std::string> node_counts::active(std::uint32_t now_minute, std::uint32_t minutes,
                                              std::size_t limit) const {
   std::vector<std::pair<std::uint32_t, const std::string*>> recent;
   for (const auto& [recipient, minute] : last_seen_) {
-    if (minute + minutes > now_minute) recent.emplace_back(minute, &recipient);
+    if (minute + minutes <= now_minute) continue;
+    if (min_count_ > 1 && !shared_.contains(recipient)) continue;
+    recent.emplace_back(minute, &recipient);
   }
   std::sort(recent.begin(), recent.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });

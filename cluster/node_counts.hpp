@@ -8,6 +8,7 @@
 // publish that failed hands its batch back.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -68,11 +69,15 @@ class node_counts {
 
   /// `max_keys` bounds the minute and hour keys held together; an event for a new key beyond
   /// it is refused and counted (the cluster's view of that recipient is then low; this node's
-  /// own judgement is untouched).
-  explicit node_counts(std::size_t max_keys) : max_keys_(max_keys) {}
+  /// own judgement is untouched). A recipient is shared (published and read) once it has
+  /// `min_count` RCPTs here in the kept minutes: a load of many recipients with one message
+  /// each then costs the store nothing, and the cluster's view of a recipient lacks at most
+  /// min_count - 1 of each node's RCPTs (all of them are published once it reaches it).
+  explicit node_counts(std::size_t max_keys, std::uint32_t min_count = 1)
+      : max_keys_(max_keys), min_count_(std::max<std::uint32_t>(min_count, 1)) {}
 
   void add(const count_event& e);
-  /// What changed since the last take (counts as absolute values).
+  /// What changed since the last take (counts as absolute values), of the recipients shared.
   publish_batch take_changes();
   /// A publish failed: its counts are marked changed again and its sketch items go back.
   void give_back(publish_batch&& batch);
@@ -80,8 +85,9 @@ class node_counts {
   void mark_all_changed();
   /// Drops minutes older than the 10 before `now_minute` and hours older than the 24.
   void expire(std::uint32_t now_minute);
-  /// Recipients with RCPTs here in the `minutes` minutes up to `now_minute`, most recent first,
-  /// at most `limit`: the ones whose other nodes' counts a judgement here may need.
+  /// Shared recipients with RCPTs here in the `minutes` minutes
+  /// up to `now_minute`, most recent first, at most `limit`: the ones whose other nodes' counts
+  /// a judgement here may need.
   std::vector<std::string> active(std::uint32_t now_minute, std::uint32_t minutes,
                                   std::size_t limit) const;
 
@@ -97,18 +103,23 @@ class node_counts {
 
   static void bump(std::map<key, count>& counts, const std::string& recipient,
                    std::uint32_t bucket);
-  static void take_counts(std::map<key, count>& counts, std::vector<count_row>& out);
-  static void take_sketches(sketch_map& pending, std::vector<sketch_row>& out);
+  static void take_counts(std::map<key, count>& counts, const std::set<std::string>& shared,
+                          std::vector<count_row>& out);
+  static void take_sketches(sketch_map& pending, const std::set<std::string>& shared,
+                            std::vector<sketch_row>& out);
   static void give_back_sketches(sketch_map& pending, std::vector<sketch_row>&& rows);
   void give_back_counts(std::map<key, count>& counts, const std::vector<count_row>& rows);
 
   std::size_t max_keys_;
+  std::uint32_t min_count_;
   std::map<key, count> minutes_;
   std::map<key, count> hours_;
   sketch_map senders_;
   sketch_map epoch_senders_;
   sketch_map clients_;
   std::map<std::string, std::uint32_t> last_seen_;  ///< recipient -> latest minute
+  /// Recipients shared: once they reached min_count_, until their last hour expires.
+  std::set<std::string> shared_;
   node_counts_stats stats_;
 };
 

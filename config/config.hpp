@@ -172,6 +172,7 @@ struct cluster_settings {
   std::string key_prefix;
   std::int64_t max_keys = 0;
   std::int64_t max_pull = 0;
+  std::int64_t min_count = 0;
 };
 
 struct config {

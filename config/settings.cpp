@@ -817,6 +817,11 @@ std::vector<setting> make_table() {
               "This node's recipient-minutes and recipient-hours held for publishing (about 100 "
               "bytes each); an RCPT for a new one beyond this is left out of the cluster's "
               "counts (this node still counts it) and counted as cluster_refused."),
+      integer(RG_FIELD(cluster, min_count), "2", 1, 1000, restart,
+              "A recipient is shared with the other nodes once it has this many RCPTs on this "
+              "node within 10 minutes (then all of them are): a load of many recipients with "
+              "one message each costs the store nothing, and the cluster's count of a recipient "
+              "lacks at most this minus one of each node's RCPTs. 1 shares every recipient."),
       integer(RG_FIELD(cluster, max_pull), "5000", 1, 1'000'000, restart,
               "Recipients whose other nodes' counts are read each interval: those with mail "
               "here in the last two minutes, the most recent first."),

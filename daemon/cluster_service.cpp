@@ -90,7 +90,8 @@ cluster_service::cluster_service(boost::asio::io_context& io, const cluster_sett
       node_(std::move(node)),
       field_(node_ + "/" + incarnation()),
       client_(redis_options_from(settings)),
-      counts_(static_cast<std::size_t>(settings.max_keys)),
+      counts_(static_cast<std::size_t>(settings.max_keys),
+              static_cast<std::uint32_t>(settings.min_count)),
       backoff_(settings.interval) {}
 
 cluster_service::~cluster_service() {

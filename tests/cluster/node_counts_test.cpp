@@ -88,6 +88,27 @@ TEST(NodeCounts, OldBucketsExpireAndActiveListsTheRecent) {
   EXPECT_EQ(counts.stats().keys, 0U);
 }
 
+TEST(NodeCounts, ARecipientIsSharedOnceItHasMinCountHereAndThenWhole) {
+  node_counts counts(1000, 2);
+  counts.add(rcpt("once@x.test", m0, "s1"));
+  counts.add(rcpt("twice@x.test", m0, "s1"));
+  counts.add(rcpt("twice@x.test", m0 + 1, "s2"));
+  publish_batch b = counts.take_changes();
+  EXPECT_EQ(find(b.minutes, "once@x.test", m0), nullptr) << "one RCPT: not shared yet";
+  ASSERT_NE(find(b.minutes, "twice@x.test", m0), nullptr);
+  EXPECT_EQ(find(b.hours, "twice@x.test", m0 / 60)->count, 2U);
+  ASSERT_EQ(b.senders.size(), 2U);  // twice's two minutes; once's sketch items wait
+  EXPECT_EQ(counts.active(m0 + 1, 2, 10), (std::vector<std::string>{"twice@x.test"}));
+  // The second RCPT shares it, the first included, sketches and all.
+  counts.add(rcpt("once@x.test", m0 + 1, "s2"));
+  b = counts.take_changes();
+  ASSERT_NE(find(b.minutes, "once@x.test", m0), nullptr);
+  EXPECT_EQ(find(b.minutes, "once@x.test", m0)->count, 1U);
+  EXPECT_EQ(find(b.hours, "once@x.test", m0 / 60)->count, 2U);
+  EXPECT_EQ(b.senders.size(), 2U);
+  EXPECT_EQ(counts.active(m0 + 1, 2, 10).size(), 2U);
+}
+
 TEST(NodeCounts, TheTableIsBounded) {
   node_counts counts(4);  // two recipients' minute and hour
   counts.add(rcpt("a@x.test", m0, "s"));
