@@ -126,11 +126,11 @@ void node_counts::expire(std::uint32_t now_minute) {
   std::erase_if(shared_, [&](const std::string& r) { return !held.contains(r); });
 }
 
-std::vector<std::string> node_counts::active(std::uint32_t now_minute, std::uint32_t minutes,
+std::vector<std::string> node_counts::active(std::uint32_t now_minute, std::uint32_t within,
                                              std::size_t limit) const {
   std::vector<std::pair<std::uint32_t, const std::string*>> recent;
   for (const auto& [recipient, minute] : last_seen_) {
-    if (minute + minutes <= now_minute) continue;
+    if (minute + within <= now_minute) continue;
     if (min_count_ > 1 && !shared_.contains(recipient)) continue;
     recent.emplace_back(minute, &recipient);
   }

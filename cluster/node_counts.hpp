@@ -85,10 +85,10 @@ class node_counts {
   void mark_all_changed();
   /// Drops minutes older than the 10 before `now_minute` and hours older than the 24.
   void expire(std::uint32_t now_minute);
-  /// Shared recipients with RCPTs here in the `minutes` minutes
+  /// Shared recipients with RCPTs here in the `within` minutes
   /// up to `now_minute`, most recent first, at most `limit`: the ones whose other nodes' counts
   /// a judgement here may need.
-  std::vector<std::string> active(std::uint32_t now_minute, std::uint32_t minutes,
+  std::vector<std::string> active(std::uint32_t now_minute, std::uint32_t within,
                                   std::size_t limit) const;
 
   node_counts_stats stats() const;
@@ -108,7 +108,7 @@ class node_counts {
   static void take_sketches(sketch_map& pending, const std::set<std::string>& shared,
                             std::vector<sketch_row>& out);
   static void give_back_sketches(sketch_map& pending, std::vector<sketch_row>&& rows);
-  void give_back_counts(std::map<key, count>& counts, const std::vector<count_row>& rows);
+  static void give_back_counts(std::map<key, count>& counts, const std::vector<count_row>& rows);
 
   std::size_t max_keys_;
   std::uint32_t min_count_;

@@ -96,7 +96,10 @@ void redis_client::disconnect() {
 
 void redis_client::fail(const std::string& what) {
   std::string text = what;
-  if (context_ != nullptr && context_->err != 0) text += std::string{": "} + context_->errstr;
+  if (context_ != nullptr && context_->err != 0) {
+    text += ": ";
+    text += static_cast<const char*>(context_->errstr);
+  }
   disconnect();
   throw redis_error(text);
 }

@@ -24,7 +24,7 @@ namespace {
 // the thread fell that far behind only when Redis is slow, not down (a down Redis fails fast).
 constexpr std::size_t max_queued_events = 1'000'000;
 // Recipients read each round: those with mail here in this many minutes.
-constexpr std::uint32_t active_minutes = 2;
+constexpr std::uint32_t recent_minutes = 2;
 constexpr std::chrono::milliseconds max_backoff{5000};
 // A flood's id outlives the last node's episode by this much: a flood that pauses for less is
 // the same flood.
@@ -176,7 +176,7 @@ void cluster_service::publish_and_read(std::uint32_t minute) {
   cluster::publish_batch batch = counts_.take_changes();
   try {
     if (!batch.empty()) client_.publish(batch, field_);
-    const std::vector<std::string> active = counts_.active(minute, active_minutes, max_pull_);
+    const std::vector<std::string> active = counts_.active(minute, recent_minutes, max_pull_);
     std::vector<decision::cluster_counts> others = active.empty()
                                                        ? std::vector<decision::cluster_counts>{}
                                                        : client_.pull(active, node_ + "/", minute);
