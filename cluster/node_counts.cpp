@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <iterator>
+#include <string_view>
+#include <tuple>
 
 namespace rcptguard::cluster {
 
@@ -128,16 +130,27 @@ void node_counts::expire(std::uint32_t now_minute) {
 
 std::vector<std::string> node_counts::active(std::uint32_t now_minute, std::uint32_t within,
                                              std::size_t limit) const {
-  std::vector<std::pair<std::uint32_t, const std::string*>> recent;
+  // Each recipient's RCPTs here in the kept minutes (minutes_ is ordered by recipient).
+  std::map<std::string_view, std::uint32_t> volume;
+  for (const auto& [k, c] : minutes_) volume[k.first] += c.value;
+  struct candidate {
+    std::uint32_t volume;
+    std::uint32_t last;
+    const std::string* recipient;
+  };
+  std::vector<candidate> recent;
   for (const auto& [recipient, minute] : last_seen_) {
     if (minute + within <= now_minute) continue;
     if (min_count_ > 1 && !shared_.contains(recipient)) continue;
-    recent.emplace_back(minute, &recipient);
+    const auto v = volume.find(recipient);
+    recent.push_back({v == volume.end() ? 0 : v->second, minute, &recipient});
   }
-  std::sort(recent.begin(), recent.end(),
-            [](const auto& a, const auto& b) { return a.first > b.first; });
+  // The busiest first: with more than `limit`, a flood is what a verdict needs the others for.
+  std::sort(recent.begin(), recent.end(), [](const candidate& a, const candidate& b) {
+    return std::tie(a.volume, a.last) > std::tie(b.volume, b.last);
+  });
   std::vector<std::string> out;
-  for (std::size_t k = 0; k < recent.size() && k < limit; ++k) out.push_back(*recent[k].second);
+  for (std::size_t k = 0; k < recent.size() && k < limit; ++k) out.push_back(*recent[k].recipient);
   return out;
 }
 

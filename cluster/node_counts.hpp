@@ -85,9 +85,9 @@ class node_counts {
   void mark_all_changed();
   /// Drops minutes older than the 10 before `now_minute` and hours older than the 24.
   void expire(std::uint32_t now_minute);
-  /// Shared recipients with RCPTs here in the `within` minutes
-  /// up to `now_minute`, most recent first, at most `limit`: the ones whose other nodes' counts
-  /// a judgement here may need.
+  /// Shared recipients with RCPTs here in the `within` minutes up to `now_minute`, at most
+  /// `limit`, the most RCPTs here in the kept minutes first (then the most recent): the ones
+  /// whose other nodes' counts a judgement here may need, floods first.
   std::vector<std::string> active(std::uint32_t now_minute, std::uint32_t within,
                                   std::size_t limit) const;
 

@@ -822,9 +822,10 @@ std::vector<setting> make_table() {
               "node within 10 minutes (then all of them are): a load of many recipients with "
               "one message each costs the store nothing, and the cluster's count of a recipient "
               "lacks at most this minus one of each node's RCPTs. 1 shares every recipient."),
-      integer(RG_FIELD(cluster, max_pull), "5000", 1, 1'000'000, restart,
+      integer(RG_FIELD(cluster, max_pull), "1000", 1, 1'000'000, restart,
               "Recipients whose other nodes' counts are read each interval: those with mail "
-              "here in the last two minutes, the most recent first."),
+              "here in the last two minutes, the most RCPTs here first. Each costs Redis about "
+              "40 reads a round, so this bounds a round's time."),
       integer(bind<&config::detection, &decision::settings::max_cluster_recipients>(
                   "cluster.max_recipients"),
               "100000", 100, 10'000'000, restart,

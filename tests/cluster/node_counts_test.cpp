@@ -79,6 +79,9 @@ TEST(NodeCounts, OldBucketsExpireAndActiveListsTheRecent) {
   EXPECT_EQ(counts.active(m0 + 10, 2, 10),
             (std::vector<std::string>{"newer@x.test", "new@x.test"}));
   EXPECT_EQ(counts.active(m0 + 10, 2, 1), (std::vector<std::string>{"newer@x.test"}));
+  // The busiest before the most recent: a flood is what the others' counts are for.
+  counts.add(rcpt("new@x.test", m0 + 9, "t"));
+  EXPECT_EQ(counts.active(m0 + 10, 2, 1), (std::vector<std::string>{"new@x.test"}));
   counts.expire(m0 + 10);  // m0 is now 10 minutes back: gone; its hour stays
   const publish_batch b = counts.take_changes();
   EXPECT_EQ(find(b.minutes, "old@x.test", m0), nullptr);
