@@ -200,7 +200,7 @@ class json_object {
     body_[std::string{key}] = std::move(value);
     return *this;
   }
-  json value() const { return body_; }
+  [[nodiscard]] json value() const { return body_; }
 
  private:
   json body_ = json::object();
@@ -224,7 +224,7 @@ std::string csv_quoted(std::string_view cell) {
 }
 
 std::string csv_text(std::string_view untrusted) {
-  constexpr std::size_t max_cell = 64 * 1024;
+  constexpr std::size_t max_cell = std::size_t{64} * 1024;
   std::string s = sanitize_for_reply(untrusted, max_cell);
   // U+0080..U+009F are valid UTF-8 but C1 controls (0x9b is a CSI to some terminals).
   for (std::size_t i = 0; i + 1 < s.size(); ++i) {
@@ -586,7 +586,9 @@ struct window_hours {
   std::int64_t first = 0;  ///< hour containing since
   std::size_t count = 0;   ///< up to the hour containing until - 1
 
-  std::int64_t end() const { return first + static_cast<std::int64_t>(count) * hour_seconds; }
+  [[nodiscard]] std::int64_t end() const {
+    return first + static_cast<std::int64_t>(count) * hour_seconds;
+  }
 };
 
 window_hours hours_of(const review_args& args) {

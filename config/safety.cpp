@@ -1,16 +1,15 @@
 #include "config/safety.hpp"
 
-#include <cstdio>
-
 #include "config/address.hpp"
 
 namespace rcptguard {
 
 namespace {
 
+// "0660": four octal digits, as chmod takes them.
 std::string octal_mode(std::uint32_t mode) {
-  char text[8];
-  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777U));
+  std::string text(4, '0');
+  for (std::size_t k = 4; k-- > 0; mode >>= 3U) text[k] = static_cast<char>('0' + (mode & 7U));
   return text;
 }
 
