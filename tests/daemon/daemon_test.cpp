@@ -203,6 +203,13 @@ std::size_t open_descriptors(pid_t pid) {
 }
 
 TEST_F(RcptguardBinary, OutOfFileDescriptorsItRefusesAtOnceAndRecovers) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check tests whether memory is readable by writing it to a pipe: in a process
+  // with no descriptor left that fails, every shared_ptr release is reported as a call through
+  // an invalid vptr, and -fno-sanitize-recover aborts the daemon. The sanitizer, not the
+  // daemon, cannot run out of descriptors; the normal build runs this test.
+  GTEST_SKIP() << "a sanitizer build: UBSan needs a free descriptor for its vptr check";
+#endif
   auto daemon = start_daemon_with_overrides();
   ASSERT_TRUE(daemon);
   ASSERT_TRUE(eventually([&] { return test_client::tcp(port_).ask(rcpt_request()) == dunno_reply; }));
