@@ -26,8 +26,10 @@ void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts
   }
   entry& e = found->second;
   const std::uint32_t recorded = e.recorded_hour;
+  const std::uint32_t reset_minute = e.reset_minute;
   e = entry{};
   e.at = now;
+  e.reset_minute = reset_minute;
   const std::uint32_t minute = counts.minute;
   // The hours before the current one are complete: each goes to the history once (again after
   // a restart: the store keeps the largest value).
@@ -46,7 +48,8 @@ void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts
   std::array<std::uint32_t, 24> in_minutes{};
   for (std::uint32_t k = 0; k < counts.minutes.size(); ++k) {
     const std::uint32_t m = minute - static_cast<std::uint32_t>(counts.minutes.size() - 1) + k;
-    if (m > minute) continue;  // before the epoch: nothing
+    if (m > minute) continue;                              // before the epoch: nothing
+    if (reset_minute != 0 && m <= reset_minute) continue;  // counted before the reset
     e.others.restore_minute(m, 0, counts.minutes[k]);
     const std::uint32_t hours_back = minute / 60 - m / 60;
     if (hours_back < in_minutes.size())
@@ -63,6 +66,19 @@ void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts
   e.senders_hour = counts.senders_hour;
   e.clients_ten = counts.clients_ten;
   ++stats_.updates;
+}
+
+void cluster_totals::reset(std::uint64_t key_hash, std::uint32_t minute) {
+  auto found = entries_.find(key_hash);
+  if (found == entries_.end()) {
+    if (entries_.size() >= max_recipients_) return;  // nothing of theirs is held for it anyway
+    found = entries_.emplace(key_hash, entry{}).first;
+  }
+  // Until the next update the entry holds no counts of theirs at all.
+  const std::uint32_t recorded = found->second.recorded_hour;
+  found->second = entry{};
+  found->second.recorded_hour = recorded;
+  found->second.reset_minute = minute;
 }
 
 void cluster_totals::clear() {

@@ -134,6 +134,7 @@ operator_result engine::operator_release(std::string_view recipient, time_point 
 
 void engine::reset_counters(std::uint32_t slot, time_point now) {
   recipient_state& state = recipients_.at(slot);
+  cluster_.reset(state.key_hash, unix_minute(now));
   state.windows = recipient_windows{};
   state.windows.advance(unix_minute(now));
   state.residue = 0;

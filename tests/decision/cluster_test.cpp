@@ -161,6 +161,28 @@ TEST(ClusterCounts, TheFloodsIdJoinsTheOpenEpisodeAndItsRecords) {
   EXPECT_EQ(records.back().cluster_id, "mx2:1699833600");
 }
 
+TEST(ClusterCounts, AReleaseHereSticksAgainstTheOthersEarlierCounts) {
+  driver d;
+  nineteen_here(d);
+  const time_point now = at_seconds(570);
+  const cluster_counts c = others(victim, now, 2, 10);
+  d.eng().update_cluster_counts({&c, 1}, now);
+  EXPECT_EQ(d.message(victim, "late@ex.org", "198.51.100.9", now).level, verdict_level::defer);
+  ASSERT_TRUE(d.eng().operator_release(victim, now).ok);
+  // The next read brings the same counts of theirs: all from before the release.
+  const time_point next = now + std::chrono::milliseconds(250);
+  d.eng().update_cluster_counts({&c, 1}, next);
+  EXPECT_EQ(d.eng().inspect(victim, next).attempted[1], 0.0);
+  EXPECT_EQ(d.message(victim, "a@ex.org", "198.51.100.9", next).level, verdict_level::dunno);
+  // What they count after it joins again.
+  const time_point later = now + std::chrono::minutes(2);
+  cluster_counts after = others(victim, later, 0, 0);
+  after.minutes[9] = 7;
+  after.hours[23] = 27;  // their whole hour: 20 before the release, 7 after
+  d.eng().update_cluster_counts({&after, 1}, later);
+  EXPECT_EQ(d.eng().inspect(victim, later).attempted[1], 8.0);  // 7 of theirs, 1 of ours
+}
+
 TEST(ClusterCounts, TheTableIsBounded) {
   settings s = test_settings();
   s.max_cluster_recipients = 1;
