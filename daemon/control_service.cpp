@@ -27,7 +27,6 @@ using local = asio::local::stream_protocol;
 
 namespace {
 
-constexpr auto accept_retry_delay = std::chrono::seconds(1);
 // Most supplementary groups read from the peer credentials (NGROUPS_MAX on Linux).
 constexpr std::size_t max_peer_groups = 65536;
 
@@ -211,15 +210,14 @@ control_service::control_service(asio::io_context& io, std::shared_ptr<spdlog::l
       log_(std::move(log)),
       handler_(std::move(handler)),
       on_refused_(std::move(on_refused)),
-      acceptor_(io),
-      retry_timer_(io) {}
+      listener_(io) {}
 
 control_service::~control_service() {
   // Look-ups not yet started are dropped; one in progress finishes (it only reads NSS).
   lookups_.stop();
   lookups_.join();
   boost::system::error_code ignored;
-  acceptor_.close(ignored);
+  listener_.acceptor().close(ignored);
   // Ours to remove if it is still a socket; after the privilege drop the directory may not let
   // us, and the next start replaces the stale socket instead.
   struct stat st {};
@@ -269,9 +267,10 @@ void control_service::bind(const control_settings& settings, const std::string& 
 
   server::remove_stale_socket(path_);
   boost::system::error_code ec;
-  acceptor_.open(local::endpoint(path_).protocol(), ec);
-  if (!ec) acceptor_.bind(local::endpoint(path_), ec);
-  if (!ec) acceptor_.listen(static_cast<int>(control_limits::max_connections), ec);
+  auto& acceptor = listener_.acceptor();
+  acceptor.open(local::endpoint(path_).protocol(), ec);
+  if (!ec) acceptor.bind(local::endpoint(path_), ec);
+  if (!ec) acceptor.listen(static_cast<int>(control_limits::max_connections), ec);
   if (ec) throw std::runtime_error(where + ": cannot listen: " + ec.message());
   // Mode and group are set, not inherited from the umask: with the peer check below they are
   // the access control.
@@ -302,38 +301,19 @@ bool control_service::allowed(const control_caller& caller, std::string& why) co
 }
 
 void control_service::start_accepting() {
-  if (!acceptor_.is_open()) return;
-  accepting_ = true;
-  accept();
+  listener_.start([this](local::socket socket) { admit(std::move(socket)); },
+                  [this](const boost::system::error_code& ec) {
+                    // Out of descriptors, most likely: the loop tries again in a moment.
+                    log_->warn("CONTROL ACCEPT FAILED: {}; retrying in {} s", ec.message(),
+                               decltype(listener_)::retry_delay.count());
+                  });
 }
 
 void control_service::shutdown() {
-  accepting_ = false;
-  boost::system::error_code ignored;
-  acceptor_.close(ignored);
-  retry_timer_.cancel();
+  listener_.stop();
   // close() removes the connection from the set; iterate over a copy.
   const std::vector<connection*> live(connections_.begin(), connections_.end());
   for (connection* c : live) c->close();
-}
-
-void control_service::accept() {
-  acceptor_.async_accept([this](const boost::system::error_code& ec, local::socket socket) {
-    if (!accepting_) return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      // Out of descriptors, most likely: try again in a moment rather than spin.
-      log_->warn("CONTROL ACCEPT FAILED: {}; retrying in {} s", ec.message(),
-                 accept_retry_delay.count());
-      retry_timer_.expires_after(accept_retry_delay);
-      retry_timer_.async_wait([this](const boost::system::error_code& wait) {
-        if (!wait && accepting_) accept();
-      });
-      return;
-    }
-    admit(std::move(socket));
-    accept();
-  });
 }
 
 void control_service::admit(local::socket socket) {

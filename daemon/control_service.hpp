@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "daemon/accept_loop.hpp"
 
 namespace rcptguard::daemon {
 
@@ -88,7 +89,6 @@ class control_service {
   class connection;
   friend class connection;
 
-  void accept();
   void admit(boost::asio::local::stream_protocol::socket socket);
   void report_refusal(const control_caller& caller, const std::string& why);
   void closed(connection* c) { connections_.erase(c); }
@@ -97,8 +97,7 @@ class control_service {
   std::shared_ptr<spdlog::logger> log_;
   handler_fn handler_;
   refused_fn on_refused_;
-  boost::asio::local::stream_protocol::acceptor acceptor_;
-  boost::asio::steady_timer retry_timer_;  ///< accept again after a failed accept
+  accept_loop<boost::asio::local::stream_protocol::acceptor> listener_;
   /// User-name look-ups, one at a time, off the network thread.
   boost::asio::thread_pool lookups_{1};
   std::string path_;
@@ -106,7 +105,6 @@ class control_service {
   gid_t group_ = 0;
   std::string group_name_;
   std::string daemon_user_;
-  bool accepting_ = false;
   std::unordered_set<connection*> connections_;
   std::chrono::steady_clock::time_point refusal_minute_{};
   std::uint32_t refusals_reported_ = 0;

@@ -26,7 +26,6 @@ namespace {
 
 constexpr auto warning_interval = std::chrono::seconds(10);
 // Out of descriptors, accept fails at once; retrying at once would spin the network thread.
-constexpr auto accept_retry_delay = std::chrono::seconds(1);
 
 std::string describe(const tcp::endpoint& ep) {
   const auto addr = ep.address();
@@ -124,7 +123,7 @@ class metrics_service::connection : public std::enable_shared_from_this<connecti
 
   void on_written(beast::error_code ec) {
     if (closed_) return;
-    if (ec || !response_.keep_alive() || !owner_.accepting_) {
+    if (ec || !response_.keep_alive() || !owner_.listener_.accepting()) {
       close();
       return;
     }
@@ -143,7 +142,7 @@ class metrics_service::connection : public std::enable_shared_from_this<connecti
 
 metrics_service::metrics_service(asio::io_context& io, std::shared_ptr<spdlog::logger> log,
                                  std::function<std::string()> render)
-    : log_(std::move(log)), render_(std::move(render)), acceptor_(io), retry_timer_(io) {}
+    : log_(std::move(log)), render_(std::move(render)), listener_(io) {}
 
 metrics_service::~metrics_service() {
   stop();
@@ -154,11 +153,12 @@ void metrics_service::bind(const std::string& host, std::uint16_t port) {
   const auto address = asio::ip::make_address(host, ec);
   if (ec) throw std::runtime_error("metrics.listen: '" + host + "' is not an IP address");
   const tcp::endpoint endpoint(address, port);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec && address.is_v6()) acceptor_.set_option(asio::ip::v6_only(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(static_cast<int>(2 * max_connections), ec);
+  auto& acceptor = listener_.acceptor();
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && address.is_v6()) acceptor.set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(static_cast<int>(2 * max_connections), ec);
   if (ec) {
     throw std::runtime_error("metrics.listen: cannot listen on " + describe(endpoint) + ": " +
                              ec.message());
@@ -167,7 +167,7 @@ void metrics_service::bind(const std::string& host, std::uint16_t port) {
 
 std::uint16_t metrics_service::port() const {
   boost::system::error_code ec;
-  return acceptor_.local_endpoint(ec).port();
+  return listener_.acceptor().local_endpoint(ec).port();
 }
 
 void metrics_service::set_allowlist(std::vector<cidr> networks) {
@@ -175,36 +175,17 @@ void metrics_service::set_allowlist(std::vector<cidr> networks) {
 }
 
 void metrics_service::start() {
-  if (accepting_ || !acceptor_.is_open()) return;
-  accepting_ = true;
-  accept();
+  listener_.start([this](tcp::socket socket) { admit(std::move(socket)); },
+                  [this](const boost::system::error_code& ec) {
+                    warn_limited(fmt::format("METRICS ACCEPT FAILED: {}; retrying", ec.message()));
+                  });
 }
 
 void metrics_service::stop() {
-  accepting_ = false;
-  boost::system::error_code ignored;
-  acceptor_.close(ignored);
-  retry_timer_.cancel();
+  listener_.stop();
   // close() removes the connection from the set; iterate over a copy.
   const std::vector<connection*> live(connections_.begin(), connections_.end());
   for (connection* c : live) c->close();
-}
-
-void metrics_service::accept() {
-  acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
-    if (!accepting_) return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      warn_limited(fmt::format("METRICS ACCEPT FAILED: {}; retrying", ec.message()));
-      retry_timer_.expires_after(accept_retry_delay);
-      retry_timer_.async_wait([this](const boost::system::error_code& wait_ec) {
-        if (!wait_ec && accepting_) accept();
-      });
-      return;
-    }
-    admit(std::move(socket));
-    accept();
-  });
 }
 
 void metrics_service::admit(tcp::socket socket) {

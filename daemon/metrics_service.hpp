@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "config/address.hpp"
+#include "daemon/accept_loop.hpp"
 
 namespace rcptguard::daemon {
 
@@ -70,7 +71,6 @@ class metrics_service {
  private:
   class connection;
 
-  void accept();
   void admit(boost::asio::ip::tcp::socket socket);
   bool allowed(const boost::asio::ip::address& address) const;
   /// Logs `line` (a refusal, a bad request, a failed accept) unless one was logged within the
@@ -79,12 +79,10 @@ class metrics_service {
 
   std::shared_ptr<spdlog::logger> log_;
   std::function<std::string()> render_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::steady_timer retry_timer_;
+  accept_loop<boost::asio::ip::tcp::acceptor> listener_;
   std::vector<cidr> allowlist_;
   std::unordered_set<connection*> connections_;
   metrics_service_stats stats_;
-  bool accepting_ = false;
   std::optional<std::chrono::steady_clock::time_point> last_warning_;
   std::uint64_t warnings_unlogged_ = 0;
 
