@@ -22,6 +22,7 @@
 
 #include "decision/events.hpp"
 #include "store/store.hpp"
+#include "tests/cli/cli_test_support.hpp"
 #include "tests/common/temp_dir.hpp"
 #include "tests/store/store_test_util.hpp"
 
@@ -124,35 +125,14 @@ class ReportCommandTest : public ::testing::Test {
     insert.exec();
   }
 
-  struct result {
-    int code = -1;
-    std::string out;
-    std::string err;
-  };
+  using result = testing::captured;
 
   /// Runs `rcptguard report ARGS...` in-process at now_s with stdout and stderr captured.
   static result report(std::initializer_list<std::string> args) {
-    std::vector<std::string> storage{"report"};
-    storage.insert(storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : storage) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    char* out_buf = nullptr;
-    std::size_t out_len = 0;
-    char* err_buf = nullptr;
-    std::size_t err_len = 0;
-    std::FILE* out = ::open_memstream(&out_buf, &out_len);
-    std::FILE* err = ::open_memstream(&err_buf, &err_len);
-    result r;
-    r.code = command_report(static_cast<int>(storage.size()), argv.data(),
-                            report_io{.out = out, .err = err, .now = at(now_s)});
-    std::fclose(out);
-    std::fclose(err);
-    r.out.assign(out_buf, out_len);
-    r.err.assign(err_buf, err_len);
-    std::free(out_buf);
-    std::free(err_buf);
-    return r;
+    return testing::run_captured(
+        "report", args, [](int argc, char** argv, std::FILE* out, std::FILE* err) {
+          return command_report(argc, argv, report_io{.out = out, .err = err, .now = at(now_s)});
+        });
   }
 
   static std::string slurp(const std::string& path) {

@@ -32,6 +32,7 @@
 #include "store/review.hpp"
 #include "store/spool.hpp"
 #include "store/store.hpp"
+#include "tests/cli/cli_test_support.hpp"
 #include "tests/common/temp_dir.hpp"
 #include "tests/store/store_test_util.hpp"
 
@@ -172,28 +173,7 @@ std::vector<std::string> words_of(const std::string& line) {
   return words;
 }
 
-/// Sets TZ for one scope and restores the previous value.
-class zone {
- public:
-  explicit zone(const char* tz) {
-    if (const char* old = std::getenv("TZ")) old_ = old;
-    ::setenv("TZ", tz, 1);
-    ::tzset();
-  }
-  zone(const zone&) = delete;
-  zone& operator=(const zone&) = delete;
-  ~zone() {
-    if (old_) {
-      ::setenv("TZ", old_->c_str(), 1);
-    } else {
-      ::unsetenv("TZ");
-    }
-    ::tzset();
-  }
-
- private:
-  std::optional<std::string> old_;
-};
+using zone = testing::time_zone;
 
 using store::testing::at;
 using store::testing::delivery;
@@ -203,36 +183,14 @@ using store::testing::verdict;
 constexpr std::int64_t hour = 3600;
 constexpr std::int64_t day = 86400;
 
-struct result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using result = testing::captured;
 
 /// Runs `rcptguard review ARGS...` in-process at `now` with stdout and stderr captured.
 result run(std::int64_t now, const std::vector<std::string>& args) {
-  std::vector<std::string> storage{"review"};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  char* out_buf = nullptr;
-  std::size_t out_len = 0;
-  char* err_buf = nullptr;
-  std::size_t err_len = 0;
-  std::FILE* out = ::open_memstream(&out_buf, &out_len);
-  std::FILE* err = ::open_memstream(&err_buf, &err_len);
-  result r;
-  r.code = command_review(static_cast<int>(storage.size()), argv.data(),
-                          review_io{.out = out, .err = err, .now = at(now)});
-  std::fclose(out);
-  std::fclose(err);
-  r.out.assign(out_buf, out_len);
-  r.err.assign(err_buf, err_len);
-  std::free(out_buf);
-  std::free(err_buf);
-  return r;
+  return testing::run_captured(
+      "review", args, [&](int argc, char** argv, std::FILE* out, std::FILE* err) {
+        return command_review(argc, argv, review_io{.out = out, .err = err, .now = at(now)});
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1020,7 +978,7 @@ TEST_F(ReviewExplainTest, RecipientIsTheSameSubcommand) {
 class ReviewActionsTest : public ReviewExplainTest {
  protected:
   static store::operator_action action(std::int64_t at_s, std::string command, std::string address,
-                                       std::string reason, std::string result = "ok") {
+                                       std::string reason, std::string outcome = "ok") {
     store::operator_action a;
     a.at = at(at_s);
     a.user = "alice";
@@ -1028,7 +986,7 @@ class ReviewActionsTest : public ReviewExplainTest {
     a.command = std::move(command);
     a.address = std::move(address);
     a.reason = std::move(reason);
-    a.result = std::move(result);
+    a.result = std::move(outcome);
     a.detail = a.result == "ok" ? "done" : "not allowed";
     return a;
   }

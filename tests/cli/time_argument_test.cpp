@@ -9,31 +9,12 @@
 #include <optional>
 #include <string>
 
+#include "tests/cli/cli_test_support.hpp"
+
 namespace rcptguard::cli {
 namespace {
 
-/// Sets TZ for one test and restores the previous value.
-class zone {
- public:
-  explicit zone(const char* tz) {
-    if (const char* old = std::getenv("TZ")) old_ = old;
-    ::setenv("TZ", tz, 1);
-    ::tzset();
-  }
-  zone(const zone&) = delete;
-  zone& operator=(const zone&) = delete;
-  ~zone() {
-    if (old_) {
-      ::setenv("TZ", old_->c_str(), 1);
-    } else {
-      ::unsetenv("TZ");
-    }
-    ::tzset();
-  }
-
- private:
-  std::optional<std::string> old_;
-};
+using zone = testing::time_zone;
 
 constexpr std::int64_t now = 1727784000;  // 2024-10-01T12:00:00Z
 
