@@ -123,6 +123,11 @@ void cluster_service::collect(const decision::outbox& records) {
     // Episodes are few (one record per open, new peak and close).
     for (const decision::episode_record& e : records.episodes) {
       if (!e.cluster_id.empty() && !e.ended) continue;  // agreed already
+      // Bounded like the counts: a thread that far behind agrees on no new ids meanwhile.
+      if (episode_queue_.size() >= max_followed_episodes) {
+        ++dropped;
+        continue;
+      }
       episode_queue_.push_back({e.recipient, e.started, e.ended});
     }
   }

@@ -36,12 +36,13 @@ namespace rcptguard::daemon {
 
 struct cluster_service_stats {
   bool connected = false;
-  std::uint64_t rounds = 0;         ///< rounds that published and read
-  std::uint64_t faults = 0;         ///< failed connects and rounds
-  std::uint64_t published = 0;      ///< counts and sketches sent
-  std::uint64_t pulled = 0;         ///< recipients whose other nodes' counts were read
-  std::uint64_t refused_full = 0;   ///< events left out: cluster.max_keys held
-  std::uint64_t dropped = 0;        ///< events left out: the queue to the thread was full
+  std::uint64_t rounds = 0;        ///< rounds that published and read
+  std::uint64_t faults = 0;        ///< failed connects and rounds
+  std::uint64_t published = 0;     ///< counts and sketches sent
+  std::uint64_t pulled = 0;        ///< recipients whose other nodes' counts were read
+  std::uint64_t refused_full = 0;  ///< events left out: cluster.max_keys held
+  std::uint64_t dropped =
+      0;  ///< RCPTs and episode records left out: the queue to the thread was full
   std::uint32_t last_round_ms = 0;  ///< the last round's publish and read
   std::uint32_t max_round_ms = 0;
 };
