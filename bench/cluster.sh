@@ -2,12 +2,15 @@
 # The cluster store's cost and staleness (README, "Several MX hosts"):
 #
 #   bench/cluster.sh [--out DIR] [--reps N] [--duration S] [--connections N] [--interval D]
+#                    [--history-db PATH]
 #
 # 1. Throughput: one node with the cluster store on versus off, the same load client in the same
 #    run, alternating (off, on) per repetition, each on a fresh database: rcptguard-load at 64
 #    connections for the zipf workload (100k recipients, the hot ones repeat: best case) and
 #    uniform RCPTs over 1M recipients (every request a new recipient-minute to publish: worst
-#    case). Medians, the ratio, and the cluster's own counters from the node's FINAL line.
+#    case). Medians, the ratio, and the cluster's own counters from the node's FINAL line. With
+#    --history-db (a database with history, bench/make_history.sh) each point starts on a fresh
+#    copy of it instead of an empty one.
 # 2. Staleness: two nodes on the same Redis, bench/cluster_staleness.py (see there).
 #
 # Starts its own redis-server on a unix socket in a temporary directory and every rcptguard it
@@ -21,6 +24,7 @@ REPS=3
 DURATION=10
 CONNECTIONS=64
 INTERVAL=250ms
+HISTORY_DB=""
 while (($#)); do
   case $1 in
     --out) OUT=$2; shift 2 ;;
@@ -28,7 +32,8 @@ while (($#)); do
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --interval) INTERVAL=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --history-db) HISTORY_DB=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "usage: bench/cluster.sh [--out DIR] [--reps N] [--duration S] [--connections N] [--interval D]" >&2; exit 2 ;;
   esac
 done
@@ -74,8 +79,11 @@ start_node() {
   "$RG" "${args[@]}" 2>"$OUT/$name.log" &
   NODE_PID=$!
   PIDS+=("$NODE_PID")
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+  # The daemon listens before it restores its database (the kernel queues connections
+  # meanwhile): ready is its STARTED line. Up to two minutes for a database with history.
+  for _ in $(seq 2400); do
+    grep -q " STARTED " "$OUT/$name.log" 2>/dev/null && return 0
+    kill -0 "$NODE_PID" 2>/dev/null || break
     sleep 0.05
   done
   echo "cluster.sh: node $name did not come up; see $OUT/$name.log" >&2
@@ -85,9 +93,11 @@ stop_node() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 field() { grep -o " $2=[^ ]*" "$1" | tail -1 | cut -d= -f2; }
 
+start_db="a fresh, empty database"
+[[ -n $HISTORY_DB ]] && start_db="a fresh copy of $(basename "$HISTORY_DB") ($(du -h "$HISTORY_DB" | cut -f1))"
 echo "## Cluster store: one node's throughput, on versus off"
 echo
-echo "rcptguard-load, $CONNECTIONS connections, $REPS x ${DURATION} s (+1 s warm-up) per point, alternating off/on, each on a fresh database; enforce mode; cluster.interval $INTERVAL; Redis on a unix socket of the same machine (2 cores shared by Redis, the node and the load client)."
+echo "rcptguard-load, $CONNECTIONS connections, $REPS x ${DURATION} s (+1 s warm-up) per point, alternating off/on, each on $start_db; enforce mode; cluster.interval $INTERVAL; Redis on a unix socket of the same machine (2 cores shared by Redis, the node and the load client)."
 echo
 echo "| workload | off req/s | on req/s | on/off | off p99 ms | on p99 ms | cluster rounds | round max ms | refused | dropped |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -100,6 +110,7 @@ for wl in zipf uniform; do
   for ((rep = 1; rep <= REPS; rep++)); do
     for mode in off on; do
       rm -f "$TMP/node.db"*
+      [[ -n $HISTORY_DB ]] && cp "$HISTORY_DB" "$TMP/node.db"
       port=$(free_port)
       start_node node "$port" "$([[ $mode == on ]] && echo 1 || echo 0)"
       "$LOAD" --target "inet:127.0.0.1:$port" --connections "$CONNECTIONS" \
