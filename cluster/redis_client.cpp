@@ -5,7 +5,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
-#include <iterator>
+#include <charconv>
 #include <utility>
 
 namespace rcptguard::cluster {
@@ -48,6 +48,33 @@ out[#out + 1] = redis.call('PFCOUNT', unpack(e))
 out[#out + 1] = redis.call('PFCOUNT', unpack(c))
 return out
 )lua";
+
+// ARGV: prefix, cap, ttl, then (recipient, sender, minute) triples. Keeps the earliest first
+// sighting of each pair; a recipient with `cap` senders takes no new one. Returns the pairs
+// added and the pairs refused for the cap.
+constexpr const char* share_script = R"lua(
+local p, cap, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local added, refused = 0, 0
+for i = 4, #ARGV, 3 do
+  local k, sender, minute = p .. 'k:' .. ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local old = redis.call('HGET', k, sender)
+  if not old then
+    if redis.call('HLEN', k) < cap then
+      redis.call('HSET', k, sender, minute)
+      added = added + 1
+    else
+      refused = refused + 1
+    end
+  elseif tonumber(old) > minute then
+    redis.call('HSET', k, sender, minute)
+  end
+  redis.call('EXPIRE', k, ttl)
+end
+return {added, refused}
+)lua";
+
+// Pairs sent in one call of the share script.
+constexpr std::size_t pairs_per_call = 64;
 
 timeval to_timeval(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000),
@@ -121,14 +148,18 @@ void redis_client::connect() {
       command({"AUTH", options_.user, options_.password});
     }
   }
-  load_script();
+  load_scripts();
 }
 
-void redis_client::load_script() {
-  const reply_ptr r = command({"SCRIPT", "LOAD", read_script});
-  const auto* reply = static_cast<const redisReply*>(r.get());
-  if (reply->type != REDIS_REPLY_STRING) fail("SCRIPT LOAD: unexpected reply");
-  script_sha_.assign(reply->str, reply->len);
+void redis_client::load_scripts() {
+  const auto load = [&](const char* script) {
+    const reply_ptr r = command({"SCRIPT", "LOAD", script});
+    const auto* reply = static_cast<const redisReply*>(r.get());
+    if (reply->type != REDIS_REPLY_STRING) fail("SCRIPT LOAD: unexpected reply");
+    return std::string(reply->str, reply->len);
+  };
+  read_sha_ = load(read_script);
+  share_sha_ = load(share_script);
 }
 
 void redis_client::append(const std::vector<std::string>& argv) {
@@ -165,6 +196,45 @@ redis_client::reply_ptr redis_client::command(const std::vector<std::string>& ar
   return r;
 }
 
+void redis_client::pipeline(const std::vector<std::vector<std::string>>& commands,
+                            const std::function<void(std::size_t, const redisReply&)>& take) {
+  if (context_ == nullptr) throw redis_error("not connected");
+  bool reloaded = false;
+  for (std::size_t first = 0; first < commands.size();) {
+    const std::size_t last = std::min(commands.size(), first + chunk);
+    for (std::size_t k = first; k < last; ++k) append(commands[k]);
+    // Every reply of the chunk is read before any is taken: a chunk sent again after NOSCRIPT
+    // is then taken once.
+    std::vector<reply_ptr> replies;
+    replies.reserve(last - first);
+    bool no_script = false;
+    for (std::size_t k = first; k < last; ++k) {
+      replies.push_back(read_reply());
+      const auto* reply = static_cast<const redisReply*>(replies.back().get());
+      if (reply->type != REDIS_REPLY_ERROR) continue;
+      const std::string_view error(reply->str, reply->len);
+      // Redis restarted (or SCRIPT FLUSH): its script cache is empty. Load the scripts again
+      // and send the chunk again, once.
+      if (error.starts_with("NOSCRIPT")) {
+        no_script = true;
+      } else {
+        // The rest of the chunk's replies are left unread: fail() disconnects.
+        fail(commands[k].front() + ": " + std::string(error));
+      }
+    }
+    if (no_script) {
+      if (reloaded) fail("EVALSHA: NOSCRIPT after SCRIPT LOAD");
+      reloaded = true;
+      load_scripts();
+      continue;
+    }
+    for (std::size_t k = first; k < last; ++k) {
+      take(k, *static_cast<const redisReply*>(replies[k - first].get()));
+    }
+    first = last;
+  }
+}
+
 void redis_client::publish(const publish_batch& batch, std::string_view field) {
   if (context_ == nullptr) throw redis_error("not connected");
   const std::string& p = options_.key_prefix;
@@ -190,112 +260,112 @@ void redis_client::publish(const publish_batch& batch, std::string_view field) {
   sketches(batch.senders, 's', minute_ttl_seconds);
   sketches(batch.epoch_senders, 'e', epoch_ttl_seconds);
   sketches(batch.clients, 'c', minute_ttl_seconds);
-  for (std::size_t first = 0; first < commands.size(); first += chunk) {
-    const std::size_t last = std::min(commands.size(), first + chunk);
-    for (std::size_t k = first; k < last; ++k) append(commands[k]);
-    for (std::size_t k = first; k < last; ++k) {
-      const reply_ptr r = read_reply();
-      const auto* reply = static_cast<const redisReply*>(r.get());
-      if (reply->type == REDIS_REPLY_ERROR) {
-        fail(commands[k].front() + ": " + std::string(reply->str, reply->len));
-      }
-    }
-  }
+  pipeline(commands, [](std::size_t, const redisReply&) {});
 }
 
 std::vector<decision::cluster_counts> redis_client::pull(const std::vector<std::string>& recipients,
                                                          std::string_view own_prefix,
                                                          std::uint32_t minute) {
-  if (context_ == nullptr) throw redis_error("not connected");
-  std::vector<decision::cluster_counts> out;
-  out.reserve(recipients.size());
   const std::string me{own_prefix};
   const std::string at = std::to_string(minute);
-  bool reloaded = false;
-  for (std::size_t first = 0; first < recipients.size();) {
-    const std::size_t last = std::min(recipients.size(), first + chunk);
-    for (std::size_t k = first; k < last; ++k) {
-      append({"EVALSHA", script_sha_, "0", options_.key_prefix, me, recipients[k], at});
-    }
-    bool no_script = false;
-    std::vector<decision::cluster_counts> read;
-    for (std::size_t k = first; k < last; ++k) {
-      const reply_ptr r = read_reply();
-      const auto* reply = static_cast<const redisReply*>(r.get());
-      if (reply->type == REDIS_REPLY_ERROR) {
-        // Redis restarted (or SCRIPT FLUSH): its script cache is empty. Load it again and
-        // send the chunk again, once.
-        if (std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
-          no_script = true;
-          continue;
-        }
-        fail("EVALSHA: " + std::string(reply->str, reply->len));
-      }
-      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 37) {
-        fail("EVALSHA: unexpected reply");
-      }
-      decision::cluster_counts c;
-      c.recipient = recipients[k];
-      c.minute = minute;
-      for (std::size_t i = 0; i < 10; ++i) c.minutes[i] = as_count(reply->element[i]);
-      for (std::size_t i = 0; i < 24; ++i) c.hours[i] = as_count(reply->element[10 + i]);
-      c.senders_ten = as_count(reply->element[34]);
-      c.senders_hour = as_count(reply->element[35]);
-      c.clients_ten = as_count(reply->element[36]);
-      read.push_back(std::move(c));
-    }
-    if (no_script) {
-      if (reloaded) fail("EVALSHA: NOSCRIPT after SCRIPT LOAD");
-      reloaded = true;
-      load_script();
-      continue;  // the same chunk again
-    }
-    std::move(read.begin(), read.end(), std::back_inserter(out));
-    first = last;
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(recipients.size());
+  for (const std::string& r : recipients) {
+    commands.push_back({"EVALSHA", read_sha_, "0", options_.key_prefix, me, r, at});
   }
+  std::vector<decision::cluster_counts> out;
+  out.reserve(recipients.size());
+  pipeline(commands, [&](std::size_t k, const redisReply& reply) {
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 37) {
+      fail("EVALSHA: unexpected reply");
+    }
+    decision::cluster_counts& c = out.emplace_back();
+    c.recipient = recipients[k];
+    c.minute = minute;
+    for (std::size_t i = 0; i < 10; ++i) c.minutes[i] = as_count(reply.element[i]);
+    for (std::size_t i = 0; i < 24; ++i) c.hours[i] = as_count(reply.element[10 + i]);
+    c.senders_ten = as_count(reply.element[34]);
+    c.senders_hour = as_count(reply.element[35]);
+    c.clients_ten = as_count(reply.element[36]);
+  });
+  return out;
+}
+
+redis_client::share_result redis_client::share_correspondents(const std::vector<pair_row>& pairs,
+                                                              std::size_t cap,
+                                                              std::chrono::seconds ttl) {
+  std::vector<std::vector<std::string>> commands;
+  for (std::size_t first = 0; first < pairs.size(); first += pairs_per_call) {
+    std::vector<std::string>& call = commands.emplace_back(
+        std::vector<std::string>{"EVALSHA", share_sha_, "0", options_.key_prefix,
+                                 std::to_string(cap), std::to_string(ttl.count())});
+    const std::size_t last = std::min(pairs.size(), first + pairs_per_call);
+    for (std::size_t k = first; k < last; ++k) {
+      call.push_back(pairs[k].recipient);
+      call.push_back(pairs[k].sender);
+      call.push_back(std::to_string(pairs[k].minute));
+    }
+  }
+  share_result result;
+  pipeline(commands, [&](std::size_t, const redisReply& reply) {
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2) fail("EVALSHA: unexpected reply");
+    result.added += as_count(reply.element[0]);
+    result.refused_full += as_count(reply.element[1]);
+  });
+  return result;
+}
+
+std::vector<decision::known_senders> redis_client::read_correspondents(
+    const std::vector<std::string>& recipients) {
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(recipients.size());
+  for (const std::string& r : recipients)
+    commands.push_back({"HGETALL", options_.key_prefix + "k:" + r});
+  std::vector<decision::known_senders> out;
+  out.reserve(recipients.size());
+  pipeline(commands, [&](std::size_t k, const redisReply& reply) {
+    if (reply.type != REDIS_REPLY_ARRAY || reply.elements % 2 != 0) {
+      fail("HGETALL: unexpected reply");
+    }
+    decision::known_senders& known = out.emplace_back();
+    known.recipient = recipients[k];
+    known.senders.reserve(reply.elements / 2);
+    for (std::size_t i = 0; i + 1 < reply.elements; i += 2) {
+      const redisReply* field = reply.element[i];
+      const redisReply* value = reply.element[i + 1];
+      if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING) continue;
+      std::uint32_t minute = 0;
+      const std::string_view text(value->str, value->len);
+      if (std::from_chars(text.data(), text.data() + text.size(), minute).ec != std::errc{})
+        continue;
+      known.senders.push_back({std::string(field->str, field->len), minute});
+    }
+  });
   return out;
 }
 
 std::vector<std::string> redis_client::claim_episodes(const std::vector<episode_claim>& claims,
                                                       const std::vector<std::string>& open,
                                                       std::chrono::seconds ttl) {
-  if (context_ == nullptr) throw redis_error("not connected");
   const std::string seconds = std::to_string(ttl.count());
   const auto key = [&](const std::string& recipient) {
     return options_.key_prefix + "x:" + recipient;
   };
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(claims.size() * 2 + open.size());
+  for (const episode_claim& c : claims) {
+    commands.push_back({"SET", key(c.recipient), c.proposed, "NX", "EX", seconds});
+    commands.push_back({"GET", key(c.recipient)});
+  }
+  for (const std::string& r : open) commands.push_back({"EXPIRE", key(r), seconds});
   std::vector<std::string> ids;
   ids.reserve(claims.size());
-  for (std::size_t first = 0; first < claims.size(); first += chunk / 2) {
-    const std::size_t last = std::min(claims.size(), first + chunk / 2);
-    for (std::size_t k = first; k < last; ++k) {
-      append({"SET", key(claims[k].recipient), claims[k].proposed, "NX", "EX", seconds});
-      append({"GET", key(claims[k].recipient)});
-    }
-    for (std::size_t k = first; k < last; ++k) {
-      const reply_ptr set = read_reply();
-      const reply_ptr get = read_reply();
-      const auto* set_reply = static_cast<const redisReply*>(set.get());
-      const auto* got = static_cast<const redisReply*>(get.get());
-      if (set_reply->type == REDIS_REPLY_ERROR) {
-        fail("SET: " + std::string(set_reply->str, set_reply->len));
-      }
-      // Expired between the two (30 minutes after the last close): ours then.
-      ids.push_back(got->type == REDIS_REPLY_STRING ? std::string(got->str, got->len)
-                                                    : claims[k].proposed);
-    }
-  }
-  for (std::size_t first = 0; first < open.size(); first += chunk) {
-    const std::size_t last = std::min(open.size(), first + chunk);
-    for (std::size_t k = first; k < last; ++k) append({"EXPIRE", key(open[k]), seconds});
-    for (std::size_t k = first; k < last; ++k) {
-      const reply_ptr r = read_reply();
-      const auto* reply = static_cast<const redisReply*>(r.get());
-      if (reply->type == REDIS_REPLY_ERROR) {
-        fail("EXPIRE: " + std::string(reply->str, reply->len));
-      }
-    }
-  }
+  pipeline(commands, [&](std::size_t k, const redisReply& reply) {
+    if (k >= claims.size() * 2 || k % 2 == 0) return;
+    // Expired between the two (30 minutes after the last close): ours then.
+    ids.push_back(reply.type == REDIS_REPLY_STRING ? std::string(reply.str, reply.len)
+                                                   : claims[k / 2].proposed);
+  });
   return ids;
 }
 

@@ -10,6 +10,9 @@
 //   s:MINUTE:RECIPIENT   HyperLogLog of the minute's senders (15 min)
 //   e:EPOCH:RECIPIENT    HyperLogLog of the 10-minute epoch's senders (75 min)
 //   c:MINUTE:RECIPIENT   HyperLogLog of the minute's clients (15 min)
+//   k:RECIPIENT          hash, SENDER -> Unix minute the cluster first saw mail between them
+//                        (store.retention after the last pair added; cluster.max_correspondents
+//                        senders at most)
 //   x:RECIPIENT          the id of the recipient's flood, set by the first node to open an
 //                        episode (30 min after the last node's episode ended)
 // hiredis writes with write(2): the calling thread must have SIGPIPE blocked or ignored, or a
@@ -21,16 +24,19 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cluster/correspondent_queue.hpp"
 #include "cluster/node_counts.hpp"
 #include "decision/cluster.hpp"
 
 struct redisContext;
+struct redisReply;
 
 namespace rcptguard::cluster {
 
@@ -73,6 +79,22 @@ class redis_client {
   std::vector<decision::cluster_counts> pull(const std::vector<std::string>& recipients,
                                              std::string_view own_prefix, std::uint32_t minute);
 
+  /// Adds correspondence this node saw to the store: each pair keeps the earliest minute any
+  /// node published for it; a recipient with `cap` senders takes no new one (counted in the
+  /// result); each recipient's pairs are kept `ttl` after the last one added. Pipelined.
+  /// Throws redis_error.
+  struct share_result {
+    std::uint64_t added = 0;
+    std::uint64_t refused_full = 0;
+  };
+  share_result share_correspondents(const std::vector<pair_row>& pairs, std::size_t cap,
+                                    std::chrono::seconds ttl);
+
+  /// The senders the whole cluster saw correspond with each recipient (at most the cap above
+  /// each), in recipient order. Pipelined. Throws redis_error.
+  std::vector<decision::known_senders> read_correspondents(
+      const std::vector<std::string>& recipients);
+
   /// One episode id per flood: for each claim, the recipient's id becomes `proposed` unless a
   /// node set one first, and the id in force is returned (in claim order); the ids of `open`
   /// recipients (episodes still open here) are kept for another `ttl` from now. Pipelined.
@@ -93,14 +115,19 @@ class redis_client {
 
   /// Runs one command and returns its reply; an error reply throws.
   reply_ptr command(const std::vector<std::string>& argv);
+  /// Sends `commands` in chunks and hands each reply, in order, to `take`; an error reply
+  /// throws, except NOSCRIPT (Redis restarted): the scripts are loaded and the chunk sent again.
+  void pipeline(const std::vector<std::vector<std::string>>& commands,
+                const std::function<void(std::size_t, const redisReply&)>& take);
   void append(const std::vector<std::string>& argv);
   reply_ptr read_reply();
   [[noreturn]] void fail(const std::string& what);
-  void load_script();
+  void load_scripts();
 
   redis_options options_;
   redisContext* context_ = nullptr;
-  std::string script_sha_;
+  std::string read_sha_;
+  std::string share_sha_;
   std::size_t appended_ = 0;  ///< commands sent whose replies are not read yet
 };
 

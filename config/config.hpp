@@ -118,7 +118,7 @@ struct spool_settings {
   std::chrono::milliseconds max_time_per_file{};
 };
 
-/// Mail logs followed by the daemon (see server/log_service.hpp); ingest_command's --options
+/// Mail logs followed by the daemon (see daemon/mail_log_service.hpp); ingest_command's --options
 /// and ingest::joiner_options give the reasons for the defaults, which are taken from there.
 struct ingest_settings {
   std::vector<std::string> files;      ///< absolute paths; empty: no log is followed
@@ -173,6 +173,7 @@ struct cluster_settings {
   std::int64_t max_keys = 0;
   std::int64_t max_pull = 0;
   std::int64_t min_count = 0;
+  std::int64_t max_correspondents = 0;
 };
 
 struct config {

@@ -826,6 +826,11 @@ std::vector<setting> make_table() {
               "Recipients whose other nodes' counts are read each interval: those with mail "
               "here in the last two minutes, the most RCPTs here first. Each costs Redis about "
               "40 reads a round, so this bounds a round's time."),
+      integer(RG_FIELD(cluster, max_correspondents), "10000", 10, 1'000'000, restart,
+              "Senders the cluster store keeps as known correspondents of one recipient (about "
+              "60 bytes each in Redis); beyond it a new pair is not shared (counted as "
+              "cluster_correspondents_refused) and passes only on the node that saw it. Pairs "
+              "last store.retention after a recipient's latest one."),
       integer(bind<&config::detection, &decision::settings::max_cluster_recipients>(
                   "cluster.max_recipients"),
               "100000", 100, 10'000'000, restart,

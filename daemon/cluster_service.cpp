@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <cctype>
 #include <random>
@@ -31,6 +32,15 @@ constexpr std::chrono::milliseconds max_backoff{5000};
 constexpr std::chrono::seconds episode_id_ttl{30 * 60};
 // Open episodes followed for agreement, at most (each is one key in Redis).
 constexpr std::size_t max_followed_episodes = 100'000;
+// Correspondence waiting for a publish, and pairs remembered as published (8 bytes and a
+// hash-set node each): a pair beyond the first is counted as dropped and shared when next seen;
+// beyond the second the memory starts again and pairs are published once more.
+constexpr std::size_t max_pending_pairs = 200'000;
+constexpr std::size_t max_remembered_pairs = 1'000'000;
+// Recipients in an episode whose known correspondents are read per round, and how often again:
+// a pair another node learns during the episode joins within a minute.
+constexpr std::size_t correspondent_reads_per_round = 64;
+constexpr std::chrono::seconds correspondent_reread{60};
 
 cluster::redis_options redis_options_from(const cluster_settings& s) {
   cluster::redis_options o;
@@ -78,20 +88,21 @@ std::string cluster_node_name(const cluster_settings& settings) {
 }
 
 cluster_service::cluster_service(boost::asio::io_context& io, const cluster_settings& settings,
-                                 std::string node, std::shared_ptr<spdlog::logger> log,
-                                 deliver_fn deliver, lost_fn lost, episode_fn episode)
+                                 std::string node, std::chrono::seconds correspondent_ttl,
+                                 std::shared_ptr<spdlog::logger> log, handlers on)
     : io_(io),
       log_(std::move(log)),
-      deliver_(std::move(deliver)),
-      lost_(std::move(lost)),
-      episode_(std::move(episode)),
+      on_(std::move(on)),
       interval_(settings.interval),
       max_pull_(static_cast<std::size_t>(settings.max_pull)),
+      max_correspondents_(static_cast<std::size_t>(settings.max_correspondents)),
+      correspondent_ttl_(correspondent_ttl),
       node_(std::move(node)),
       field_(node_ + "/" + incarnation()),
       client_(redis_options_from(settings)),
       counts_(static_cast<std::size_t>(settings.max_keys),
               static_cast<std::uint32_t>(settings.min_count)),
+      correspondence_(max_pending_pairs, max_remembered_pairs, std::random_device{}()),
       backoff_(settings.interval) {}
 
 cluster_service::~cluster_service() {
@@ -119,6 +130,16 @@ void cluster_service::collect(const decision::outbox& records) {
         continue;
       }
       queue_.push_back({r.recipient, decision::unix_minute(r.at), r.sender, r.client});
+      std::array<decision::correspondence, 2> pairs;
+      const std::size_t n = decision::correspondence_of(r, pairs);
+      for (std::size_t k = 0; k < n; ++k) {
+        if (pair_queue_.size() >= max_queued_events) {
+          ++dropped;
+          continue;
+        }
+        pair_queue_.push_back({std::string{pairs[k].recipient}, std::string{pairs[k].sender},
+                               decision::unix_minute(r.at)});
+      }
     }
     // Episodes are few (one record per open, new peak and close).
     for (const decision::episode_record& e : records.episodes) {
@@ -141,12 +162,15 @@ void cluster_service::round() {
     sigpipe_blocked_ = true;
   }
   std::vector<cluster::count_event> events;
+  std::vector<cluster::pair_row> pairs;
   std::vector<episode_event> episode_events;
   {
     const std::lock_guard lock(mutex_);
     events.swap(queue_);
+    pairs.swap(pair_queue_);
     episode_events.swap(episode_queue_);
   }
+  for (const cluster::pair_row& p : pairs) correspondence_.add(p.recipient, p.sender, p.minute);
   for (episode_event& e : episode_events) {
     const auto found = episodes_.find(e.recipient);
     if (e.ended) {
@@ -160,6 +184,7 @@ void cluster_service::round() {
   const std::uint32_t minute = decision::unix_minute(now);
   for (const cluster::count_event& e : events) counts_.add(e);
   refused_full_ = counts_.stats().refused_full;
+  pairs_refused_ = correspondence_.stats().refused_full;
   counts_.expire(minute);
 
   if (!client_.connected()) {
@@ -194,16 +219,47 @@ void cluster_service::publish_and_read(std::uint32_t minute) {
     last_round_ms_ = took;
     if (took > max_round_ms_) max_round_ms_ = took;
     if (!others.empty()) {
-      boost::asio::post(io_, [deliver = deliver_, others = std::move(others), read_at]() mutable {
-        deliver(std::move(others), read_at);
-      });
+      boost::asio::post(io_, [deliver = on_.deliver, others = std::move(others),
+                              read_at]() mutable { deliver(std::move(others), read_at); });
     }
+    share_correspondents();
     agree_on_episodes();
+    read_correspondents(read_at);
   } catch (const cluster::redis_error& e) {
     counts_.give_back(std::move(batch));
     discard_pending_sigpipe();
     failed(e.what(), wall_clock_now());
   }
+}
+
+void cluster_service::share_correspondents() {
+  std::vector<cluster::pair_row> rows = correspondence_.take();
+  if (rows.empty()) return;
+  try {
+    const auto shared = client_.share_correspondents(rows, max_correspondents_, correspondent_ttl_);
+    correspondents_shared_ += shared.added;
+    correspondents_refused_ += shared.refused_full;
+  } catch (const cluster::redis_error&) {
+    correspondence_.give_back(std::move(rows));
+    throw;
+  }
+}
+
+void cluster_service::read_correspondents(time_point now) {
+  std::vector<std::string> due;
+  for (const auto& [recipient, track] : episodes_) {
+    if (due.size() >= correspondent_reads_per_round) break;
+    if (now - track.correspondents_read >= correspondent_reread) due.push_back(recipient);
+  }
+  if (due.empty()) return;
+  std::vector<decision::known_senders> known = client_.read_correspondents(due);
+  std::size_t senders = 0;
+  for (const std::string& recipient : due) episodes_[recipient].correspondents_read = now;
+  for (const decision::known_senders& k : known) senders += k.senders.size();
+  correspondents_read_ += senders;
+  boost::asio::post(io_, [take = on_.correspondents, known = std::move(known), now]() mutable {
+    take(std::move(known), now);
+  });
 }
 
 void cluster_service::agree_on_episodes() {
@@ -222,7 +278,7 @@ void cluster_service::agree_on_episodes() {
     episode_track& track = episodes_[claims[k].recipient];
     track.id = ids[k];
     boost::asio::post(
-        io_, [episode = episode_, recipient = claims[k].recipient, started = track.started,
+        io_, [episode = on_.episode, recipient = claims[k].recipient, started = track.started,
               id = ids[k]]() mutable { episode(std::move(recipient), started, std::move(id)); });
   }
 }
@@ -237,6 +293,10 @@ void cluster_service::connected(time_point now) {
         client_.describe(),
         format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(now - lost_at_)));
     counts_.mark_all_changed();
+    // A Redis restarted without persistence lost them: shared again as they are next seen,
+    // and read again for the episodes open here.
+    correspondence_.forget_published();
+    for (auto& [recipient, track] : episodes_) track.correspondents_read = {};
   } else if (!ever_connected_) {
     log_->info("CLUSTER CONNECTED to Redis {} as {}", client_.describe(), field_);
   }
@@ -257,7 +317,7 @@ void cluster_service::failed(const std::string& what, time_point now) {
       "(retrying every {} at most)",
       client_.describe(), printable(what), format_duration(max_backoff));
   if (was_connected || !ever_connected_) {
-    boost::asio::post(io_, [lost = lost_, now] { lost(now); });
+    boost::asio::post(io_, [lost = on_.lost, now] { lost(now); });
   }
 }
 
@@ -270,6 +330,9 @@ cluster_service_stats cluster_service::stats() const {
   s.pulled = pulled_;
   s.refused_full = refused_full_;
   s.dropped = dropped_;
+  s.correspondents_shared = correspondents_shared_;
+  s.correspondents_refused = correspondents_refused_ + pairs_refused_;
+  s.correspondents_read = correspondents_read_;
   s.last_round_ms = last_round_ms_;
   s.max_round_ms = max_round_ms_;
   return s;

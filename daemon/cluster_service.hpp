@@ -1,7 +1,11 @@
 // The cluster store's thread (README, "Several MX hosts"): every cluster.interval it publishes
 // this node's counts to Redis and reads the other nodes' counts for the recipients active here,
-// and posts them to the network thread, which hands them to the engine. The network thread only
-// queues the engine's records here (collect(), a short lock) and never waits on Redis.
+// and posts them to the network thread, which hands them to the engine. It also shares the
+// correspondence this node sees, and reads the cluster's known correspondents of the
+// recipients with an episode open here (once when the episode opens, then every minute), so
+// the correspondent pass works for mail first exchanged through another node. The network
+// thread only queues the engine's records here (collect(), a short lock) and never waits on
+// Redis.
 //
 // Faults: any Redis error or time-out ends the round, the store counts as lost, the engine is
 // told at once (judgements fall back to this node's counts), a CLUSTER LOST line is logged
@@ -24,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/correspondent_queue.hpp"
 #include "cluster/node_counts.hpp"
 #include "cluster/redis_client.hpp"
 #include "common/time.hpp"
@@ -41,24 +46,35 @@ struct cluster_service_stats {
   std::uint64_t published = 0;     ///< counts and sketches sent
   std::uint64_t pulled = 0;        ///< recipients whose other nodes' counts were read
   std::uint64_t refused_full = 0;  ///< events left out: cluster.max_keys held
-  std::uint64_t dropped =
-      0;  ///< RCPTs and episode records left out: the queue to the thread was full
-  std::uint32_t last_round_ms = 0;  ///< the last round's publish and read
+  /// RCPTs, pairs and episode records left out: the queue to the thread was full
+  std::uint64_t dropped = 0;
+  std::uint64_t correspondents_shared = 0;   ///< pairs new to the store
+  std::uint64_t correspondents_refused = 0;  ///< pairs not shared: a cap was held
+  std::uint64_t correspondents_read = 0;     ///< pairs read for recipients in an episode here
+  std::uint32_t last_round_ms = 0;           ///< the last round's publish and read
   std::uint32_t max_round_ms = 0;
 };
 
 class cluster_service {
  public:
-  using deliver_fn =
-      std::function<void(std::vector<decision::cluster_counts> counts, time_point read_at)>;
-  using lost_fn = std::function<void(time_point at)>;
-  /// The id the nodes agreed on for the flood behind an episode this node opened at `started`.
-  using episode_fn = std::function<void(std::string recipient, time_point started, std::string id)>;
+  /// What the thread hands the engine; each runs on the network thread (posted).
+  struct handlers {
+    /// The other nodes' counts for recipients active here, read at `read_at`.
+    std::function<void(std::vector<decision::cluster_counts> counts, time_point read_at)> deliver;
+    /// The store became unreachable at `at`.
+    std::function<void(time_point at)> lost;
+    /// The id the nodes agreed on for the flood behind an episode this node opened at `started`.
+    std::function<void(std::string recipient, time_point started, std::string id)> episode;
+    /// The cluster's known correspondents of recipients with an episode open here.
+    std::function<void(std::vector<decision::known_senders> known, time_point read_at)>
+        correspondents;
+  };
 
-  /// `deliver`, `lost` and `episode` run on `io`'s thread (posted). `node` is this node's name.
+  /// `node` is this node's name; shared correspondents last `correspondent_ttl` in the store
+  /// after a recipient's latest pair (store.retention, like this node's own).
   cluster_service(boost::asio::io_context& io, const cluster_settings& settings, std::string node,
-                  std::shared_ptr<spdlog::logger> log, deliver_fn deliver, lost_fn lost,
-                  episode_fn episode);
+                  std::chrono::seconds correspondent_ttl, std::shared_ptr<spdlog::logger> log,
+                  handlers on);
   ~cluster_service();
   cluster_service(const cluster_service&) = delete;
   cluster_service& operator=(const cluster_service&) = delete;
@@ -67,7 +83,8 @@ class cluster_service {
   void stop();
 
   /// On the network thread: this round's records, queued for the next round (copied; the
-  /// caller keeps them for the store): RCPTs and deliveries to publish, episodes to agree on.
+  /// caller keeps them for the store): RCPTs and deliveries to publish, the correspondence
+  /// they show, episodes to agree on.
   void collect(const decision::outbox& records);
 
   cluster_service_stats stats() const;
@@ -80,6 +97,7 @@ class cluster_service {
   struct episode_track {
     time_point started;
     std::string id;
+    time_point correspondents_read{};  ///< the epoch: not yet
   };
   struct episode_event {
     std::string recipient;
@@ -89,23 +107,26 @@ class cluster_service {
 
   void round();
   void publish_and_read(std::uint32_t minute);
+  void share_correspondents();
   void agree_on_episodes();
+  void read_correspondents(time_point now);
   void connected(time_point now);
   void failed(const std::string& what, time_point now);
 
   boost::asio::io_context& io_;
   std::shared_ptr<spdlog::logger> log_;
-  deliver_fn deliver_;
-  lost_fn lost_;
-  episode_fn episode_;
+  handlers on_;
   std::chrono::milliseconds interval_;
   std::size_t max_pull_;
+  std::size_t max_correspondents_;
+  std::chrono::seconds correspondent_ttl_;
   std::string node_;
   std::string field_;  ///< node_ + "/" + incarnation
   cluster::redis_client client_;
 
   // The cluster thread's own.
   cluster::node_counts counts_;
+  cluster::correspondent_queue correspondence_;
   std::map<std::string, episode_track> episodes_;
   bool ever_connected_ = false;
   bool lost_reported_ = false;
@@ -117,6 +138,7 @@ class cluster_service {
   // Handed over from the network thread.
   mutable std::mutex mutex_;
   std::vector<cluster::count_event> queue_;
+  std::vector<cluster::pair_row> pair_queue_;
   std::vector<episode_event> episode_queue_;
 
   std::atomic<bool> connected_{false};
@@ -125,6 +147,10 @@ class cluster_service {
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> pulled_{0};
   std::atomic<std::uint64_t> refused_full_{0};
+  std::atomic<std::uint64_t> correspondents_shared_{0};
+  std::atomic<std::uint64_t> correspondents_refused_{0};  ///< by the store's cap
+  std::atomic<std::uint64_t> pairs_refused_{0};           ///< by the pending bound
+  std::atomic<std::uint64_t> correspondents_read_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint32_t> last_round_ms_{0};
   std::atomic<std::uint32_t> max_round_ms_{0};

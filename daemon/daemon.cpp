@@ -229,15 +229,21 @@ class daemon_runtime {
 
   // After the restore: the other nodes' counts join the engine's own from the first read.
   void start_cluster() {
+    cluster_service::handlers on;
+    on.deliver = [this](std::vector<decision::cluster_counts> counts, time_point read_at) {
+      engine_.update_cluster_counts(counts, read_at);
+    };
+    on.lost = [this](time_point at) { engine_.cluster_lost(at); };
+    on.episode = [this](std::string recipient, time_point started, std::string id) {
+      engine_.cluster_episode(recipient, started, id, wall_clock_now());
+    };
+    on.correspondents = [this](std::vector<decision::known_senders> known, time_point read_at) {
+      engine_.cluster_correspondents(known, read_at);
+    };
     cluster_ = std::make_unique<cluster_service>(
-        io_, config_.cluster, cluster_node_name(config_.cluster), log_,
-        [this](std::vector<decision::cluster_counts> counts, time_point read_at) {
-          engine_.update_cluster_counts(counts, read_at);
-        },
-        [this](time_point at) { engine_.cluster_lost(at); },
-        [this](std::string recipient, time_point started, std::string id) {
-          engine_.cluster_episode(recipient, started, id, wall_clock_now());
-        });
+        io_, config_.cluster, cluster_node_name(config_.cluster),
+        std::chrono::duration_cast<std::chrono::seconds>(config_.store.retention), log_,
+        std::move(on));
     cluster_->start();
   }
 
@@ -352,9 +358,11 @@ class daemon_runtime {
       const cluster_service_stats& c = *now.cluster;
       cluster = fmt::format(
           " cluster={} cluster_faults={} cluster_rounds={} cluster_round_ms={} "
-          "cluster_round_max_ms={} cluster_refused={} cluster_dropped={} cluster_recipients={}",
+          "cluster_round_max_ms={} cluster_refused={} cluster_dropped={} cluster_recipients={} "
+          "cluster_correspondents_shared={} cluster_correspondents_read={}",
           c.connected ? "up" : "down", c.faults, c.rounds, c.last_round_ms, c.max_round_ms,
-          c.refused_full, c.dropped, engine.cluster.recipients);
+          c.refused_full, c.dropped, engine.cluster.recipients, c.correspondents_shared,
+          c.correspondents_read);
     }
     std::string drops;
     for (std::size_t i = 0; i < server::drop_reason_count; ++i) {

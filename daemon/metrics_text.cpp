@@ -222,11 +222,21 @@ void cluster_metrics(exposition& m, const cluster_service_stats& c,
             "RCPTs left out of the cluster's counts because cluster.max_keys was held.",
             c.refused_full);
   m.counter("rcptguard_cluster_dropped_total",
-            "RCPTs left out of the cluster's counts because the queue to the cluster thread was "
-            "full.",
+            "RCPTs, pairs and episode records left out of the cluster because the queue to the "
+            "cluster thread was full.",
             c.dropped);
   m.gauge("rcptguard_cluster_recipients", "Recipients whose other nodes' counts the engine holds.",
           engine.recipients);
+  m.counter("rcptguard_cluster_correspondents_shared_total",
+            "Sender-recipient pairs this node added to the cluster's known correspondents.",
+            c.correspondents_shared);
+  m.counter("rcptguard_cluster_correspondents_refused_total",
+            "Pairs not shared: cluster.max_correspondents senders held for the recipient, or "
+            "too many waiting for the cluster thread.",
+            c.correspondents_refused);
+  m.counter("rcptguard_cluster_correspondents_read_total",
+            "Known correspondents read from the cluster for recipients in an episode here.",
+            c.correspondents_read);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/time.hpp"
 #include "decision/events.hpp"
@@ -37,6 +38,19 @@ struct cluster_counts {
   std::uint32_t senders_ten = 0;
   std::uint32_t senders_hour = 0;
   std::uint32_t clients_ten = 0;
+};
+
+/// Senders the cluster's nodes saw correspond with one recipient (cluster.hpp's store keeps
+/// them per recipient, each with the minute its first sighting was published), read for a
+/// recipient with an episode open here: a reply to a mail our user sent through another node
+/// passes here as it would there.
+struct known_senders {
+  struct sender {
+    std::string address;             ///< normalised, as the engine's records carry it
+    std::uint32_t first_minute = 0;  ///< Unix minute
+  };
+  std::string recipient;  ///< normalised key
+  std::vector<sender> senders;
 };
 
 struct cluster_stats {

@@ -954,6 +954,21 @@ void engine::cluster_episode(std::string_view recipient, time_point started, std
   outbox_.episodes.push_back(to_record(found->second, false));
 }
 
+void engine::cluster_correspondents(std::span<const known_senders> known, time_point now) {
+  // Seen now through the cluster: kept like a pair last seen now, not evicted first.
+  const std::uint32_t minute = unix_minute(now);
+  for (const known_senders& k : known) {
+    if (k.recipient.empty()) continue;
+    const std::uint64_t recipient_hash = hash_(k.recipient);
+    for (const known_senders::sender& s : k.senders) {
+      if (s.address.empty() || s.first_minute == 0) continue;
+      correspondents_.observe(pair_fingerprint(recipient_hash, hash_(s.address)), s.first_minute,
+                              std::max(s.first_minute, minute));
+      ++stats_.cluster_correspondents;
+    }
+  }
+}
+
 void engine::cluster_lost(time_point /*now*/) {
   cluster_.clear();
 }

@@ -101,6 +101,7 @@ struct engine_stats {
   std::size_t open_episodes = 0;
   std::size_t correspondents = 0;
   std::uint64_t correspondent_overwrites = 0;
+  std::uint64_t cluster_correspondents = 0;  ///< pairs taken from the cluster store
   std::uint64_t pair_overwrites = 0;
   std::uint64_t connect_requests = 0;    ///< CONNECT-state requests (smtpd_delay_reject=no)
   std::uint64_t client_connections = 0;  ///< SMTP connections counted (CONNECT or new session)
@@ -199,6 +200,11 @@ class engine {
   /// Ignored when that episode has ended meanwhile.
   void cluster_episode(std::string_view recipient, time_point started, std::string_view id,
                        time_point now);
+
+  /// Senders that corresponded with recipients through any node of the cluster (read for
+  /// recipients with an episode open here): learned like this node's own correspondents, with
+  /// the first sighting the cluster reported, so correspondent_min_age judges them the same.
+  void cluster_correspondents(std::span<const known_senders> known, time_point now);
 
   /// The cluster store became unreachable: judgements rest on this node's counts alone from now
   /// on, until update_cluster_counts() brings the others' again.

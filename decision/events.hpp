@@ -4,8 +4,11 @@
 // at start-up the store reads a restore_snapshot that the engine loads before serving.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/time.hpp"
@@ -41,6 +44,24 @@ struct delivery_record {
   /// Delivered with the flag header: accepted, but no correspondence (see engine::on_rcpt).
   bool header_flagged = false;
 };
+
+/// Mail that makes `sender` a known correspondent of `recipient` (views into a delivery_record).
+struct correspondence {
+  std::string_view recipient;
+  std::string_view sender;
+};
+
+/// The correspondence a delivery shows, the one rule the store and the cluster store share:
+/// none for an attempt, a bounce (the null sender would make backscatter "known") or a flood
+/// we flagged; the pair itself; and, when our own user sent it, the reverse too (a reply from
+/// there is correspondence). Mail to oneself is one pair. Returns how many of `out` it filled.
+inline std::size_t correspondence_of(const delivery_record& d, std::array<correspondence, 2>& out) {
+  if (!d.accepted || d.sender.empty() || d.header_flagged) return 0;
+  out[0] = {d.recipient, d.sender};
+  if (!d.authenticated || d.recipient == d.sender) return 1;
+  out[1] = {d.sender, d.recipient};
+  return 2;
+}
 
 /// One named, weighted reason behind a verdict, with the numbers it judged.
 struct reason {

@@ -18,7 +18,6 @@
 #include <string>
 
 #include "common/text.hpp"
-#include "config/config.hpp"
 #include "protocol/parser.hpp"
 #include "protocol/reply.hpp"
 #include "server/request_handler.hpp"
@@ -31,7 +30,7 @@ struct session_settings {
   protocol::limits limits;
   std::chrono::milliseconds idle_timeout{600'000};
   std::chrono::milliseconds request_timeout{10'000};
-  internal_error_policy on_internal_error = internal_error_policy::fail_open;
+  protocol::internal_error_policy on_internal_error = protocol::internal_error_policy::fail_open;
 };
 
 /// Shared by all sessions of a server; lives on the network thread.
@@ -172,7 +171,8 @@ class session : public session_base, public std::enable_shared_from_this<session
 
   // Returns true when a fail-open reply was prepared and should be written.
   bool internal_error(const char* what) {
-    const bool fail_open = context_.settings.on_internal_error == internal_error_policy::fail_open;
+    const bool fail_open =
+        context_.settings.on_internal_error == protocol::internal_error_policy::fail_open;
     context_.log->error("INTERNAL ERROR conn={} peer={}: {} ({})", id_, peer_,
                         sanitize_for_log(what, 200),
                         fail_open ? "answered DUNNO" : "disconnecting");

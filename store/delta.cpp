@@ -1,6 +1,7 @@
 #include "store/delta.hpp"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -156,29 +157,20 @@ void delta::add_flagged(std::int64_t at, std::uint32_t recipient, std::string_vi
 }
 
 void delta::count(std::uint32_t recipient, const decision::delivery_record& d) {
-  const std::string_view recipient_text = d.recipient;
-  const std::string_view sender = d.sender;
   const std::int64_t at = to_unix_seconds(d.at);
-  const bool accepted = d.accepted;
-  const std::uint64_t size = d.size;
-  const bool authenticated = d.authenticated;
   minute_tally& m = minutes_[{floor_to(at, 60), recipient}];
   ++m.attempted;
   m.peak_minute = std::max(m.peak_minute, d.minute_volume);
   m.peak_ten_minutes = std::max(m.peak_ten_minutes, d.ten_minute_volume);
   m.in_episode = m.in_episode || d.in_episode;
-  add_sender(recipient, sender, floor_to(at, seconds_per_hour));
-  if (!accepted) return;
+  add_sender(recipient, d.sender, floor_to(at, seconds_per_hour));
+  if (!d.accepted) return;
   ++m.accepted;
-  m.bytes += size;
-  // A bounce (null sender) is not correspondence, nor is a flood we flagged.
-  if (sender.empty() || d.header_flagged) return;
-  add_pair(recipient_text, sender, pair_tally{at, at, 1});
-  // Our own user wrote to the recipient, so a reply from there is correspondence too. Mail to
-  // oneself is one pair, not two.
-  if (authenticated && recipient_text != sender) {
-    add_pair(sender, recipient_text, pair_tally{at, at, 1});
-  }
+  m.bytes += d.size;
+  std::array<decision::correspondence, 2> pairs;
+  const std::size_t n = decision::correspondence_of(d, pairs);
+  for (std::size_t k = 0; k < n; ++k)
+    add_pair(pairs[k].recipient, pairs[k].sender, pair_tally{at, at, 1});
 }
 
 void delta::add(const decision::outbox& batch, explanation_filter& filter) {

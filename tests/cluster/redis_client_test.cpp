@@ -1,13 +1,15 @@
 // cluster/redis_client.hpp against Debian's redis-server: one node's counts reach the others,
 // publishing again never adds twice, a restarted node's earlier counts stay with it, the
 // sketches count distinct senders across nodes, a stopped server throws and a restarted one
-// (empty script cache) serves again, and a password is required when the server asks for one.
+// (empty script cache) serves again, shared correspondents keep their earliest sighting up to
+// a cap, and a password is required when the server asks for one.
 #include "cluster/redis_client.hpp"
 
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -128,6 +130,43 @@ TEST_F(RedisClient, TheFirstNodeToOpenAnEpisodeNamesTheFlood) {
       a.claim_episodes({}, {"bob@x.test", "nobody@x.test"}, std::chrono::seconds(60)).empty());
   const std::string ttl = "redis-cli -s " + server_->socket() + " TTL rcptguard:x:bob@x.test";
   ASSERT_EQ(std::system((ttl + " | grep -qE '^(59|60)$'").c_str()), 0) << ttl;
+}
+
+TEST_F(RedisClient, CorrespondentsKeepTheirEarliestSightingUpToTheCap) {
+  redis_client a = client();
+  redis_client b = client();
+  a.connect();
+  b.connect();
+  const std::chrono::seconds ttl{3600};
+  // alice wrote to bob through mx1 at minute 100, and through mx2 at 90 (published later).
+  auto shared = a.share_correspondents(
+      {{"bob@x.test", "alice@y.test", 100}, {"bob@x.test", "carol@y.test", 120}}, 3, ttl);
+  EXPECT_EQ(shared.added, 2U);
+  shared = b.share_correspondents({{"bob@x.test", "alice@y.test", 90},
+                                   {"bob@x.test", "carol@y.test", 130},
+                                   {"bob@x.test", "dave@y.test", 140},
+                                   {"bob@x.test", "eve@y.test", 150}},
+                                  3, ttl);
+  EXPECT_EQ(shared.added, 1U);         // dave
+  EXPECT_EQ(shared.refused_full, 1U);  // eve: bob holds 3, the cap
+
+  const std::vector<decision::known_senders> known =
+      a.read_correspondents({"bob@x.test", "nobody@x.test"});
+  ASSERT_EQ(known.size(), 2U);
+  EXPECT_EQ(known[0].recipient, "bob@x.test");
+  std::map<std::string, std::uint32_t> senders;
+  for (const auto& s : known[0].senders) senders[s.address] = s.first_minute;
+  EXPECT_EQ(senders, (std::map<std::string, std::uint32_t>{
+                         {"alice@y.test", 90}, {"carol@y.test", 120}, {"dave@y.test", 140}}));
+  EXPECT_TRUE(known[1].senders.empty());
+  const std::string key_ttl = "redis-cli -s " + server_->socket() + " TTL rcptguard:k:bob@x.test";
+  ASSERT_EQ(std::system((key_ttl + " | grep -qE '^(3599|3600)$'").c_str()), 0) << key_ttl;
+
+  // Both scripts come back after the cache is emptied.
+  const std::string flush = "redis-cli -s " + server_->socket() + " SCRIPT FLUSH >/dev/null";
+  ASSERT_EQ(std::system(flush.c_str()), 0) << flush;
+  EXPECT_EQ(a.share_correspondents({{"carol@x.test", "bob@x.test", 10}}, 3, ttl).added, 1U);
+  EXPECT_EQ(a.pull({"bob@x.test"}, "mx2/", minute).size(), 1U);
 }
 
 TEST(RedisClientAuth, APasswordIsSentAndRequired) {

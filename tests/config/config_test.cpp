@@ -99,6 +99,7 @@ const std::map<std::string_view, std::string_view> non_default_values{
     {"cluster.key_prefix", R"("mx:")"},
     {"cluster.max_keys", "50000"},
     {"cluster.max_pull", "100"},
+    {"cluster.max_correspondents", "500"},
     {"cluster.min_count", "3"},
     {"cluster.max_recipients", "2000"},
     {"control.socket", R"("/run/rcptguard/control.sock")"},
@@ -418,6 +419,7 @@ TEST(Values, AreStoredTyped) {
   EXPECT_EQ(c.cluster.key_prefix, "mx:");
   EXPECT_EQ(c.cluster.max_keys, 50000);
   EXPECT_EQ(c.cluster.max_pull, 100);
+  EXPECT_EQ(c.cluster.max_correspondents, 500);
   EXPECT_EQ(c.cluster.min_count, 3);
   EXPECT_EQ(c.detection.max_cluster_recipients, 2000U);
   EXPECT_EQ(c.control.socket, "/run/rcptguard/control.sock");

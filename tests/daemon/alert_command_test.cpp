@@ -24,6 +24,7 @@
 
 #include "common/json.hpp"
 #include "daemon/alert_file.hpp"
+#include "tests/common/temp_dir.hpp"
 
 namespace rcptguard::daemon {
 namespace {
@@ -66,14 +67,10 @@ decision::episode_record episode(std::string recipient, std::int64_t started,
 class AlertCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "rg-alert-command-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
     logger_ = std::make_shared<spdlog::logger>(
         "alert_command_test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
     logger_->set_level(spdlog::level::debug);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // An executable /bin/sh script in the test's directory.
   std::string script(const std::string& name, const std::string& body) {
@@ -99,7 +96,8 @@ class AlertCommand : public ::testing::Test {
   // Read only once the command is stopped: its thread writes the stream until then.
   std::string log_text() const { return log_.str(); }
 
-  fs::path dir_;
+  test_support::temp_dir tmp_;
+  fs::path dir_ = tmp_.path();
   std::ostringstream log_;
   std::shared_ptr<spdlog::logger> logger_;
 };

@@ -6,9 +6,14 @@
 //    (log, metrics); Redis back (empty): both publish again and the totals converge.
 //  - A node killed and restarted rejoins, its earlier counts coming back from its own database
 //    (and never counted twice through the store).
+//  - A node cut off from Redis while the others reach it judges alone, and when the partition
+//    heals each side sees every RCPT once.
+//  - A sender who wrote to the recipient through one node passes that recipient's flood on
+//    another.
 // Each wait is bounded; the processes are ours, ended by PID. Skips without redis-server.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -78,9 +83,10 @@ class ClusterNodes : public RcptguardBinaryLoad {
     write_file(dir_.file("empty.toml"), "");
   }
 
-  /// Starts node `name` (its own database, ports and control socket); with `cluster` false it
-  /// runs alone, as a host without the cluster store would.
-  node start(const std::string& name, bool cluster = true) {
+  /// Starts node `name` (its own database, ports and control socket) with `extra` settings;
+  /// with `cluster` false it runs alone, as a host without the cluster store would.
+  node start(const std::string& name, bool cluster = true,
+             const std::vector<std::string>& extra = {}) {
     node n;
     n.name = name;
     n.port = free_tcp_port();
@@ -103,6 +109,10 @@ class ClusterNodes : public RcptguardBinaryLoad {
         args.push_back("-o");
         args.push_back(o);
       }
+    }
+    for (const std::string& o : extra) {
+      args.push_back("-o");
+      args.push_back(o);
     }
     n.process =
         std::make_unique<child_process>(args, dir_.file(name + ".out"), dir_.file(name + ".log"));
@@ -141,6 +151,13 @@ class ClusterNodes : public RcptguardBinaryLoad {
     return flood(client, victim, first, count);
   }
   static std::string one(const node& n, int sender) { return send(n, sender, 1).front(); }
+
+  /// Runs redis-cli against the test's server; true when it exits 0.
+  bool redis_cli(const std::string& arguments) const {
+    const std::string command =
+        "redis-cli -s " + redis_->socket() + " " + arguments + " >/dev/null";
+    return std::system(command.c_str()) == 0;
+  }
 
   std::optional<test_support::redis_server> redis_;
 };
@@ -269,6 +286,76 @@ TEST_F(ClusterNodes, RedisDownMeansLocalCountsAtOnceBackMeansCatchingUpAndANodeR
   const std::string seen_by_a = one(a, 403);  // mx1 14, mx2's 11 (earlier field) and 2 or 3
   EXPECT_GE(volume_10m(seen_by_a), 27) << seen_by_a;
   EXPECT_LE(volume_10m(seen_by_a), 28) << seen_by_a;
+}
+
+TEST_F(ClusterNodes, ACorrespondentSeenThroughOneNodePassesTheFloodOnTheOther) {
+  // Any earlier sighting counts here (the default asks for an hour before the episode).
+  const std::vector<std::string> now_is_enough{"detection.correspondent_min_age=0s"};
+  node a = start("mx1", true, now_is_enough);
+  node b = start("mx2", true, now_is_enough);
+  ASSERT_TRUE(a.process && b.process);
+
+  // Sender 500 writes to bob through mx1 only.
+  EXPECT_EQ(verb(one(a, 500)), "DUNNO");
+  ASSERT_TRUE(eventually(
+      [&] { return a.metrics()["rcptguard_cluster_correspondents_shared_total"] >= 1.0; }, 20s))
+      << a.log();
+
+  // A flood split across both (44, and sender 500's message): deferred on mx2.
+  for (int k = 0; k < 44; ++k) one(k % 2 == 0 ? a : b, k);
+  ASSERT_TRUE(settle({&a, &b}));
+  const std::string deferred = one(b, 600);
+  EXPECT_EQ(verb(deferred), "DEFER_IF_PERMIT") << deferred;
+
+  // mx2 reads bob's known correspondents for its episode: sender 500 passes there too, a
+  // stranger does not.
+  ASSERT_TRUE(eventually(
+      [&] { return b.metrics()["rcptguard_cluster_correspondents_read_total"] >= 1.0; }, 20s))
+      << b.log();
+  ASSERT_TRUE(settle({&b}, 1));
+  const std::string known = one(b, 500);
+  EXPECT_EQ(verb(known), "DUNNO") << known;
+  const std::string stranger = one(b, 601);
+  EXPECT_EQ(verb(stranger), "DEFER_IF_PERMIT") << stranger;
+}
+
+TEST_F(ClusterNodes, APartitionedNodeJudgesAloneAndHealsWithoutCountingTwice) {
+  // mx1 reaches Redis as its own ACL user: turning that user off and closing its connections
+  // cuts mx1 off while mx2 and Redis go on, a partition on mx1's side.
+  ASSERT_TRUE(redis_cli("ACL SETUSER mx1 on '>mx1-secret' '~*' '+@all'"));
+  // Every reply below names its volume: the 10-minute window warns from 5, defers from 40.
+  const std::vector<std::string> low_warn{"detection.thresholds.ten_minutes_warn_floor=5"};
+  std::vector<std::string> as_mx1 = low_warn;
+  as_mx1.insert(as_mx1.end(), {"cluster.user=mx1", "cluster.password=mx1-secret"});
+  node a = start("mx1", true, as_mx1);
+  node b = start("mx2", true, low_warn);
+  ASSERT_TRUE(a.process && b.process);
+  for (int k = 0; k < 10; ++k) one(k % 2 == 0 ? a : b, k);  // 5 each
+  ASSERT_TRUE(settle({&a, &b}));
+
+  ASSERT_TRUE(redis_cli("ACL SETUSER mx1 off"));
+  ASSERT_TRUE(redis_cli("CLIENT KILL USER mx1"));
+  ASSERT_TRUE(eventually([&] { return a.metrics()["rcptguard_cluster_up"] == 0.0; }, 20s))
+      << a.log();
+  for (int k = 10; k < 20; ++k) one(k % 2 == 0 ? a : b, k);  // 10 each now
+  ASSERT_TRUE(settle({&b}));
+  EXPECT_EQ(b.metrics()["rcptguard_cluster_up"], 1.0);
+  // mx1 alone: its own 10 and this one. mx2: its own 11 and mx1's 5 from before the cut.
+  const std::string cut_off = one(a, 100);
+  EXPECT_EQ(volume_10m(cut_off), 11) << cut_off;
+  const std::string other_side = one(b, 101);
+  EXPECT_EQ(volume_10m(other_side), 16) << other_side;
+
+  // Healed: mx1 publishes its counts again as absolute values; each side sees every RCPT once.
+  ASSERT_TRUE(redis_cli("ACL SETUSER mx1 on"));
+  ASSERT_TRUE(eventually([&] { return a.log().find("CLUSTER BACK") != std::string::npos; }, 20s))
+      << a.log();
+  ASSERT_TRUE(settle({&a, &b}));
+  const std::string healed_a = one(a, 200);  // mx1 12, mx2 11
+  EXPECT_EQ(volume_10m(healed_a), 23) << healed_a;
+  ASSERT_TRUE(settle({&a, &b}));
+  const std::string healed_b = one(b, 201);  // mx2 12, mx1 12
+  EXPECT_EQ(volume_10m(healed_b), 24) << healed_b;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The other nodes' counts (decision/cluster.hpp): a flood split across nodes is judged on the
 // cluster's volume while the counts are fresh, on this node's alone once they are stale or the
-// store is lost; distinct senders are a union, not a sum; the table is bounded.
+// store is lost; distinct senders are a union, not a sum; the cluster's correspondents pass;
+// the table is bounded.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -10,6 +11,7 @@
 namespace rcptguard::decision {
 namespace {
 
+using testing::at_minutes;
 using testing::at_seconds;
 using testing::driver;
 using testing::test_settings;
@@ -181,6 +183,30 @@ TEST(ClusterCounts, AReleaseHereSticksAgainstTheOthersEarlierCounts) {
   after.hours[23] = 27;  // their whole hour: 20 before the release, 7 after
   d.eng().update_cluster_counts({&after, 1}, later);
   EXPECT_EQ(d.eng().inspect(victim, later).attempted[1], 8.0);  // 7 of theirs, 1 of ours
+}
+
+TEST(ClusterCounts, CorrespondentsSeenThroughOtherNodesPassHereToo) {
+  driver d;
+  ASSERT_EQ(d.flood(victim, 60, 0, 8).level, verdict_level::defer);
+  const time_point during = at_minutes(8.5);
+  // alice never wrote to bob through this node: deferred with the flood.
+  EXPECT_EQ(d.message(victim, "alice@friends.example", "203.0.113.5", during).level,
+            verdict_level::defer);
+
+  // The cluster saw her two hours ago (through another MX), and a newcomer 10 minutes ago.
+  known_senders known;
+  known.recipient = std::string{victim};
+  known.senders = {{"alice@friends.example", unix_minute(at_minutes(-120))},
+                   {"newcomer@x.example", unix_minute(at_minutes(-10))}};
+  d.eng().cluster_correspondents({&known, 1}, during);
+  EXPECT_EQ(d.eng().stats().cluster_correspondents, 2U);
+  EXPECT_EQ(d.message(victim, "Alice+news@friends.example", "203.0.113.9", during).level,
+            verdict_level::dunno);
+  // First contact just before the flood is too recent, wherever it was seen
+  // (correspondent_min_age 1 h).
+  EXPECT_EQ(d.message(victim, "newcomer@x.example", "203.0.113.10", during).level,
+            verdict_level::defer);
+  EXPECT_EQ(d.eng().stats().correspondent_passes, 1U);
 }
 
 TEST(ClusterCounts, TheTableIsBounded) {

@@ -417,7 +417,7 @@ TEST_P(SessionTest, InternalErrorFailsOpenAndKeepsTheConnection) {
 
 TEST_P(SessionTest, InternalErrorWithDisconnectPolicyClosesWithoutReply) {
   harness_options options;
-  options.settings.on_internal_error = internal_error_policy::disconnect;
+  options.settings.on_internal_error = protocol::internal_error_policy::disconnect;
   server_harness server(options);
   server.handler().faults_to_inject = 1;
   test_client client = connect(server);

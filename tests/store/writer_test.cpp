@@ -235,10 +235,8 @@ TEST_F(WriterTest, ALockedDatabaseMergesInsteadOfDropping) {
   EXPECT_LT(query_int(path_, "SELECT count(*) FROM correspondent"), 3000);
 }
 
-// BUG (store/writer.cpp, writer::run): keys folded in submit() are counted there, and again
-// when the thread merges pending_ into held_ (it adds held_.folded() after minus before, and
-// the merge carries pending_'s own folded() over), so keys_folded reports twice what was
-// folded. Enable once fixed.
+// Keys folded while the writer's thread merges a batch are counted once, not again when the
+// held delta takes the pending one over.
 TEST_F(WriterTest, FoldedKeysAreCountedOnce) {
   writer_options o;
   o.max_pending_keys = 40;
