@@ -1,7 +1,8 @@
-// `rcptguard report`: argv, the read-only queries of store/report_queries.hpp, review's
-// baseline model (cli/review_baseline.hpp) for the "expected" of every hour, and the renderer of
-// cli/report/. The file is written beside its final name and renamed into place, so a reader
-// never sees half a report.
+// `rcptguard report`: argv, the read-only queries of store/report_queries.hpp over one or
+// several nodes' databases (cli/report_nodes.hpp), review's baseline model
+// (cli/review_baseline.hpp) for the "expected" of every hour, and the renderer of cli/report/.
+// The file is written beside its final name and renamed into place, so a reader never sees half
+// a report.
 #include "cli/report_command.hpp"
 
 #include <fmt/core.h>
@@ -13,21 +14,21 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <map>
 #include <set>
-#include <system_error>
+#include <span>
 
 #include "cli/command_line.hpp"
+#include "cli/node_databases.hpp"
 #include "cli/report/document.hpp"
 #include "cli/report/model.hpp"
+#include "cli/report_nodes.hpp"
 #include "cli/review_baseline.hpp"
 #include "cli/time_argument.hpp"
 #include "common/text.hpp"
 #include "config/config.hpp"
 #include "decision/keys.hpp"
 #include "store/report_queries.hpp"
-#include "store/schema.hpp"
 
 namespace rcptguard::cli {
 namespace {
@@ -59,25 +60,10 @@ std::int64_t floor_to(std::int64_t t, std::int64_t unit) {
 // ---------------------------------------------------------------------------------------------
 // The model.
 
-report::episode episode_of(const store::report_episode_row& row) {
-  report::episode e;
-  e.recipient = row.recipient;
-  e.started = row.started;
-  e.ended = row.ended_at.value_or(row.updated);
-  e.open = !row.ended_at.has_value();
-  e.peak_level = row.peak_level;
-  e.peak_score = row.peak_score;
-  e.peak_window = row.peak_window;
-  e.peak_observed = row.peak_observed;
-  e.peak_baseline = row.peak_baseline;
-  e.summary = row.summary;
-  e.verdicts = row.verdicts;
-  return e;
-}
-
 /// One recipient's hours of the period with observed and expected volume (review's model, so
 /// `rcptguard review` and the report expect the same).
-std::vector<report::hour_point> hours_of(SQLite::Database& db, const expectation_model& model,
+std::vector<report::hour_point> hours_of(std::span<node_database> dbs,
+                                         const expectation_model& model,
                                          const std::string& recipient, std::int64_t from,
                                          std::int64_t until) {
   const std::int64_t first_hour = floor_to(from, hour_seconds);
@@ -85,7 +71,7 @@ std::vector<report::hour_point> hours_of(SQLite::Database& db, const expectation
       static_cast<std::size_t>((until - first_hour + hour_seconds - 1) / hour_seconds);
   std::vector<store::hourly_row> history;
   for (const decision::hourly_count& h :
-       store::report_history(db, recipient, first_hour - model.history_seconds(), until)) {
+       cluster_history(dbs, recipient, first_hour - model.history_seconds(), until)) {
     store::hourly_row row;
     row.hour_start = h.hour_start;
     row.accepted = h.accepted;
@@ -112,16 +98,15 @@ std::vector<report::hour_point> hours_of(SQLite::Database& db, const expectation
   return hours;
 }
 
-report::recipient_section section_of(SQLite::Database& db, const expectation_model& model,
+report::recipient_section section_of(std::span<node_database> dbs, const expectation_model& model,
                                      const std::string& recipient, std::int64_t from,
                                      std::int64_t until,
                                      const std::vector<report::episode>& episodes) {
   report::recipient_section s;
   s.recipient = recipient;
-  s.hours = hours_of(db, model, recipient, from, until);
+  s.hours = hours_of(dbs, model, recipient, from, until);
   const std::int64_t first_hour = s.hours.empty() ? from : s.hours.front().hour_start;
-  for (const store::report_flagged_hour& f :
-       store::report_flagged_hours(db, recipient, from, until)) {
+  for (const store::report_flagged_hour& f : cluster_flagged_hours(dbs, recipient, from, until)) {
     const std::int64_t i = (f.hour_start - first_hour) / hour_seconds;
     if (f.hour_start < first_hour || i >= static_cast<std::int64_t>(s.hours.size())) continue;
     auto& point = s.hours[static_cast<std::size_t>(i)];
@@ -132,62 +117,36 @@ report::recipient_section section_of(SQLite::Database& db, const expectation_mod
   for (const report::episode& e : episodes) {
     if (e.recipient == recipient) s.episodes.push_back(e);
   }
-  for (store::report_explanation_row& row :
-       store::report_explanations(db, recipient, from, until, limits::explanations)) {
-    report::explanation x;
-    x.at = row.at;
-    x.level = std::move(row.level);
-    x.monitor_only = row.monitor_only;
-    x.score = row.score;
-    x.action_text = std::move(row.action_text);
-    x.sender = std::move(row.sender);
-    x.client = std::move(row.client);
-    for (store::report_reason_row& r : row.reasons) {
-      x.reasons.push_back(
-          {std::move(r.name), r.weight, r.observed, r.baseline, std::move(r.detail)});
-    }
-    s.explanations.push_back(std::move(x));
-  }
-  s.explanations_total = store::report_explanation_count(db, recipient, from, until);
-  for (const bool clients : {false, true}) {
-    auto& into = clients ? s.clients : s.senders;
-    for (store::report_party_row& p :
-         store::report_top_parties(db, recipient, from, until, clients, limits::parties)) {
-      into.push_back({std::move(p.text), p.requests});
-    }
-  }
-  for (store::report_evidence_row& e :
-       store::report_evidence(db, recipient, from, until, limits::attachments)) {
-    s.attachments.push_back({std::move(e.sha256), std::move(e.filenames), e.repeats, e.size,
-                             e.window_start, e.window_end, std::move(e.mailbox)});
-  }
-  s.correspondents = store::report_correspondents(db, recipient);
+  s.explanations = cluster_explanations(dbs, recipient, from, until, limits::explanations);
+  s.explanations_total = cluster_explanation_count(dbs, recipient, from, until);
+  s.senders = cluster_top_parties(dbs, recipient, from, until, false, limits::parties);
+  s.clients = cluster_top_parties(dbs, recipient, from, until, true, limits::parties);
+  s.attachments = cluster_evidence(dbs, recipient, from, until, limits::attachments);
+  s.correspondents = cluster_correspondents(dbs, recipient);
   return s;
 }
 
-report::report_data build_report(SQLite::Database& db, const report_args& args) {
+report::report_data build_report(std::span<node_database> dbs, const report_args& args) {
   const std::int64_t from = to_unix_seconds(args.since);
   const std::int64_t until = to_unix_seconds(args.until);
+  std::vector<SQLite::Database*> connections;
+  for (node_database& d : dbs) connections.push_back(&d.db);
   const expectation_model model(
-      args.detection, review_prior(db, floor_to(from, hour_seconds), args.detection.baseline));
+      args.detection,
+      review_prior(connections, floor_to(from, hour_seconds), args.detection.baseline));
 
   report::report_data d;
   d.since = from;
   d.until = until;
   d.generated = to_unix_seconds(args.now);
-  d.database = args.database;
+  for (const node_database& n : dbs) d.sources.push_back({n.path, n.node});
   d.version = RCPTGUARD_VERSION;
-
-  for (const store::report_episode_row& row : store::report_episodes(db, from, until)) {
-    d.episodes.push_back(episode_of(row));
-  }
+  d.episodes = cluster_episodes(dbs, from, until);
 
   // Days: episodes by the day they started, flagged requests by the day they were answered.
-  std::map<std::int64_t, std::int64_t> flagged_per_day;
-  for (const auto& [day, requests] : store::report_flagged_per_day(db, from, until)) {
-    flagged_per_day[day] = requests;
-    d.flagged_requests += requests;
-  }
+  const std::map<std::int64_t, std::int64_t> flagged_per_day =
+      cluster_flagged_per_day(dbs, from, until);
+  for (const auto& [day, requests] : flagged_per_day) d.flagged_requests += requests;
   for (std::int64_t day = floor_to(from, day_seconds); day < until; day += day_seconds) {
     report::day_summary s;
     s.day_start = day;
@@ -201,9 +160,8 @@ report::report_data build_report(SQLite::Database& db, const report_args& args) 
     d.days.push_back(s);
   }
 
-  const store::report_totals totals = store::report_totals_of(db, from, until);
-  d.messages = totals.messages;
-  d.recipients = totals.recipients;
+  d.messages = cluster_messages(dbs, from, until);
+  d.recipients = cluster_recipients(dbs, from, until);
 
   // Sections: the flagged recipients (the most verdicts, capped; a named one always) by their
   // first episode, then the named ones without an episode, in the order given.
@@ -238,7 +196,7 @@ report::report_data build_report(SQLite::Database& db, const report_args& args) 
   section_order.insert(section_order.end(), quiet_named.begin(), quiet_named.end());
   std::map<std::string, std::size_t> section_index;
   for (const std::string& r : section_order) {
-    report::recipient_section s = section_of(db, model, r, from, until, d.episodes);
+    report::recipient_section s = section_of(dbs, model, r, from, until, d.episodes);
     s.anchor = "r" + std::to_string(d.sections.size() + 1);
     s.named = named.contains(r);
     section_index.emplace(r, d.sections.size());
@@ -249,14 +207,14 @@ report::report_data build_report(SQLite::Database& db, const report_args& args) 
   std::set<std::string> candidates(section_order.begin(), section_order.end());
   for (const bool by_peak : {false, true}) {
     for (std::string& r :
-         store::report_busiest(db, from, until, by_peak, limits::deviation_candidates)) {
+         cluster_busiest(dbs, from, until, by_peak, limits::deviation_candidates)) {
       candidates.insert(std::move(r));
     }
   }
   for (const std::string& r : candidates) {
     const auto in_section = section_index.find(r);
     const std::vector<report::hour_point> computed = in_section == section_index.end()
-                                                         ? hours_of(db, model, r, from, until)
+                                                         ? hours_of(dbs, model, r, from, until)
                                                          : std::vector<report::hour_point>{};
     const std::vector<report::hour_point>& hours =
         in_section == section_index.end() ? computed : d.sections[in_section->second].hours;
@@ -337,7 +295,8 @@ cxxopts::Options report_options() {
       "Write one self-contained HTML file about a period: alerts per day, the most deviating "
       "recipients, and for each flagged (or named) recipient its hours against the learned "
       "baseline, the episodes, the reasons at each escalation, top senders and clients, and "
-      "repeated attachments. The database is opened read-only.");
+      "repeated attachments. The database is opened read-only; several (-d repeated, one per "
+      "node of a cluster) are reported as one cluster.");
   options.add_options()("html", "write the report to FILE ('-': standard output)",
                         cxxopts::value<std::string>(), "FILE")(
       "since", "start of the period (default 7d): " + std::string{time_argument_forms},
@@ -345,8 +304,10 @@ cxxopts::Options report_options() {
       "TIME")("until", "end of the period, as --since (default now)", cxxopts::value<std::string>(),
               "TIME")("recipient", "also show this recipient, flagged or not (repeatable)",
                       cxxopts::value<std::vector<std::string>>(), "ADDRESS")(
-      "d,database", "database file (default: store.path of the settings)",
-      cxxopts::value<std::string>());
+      "d,database",
+      "database file (default: store.path of the settings); repeat it for several nodes' "
+      "databases of a cluster, reported as one: volumes summed, one flood once with its nodes",
+      cxxopts::value<std::vector<std::string>>());
   add_config_options(options, "store.path=/var/lib/rcptguard/rcptguard.db");
   return options;
 }
@@ -382,8 +343,8 @@ bool parse_report(const cxxopts::ParseResult& parsed, report_args& args, std::FI
       load_or_report(config_source_from(parsed), "rcptguard report", err);
   if (!settings) return false;
   args.detection = settings->detection;
-  args.database =
-      parsed.count("database") != 0 ? parsed["database"].as<std::string>() : settings->store.path;
+  args.databases = parsed.count("database") != 0 ? parsed["database"].as<std::vector<std::string>>()
+                                                 : std::vector<std::string>{settings->store.path};
 
   if (parsed.count("recipient") != 0) {
     for (const std::string& given : parsed["recipient"].as<std::vector<std::string>>()) {
@@ -403,32 +364,20 @@ bool parse_report(const cxxopts::ParseResult& parsed, report_args& args, std::FI
 }  // namespace
 
 int run_report(const report_args& args, std::FILE* out, std::FILE* err) {
-  std::error_code ec;
-  const auto status = std::filesystem::symlink_status(args.database, ec);
-  if (args.database.empty() || status.type() == std::filesystem::file_type::not_found) {
-    fmt::print(err,
-               "rcptguard report: database {} does not exist (give -d PATH or set store.path)\n",
-               args.database.empty() ? std::string{"(empty path)"} : printable(args.database));
-    return exit_failure;
-  }
+  std::optional<std::vector<node_database>> dbs =
+      open_node_databases(args.databases, "rcptguard report", err);
+  if (!dbs) return exit_failure;
   std::string html;
   try {
-    SQLite::Database db = store::open_read_only(args.database);
-    // Read-only, so it cannot migrate: an older file is upgraded by the daemon or by ingest.
-    if (const int version = store::user_version(db); version < store::schema_version) {
-      fmt::print(err,
-                 "rcptguard report: database {} has schema version {}, older than {}: start the "
-                 "daemon (or run 'rcptguard ingest' on it) once to upgrade it\n",
-                 printable(args.database), version, store::schema_version);
-      return exit_failure;
-    }
-    // One read transaction: every query sees the same snapshot while the daemon writes on.
-    db.exec("BEGIN");
-    html = report::render_html(build_report(db, args));
-    db.exec("COMMIT");
+    // One read transaction per database: every query sees the same snapshot of a node while its
+    // daemon writes on.
+    for (node_database& d : *dbs) d.db.exec("BEGIN");
+    html = report::render_html(build_report(*dbs, args));
+    for (node_database& d : *dbs) d.db.exec("COMMIT");
   } catch (const std::exception& e) {
-    fmt::print(err, "rcptguard report: cannot read database {}: {}\n", printable(args.database),
-               printable(e.what()));
+    std::string paths;
+    for (const node_database& d : *dbs) paths += (paths.empty() ? "" : ", ") + printable(d.path);
+    fmt::print(err, "rcptguard report: cannot read database {}: {}\n", paths, printable(e.what()));
     return exit_failure;
   }
   if (args.html == "-") {

@@ -1,7 +1,8 @@
 // `rcptguard report --html FILE`: one self-contained HTML file about a period, read from the
-// store's database (read-only): alerts per day, the most deviating recipients, and for every
-// flagged (or named) recipient its hours against the learned baseline with the episodes, the
-// verdicts and their reasons, the top senders and clients, and repeated attachments.
+// store's database (read-only), or from every node's database of a cluster together: alerts per
+// day, the most deviating recipients, and for every flagged (or named) recipient its hours
+// against the learned baseline with the episodes, the verdicts and their reasons, the top senders
+// and clients, and repeated attachments.
 // Exit codes: 0 success, 1 failure (database missing or unreadable, invalid configuration, the
 // file cannot be written), 2 usage error.
 #pragma once
@@ -18,8 +19,9 @@ namespace rcptguard::cli {
 
 /// A parsed report request; what the argv front end hands run_report().
 struct report_args {
-  std::string html;                     ///< the file written; "-" for standard output
-  std::string database;                 ///< opened read-only, never created
+  std::string html;  ///< the file written; "-" for standard output
+  /// Opened read-only, never created: one, or one per node of a cluster, reported as one.
+  std::vector<std::string> databases;
   std::vector<std::string> recipients;  ///< normalised keys, as the engine stores them
   time_point since{};                   ///< the period, [since, until)
   time_point until{};

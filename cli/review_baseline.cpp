@@ -2,7 +2,10 @@
 #include "cli/review_baseline.hpp"
 
 #include <algorithm>
+#include <array>
 #include <limits>
+#include <map>
+#include <string>
 
 namespace rcptguard::cli {
 namespace {
@@ -93,14 +96,25 @@ std::vector<double> expectation_model::expected(std::string_view recipient,
   return out;
 }
 
-decision::baseline_prior review_prior(SQLite::Database& db, std::int64_t target,
+decision::baseline_prior review_prior(std::span<SQLite::Database* const> dbs, std::int64_t target,
                                       const decision::baseline_settings& config) {
   const std::int64_t horizon = std::int64_t{config.weeks} * hours_per_week * hour_seconds;
+  // Each node stores only the mail it answered: a recipient's totals are the sum of its nodes'.
+  std::map<std::string, store::prior_sample> totals;
+  for (SQLite::Database* db : dbs) {
+    for (store::prior_sample& s : store::prior_samples(*db, target - horizon, target)) {
+      auto [it, added] = totals.try_emplace(s.recipient, s);
+      if (added) continue;
+      it->second.first_hour = std::min(it->second.first_hour, s.first_hour);
+      it->second.volume += s.volume;
+      it->second.senders += s.senders;
+    }
+  }
   // compute_prior() reads a history through its first hour and its volume and sender totals
   // only, so one entry per recipient carrying the totals gives the prior of the full histories
   // (a test holds the two equal) without loading them.
   std::vector<decision::recipient_history> histories;
-  for (const store::prior_sample& s : store::prior_samples(db, target - horizon, target)) {
+  for (const auto& [recipient, s] : totals) {
     decision::hourly_count total;
     total.hour_start = s.first_hour;
     total.attempted = clamp_u32(s.volume);
@@ -108,6 +122,12 @@ decision::baseline_prior review_prior(SQLite::Database& db, std::int64_t target,
     histories.push_back({{}, {total}});
   }
   return decision::compute_prior(histories, target, config, decision::baseline_prior{});
+}
+
+decision::baseline_prior review_prior(SQLite::Database& db, std::int64_t target,
+                                      const decision::baseline_settings& config) {
+  const std::array<SQLite::Database*, 1> one{&db};
+  return review_prior(one, target, config);
 }
 
 }  // namespace rcptguard::cli

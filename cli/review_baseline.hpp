@@ -64,7 +64,10 @@ class expectation_model {
 
 /// The server-wide prior at `target` (a multiple of 3600), as the engine computes it from the
 /// histories of the `config.weeks` weeks before (decision::compute_prior), falling back to the
-/// built-in prior when too few recipients have history.
+/// built-in prior when too few recipients have history. With several nodes' databases, each
+/// recipient's history is the cluster's: its nodes' summed.
+decision::baseline_prior review_prior(std::span<SQLite::Database* const> dbs, std::int64_t target,
+                                      const decision::baseline_settings& config);
 decision::baseline_prior review_prior(SQLite::Database& db, std::int64_t target,
                                       const decision::baseline_settings& config);
 

@@ -14,16 +14,15 @@
 #include <array>
 #include <cmath>
 #include <exception>
-#include <filesystem>
 #include <functional>
 #include <queue>
 #include <set>
 #include <span>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "cli/command_line.hpp"
+#include "cli/node_databases.hpp"
 #include "cli/review_baseline.hpp"
 #include "cli/time_argument.hpp"
 #include "common/json.hpp"
@@ -32,8 +31,6 @@
 #include "decision/keys.hpp"
 #include "store/operator_actions.hpp"
 #include "store/review.hpp"
-#include "store/schema.hpp"
-#include "store/store.hpp"
 
 namespace rcptguard::cli {
 namespace {
@@ -448,12 +445,6 @@ constexpr std::array<column, 13> alert_columns{{
     {"source", "SOURCE", shown_as::text},
     {"reasons", "SUMMARY", shown_as::long_text},
 }};
-
-/// One node's database and the node's name (store_meta, else the file's name).
-struct node_database {
-  SQLite::Database db;
-  std::string node;
-};
 
 /// Several nodes' listings as one, in the order `before` says, cut at `limit` (0: all): each row
 /// comes from its node's own cut listing, so no row that belongs in the result is missing.
@@ -1433,45 +1424,14 @@ int review_main(int argc, char** argv, const review_io& io) {
 }  // namespace
 
 int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
-  std::vector<node_database> dbs;
-  for (const std::string& path : args.databases) {
-    std::error_code ec;
-    const auto status = std::filesystem::symlink_status(path, ec);
-    if (path.empty() || status.type() == std::filesystem::file_type::not_found) {
-      fmt::print(err,
-                 "rcptguard review: database {} does not exist (give -d PATH or set store.path)\n",
-                 path.empty() ? std::string{"(empty path)"} : printable(path));
-      return exit_failure;
-    }
-  }
-  if (args.databases.empty()) {
-    fmt::print(err, "rcptguard review: no database (give -d PATH or set store.path)\n");
-    return exit_failure;
-  }
-  std::string reading;
+  std::optional<std::vector<node_database>> dbs =
+      open_node_databases(args.databases, "rcptguard review", err);
+  if (!dbs) return exit_failure;
   try {
-    for (const std::string& path : args.databases) {
-      reading = path;
-      SQLite::Database db = store::open_read_only(path);
-      // Review never writes, so it cannot migrate: an older file is upgraded by the daemon, or
-      // by `rcptguard ingest` / `scan -d`, which open it for writing.
-      if (const int version = store::user_version(db); version < store::schema_version) {
-        fmt::print(err,
-                   "rcptguard review: database {} has schema version {}, older than {}: start "
-                   "the daemon (or run 'rcptguard ingest' on it) once to upgrade it\n",
-                   printable(path), version, store::schema_version);
-        return exit_failure;
-      }
-      std::string node = store::load_node_name(db);
-      // A database no daemon has served yet: its file name says which it is.
-      if (node.empty()) node = std::filesystem::path(path).filename().string();
-      dbs.push_back({std::move(db), std::move(node)});
-    }
-    reading = args.databases.front();
-    SQLite::Database& db = dbs.front().db;
+    SQLite::Database& db = dbs->front().db;
     switch (args.view) {
       case review_view::alerts:
-        show_alerts(dbs, args, out, err);
+        show_alerts(*dbs, args, out, err);
         break;
       case review_view::top:
         show_top(db, args, out, err);
@@ -1480,11 +1440,11 @@ int run_review(const review_args& args, std::FILE* out, std::FILE* err) {
         show_explain(db, args, out, err);
         break;
       case review_view::actions:
-        show_actions(dbs, args, out, err);
+        show_actions(*dbs, args, out, err);
         break;
     }
   } catch (const std::exception& e) {
-    fmt::print(err, "rcptguard review: cannot read database {}: {}\n", printable(reading),
+    fmt::print(err, "rcptguard review: cannot read database {}: {}\n", printable(dbs->front().path),
                printable(e.what()));
     return exit_failure;
   }

@@ -35,7 +35,7 @@ std::vector<report_episode_row> report_episodes(SQLite::Database& db, std::int64
                                                 std::int64_t until) {
   SQLite::Statement st(db, R"sql(
     SELECT e.id, e.recipient, e.started, e.updated, e.ended_at, e.peak_level, e.peak_score,
-           e.peak_window, e.peak_observed, e.peak_baseline, e.summary,
+           e.peak_window, e.peak_observed, e.peak_baseline, e.summary, e.cluster_id,
            (SELECT COALESCE(sum(f.requests), 0) FROM flagged f
              WHERE f.recipient = (SELECT id FROM name WHERE text = e.recipient)
                AND f.at BETWEEN e.started AND COALESCE(e.ended_at, e.updated))
@@ -58,7 +58,8 @@ std::vector<report_episode_row> report_episodes(SQLite::Database& db, std::int64
     e.peak_observed = st.getColumn(8).getDouble();
     e.peak_baseline = st.getColumn(9).getDouble();
     e.summary = st.getColumn(10).getString();
-    e.verdicts = st.getColumn(11).getInt64();
+    e.cluster_id = st.getColumn(11).getString();
+    e.verdicts = st.getColumn(12).getInt64();
     rows.push_back(std::move(e));
   }
   return rows;
@@ -80,18 +81,24 @@ std::vector<std::pair<std::int64_t, std::int64_t>> report_flagged_per_day(SQLite
   return rows;
 }
 
-report_totals report_totals_of(SQLite::Database& db, std::int64_t from, std::int64_t until) {
+std::int64_t report_messages(SQLite::Database& db, std::int64_t from, std::int64_t until) {
   SQLite::Statement st(db, R"sql(
-    SELECT COALESCE(sum(max(attempted, accepted)), 0), count(DISTINCT recipient)
+    SELECT COALESCE(sum(max(attempted, accepted)), 0)
       FROM recipient_hourly WHERE hour_start >= ?1 AND hour_start < ?2)sql");
   st.bind(1, floor_to(from, hour));
   st.bind(2, until);
-  report_totals totals;
-  if (st.executeStep()) {
-    totals.messages = st.getColumn(0).getInt64();
-    totals.recipients = st.getColumn(1).getInt64();
-  }
-  return totals;
+  return st.executeStep() ? st.getColumn(0).getInt64() : 0;
+}
+
+std::vector<std::string> report_recipients(SQLite::Database& db, std::int64_t from,
+                                           std::int64_t until) {
+  SQLite::Statement st(db, R"sql(
+    SELECT DISTINCT recipient FROM recipient_hourly WHERE hour_start >= ?1 AND hour_start < ?2)sql");
+  st.bind(1, floor_to(from, hour));
+  st.bind(2, until);
+  std::vector<std::string> rows;
+  while (st.executeStep()) rows.push_back(st.getColumn(0).getString());
+  return rows;
 }
 
 std::vector<std::string> report_busiest(SQLite::Database& db, std::int64_t from, std::int64_t until,

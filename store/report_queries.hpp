@@ -32,6 +32,7 @@ struct report_episode_row {
   double peak_baseline = 0.0;
   std::string summary;
   std::int64_t verdicts = 0;  ///< flagged requests of the recipient during the episode
+  std::string cluster_id;     ///< the flood's id on every node (cluster store); empty without
 };
 
 /// Episodes active in the period (started before `until`, ended or last updated at or after
@@ -45,12 +46,12 @@ std::vector<std::pair<std::int64_t, std::int64_t>> report_flagged_per_day(SQLite
                                                                           std::int64_t from,
                                                                           std::int64_t until);
 
-struct report_totals {
-  std::int64_t messages = 0;    ///< per recipient-hour the larger of attempted and accepted
-  std::int64_t recipients = 0;  ///< with mail in the period
-};
+/// Messages in the period: per recipient-hour the larger of attempted and accepted.
+std::int64_t report_messages(SQLite::Database& db, std::int64_t from, std::int64_t until);
 
-report_totals report_totals_of(SQLite::Database& db, std::int64_t from, std::int64_t until);
+/// The recipients with mail in the period, by name, so several nodes' can be counted once.
+std::vector<std::string> report_recipients(SQLite::Database& db, std::int64_t from,
+                                           std::int64_t until);
 
 /// Recipients with the most messages in the period (`by_peak_hour` false), or with the largest
 /// single hour (true); at most `limit`. The candidates for the deviation table.

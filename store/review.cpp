@@ -422,14 +422,14 @@ std::vector<hourly_row> hourly_reader::read(const std::string& recipient, std::i
 std::vector<prior_sample> prior_samples(SQLite::Database& db, std::int64_t from,
                                         std::int64_t until) {
   SQLite::Statement st(db, R"sql(
-    SELECT min(hour_start), sum(max(attempted, accepted)), sum(distinct_senders)
+    SELECT recipient, min(hour_start), sum(max(attempted, accepted)), sum(distinct_senders)
       FROM recipient_hourly WHERE hour_start >= ?1 AND hour_start < ?2 GROUP BY recipient)sql");
   st.bind(1, from);
   st.bind(2, until);
   std::vector<prior_sample> samples;
   while (st.executeStep()) {
-    samples.push_back(
-        {st.getColumn(0).getInt64(), st.getColumn(1).getInt64(), st.getColumn(2).getInt64()});
+    samples.push_back({st.getColumn(0).getString(), st.getColumn(1).getInt64(),
+                       st.getColumn(2).getInt64(), st.getColumn(3).getInt64()});
   }
   return samples;
 }

@@ -228,6 +228,7 @@ class hourly_reader {
 /// What the server-wide prior is computed from, per recipient with mail in [from, until): its
 /// first hour there and its totals (volume as in top_recipient_row::observed).
 struct prior_sample {
+  std::string recipient;
   std::int64_t first_hour = 0;
   std::int64_t volume = 0;
   std::int64_t senders = 0;

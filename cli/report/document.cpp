@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <span>
 #include <string_view>
 
 #include "cli/report/charts.hpp"
@@ -72,7 +73,10 @@ std::string between(const report_data& d) {
 /// A table: header cells (a trailing '#' marks a numeric column) then rows of ready cells.
 class table {
  public:
-  explicit table(std::initializer_list<std::string_view> header) {
+  explicit table(std::initializer_list<std::string_view> header)
+      : table(std::span<const std::string_view>(header.begin(), header.size())) {}
+
+  explicit table(std::span<const std::string_view> header) {
     for (std::string_view h : header) {
       const bool numeric = !h.empty() && h.back() == '#';
       numeric_.push_back(numeric);
@@ -123,15 +127,26 @@ std::string empty(const std::string& sentence) {
   return "<p class=\"empty\">" + sentence + "</p>";
 }
 
+/// Read from several nodes' databases: the episode and explanation tables name the nodes.
+bool several_nodes(const report_data& d) {
+  return d.sources.size() > 1;
+}
+
+std::string nodes_text(const std::vector<std::string>& nodes) {
+  std::string s;
+  for (const std::string& node : nodes) s += (s.empty() ? "" : ", ") + escape(node);
+  return s;
+}
+
 std::string episodes_table(const std::vector<episode>& episodes,
                            const std::map<std::string, std::string, std::less<>>& anchors,
-                           bool with_recipient) {
-  table t =
-      with_recipient
-          ? table{"Started (UTC)", "Recipient", "Duration#", "State",     "Peak",   "Score#",
-                  "Window",        "Observed#", "Baseline#", "Verdicts#", "Summary"}
-          : table{"Started (UTC)", "Ended (UTC)", "Duration#", "State",     "Peak",   "Score#",
-                  "Window",        "Observed#",   "Baseline#", "Verdicts#", "Summary"};
+                           bool with_recipient, bool with_nodes) {
+  std::vector<std::string_view> header{"Started (UTC)",
+                                       with_recipient ? "Recipient" : "Ended (UTC)"};
+  if (with_nodes) header.insert(header.end(), {"Nodes", "Flood"});
+  header.insert(header.end(), {"Duration#", "State", "Peak", "Score#", "Window", "Observed#",
+                               "Baseline#", "Verdicts#", "Summary"});
+  table t(header);
   for (const episode& e : episodes) {
     std::vector<std::string> cells{"<span class=\"when\">" + when(e.started) + "</span>"};
     if (with_recipient) {
@@ -141,6 +156,9 @@ std::string episodes_table(const std::vector<episode>& episodes,
                           : "<a href=\"#" + anchor->second + "\">" + addr(e.recipient) + "</a>");
     } else {
       cells.push_back(e.open ? "(open)" : when(e.ended));
+    }
+    if (with_nodes) {
+      cells.insert(cells.end(), {nodes_text(e.nodes), "<code>" + escape(e.flood) + "</code>"});
     }
     cells.insert(cells.end(),
                  {span_text(e.ended - e.started), e.open ? "open" : "closed",
@@ -184,7 +202,7 @@ void overview(std::string& out, const report_data& d,
   if (d.episodes.empty()) {
     out += empty("No alert episodes " + between(d) + ".");
   } else {
-    out += episodes_table(d.episodes, anchors, true);
+    out += episodes_table(d.episodes, anchors, true, several_nodes(d));
   }
 
   out += "<h3>Top deviating recipients</h3>";
@@ -268,7 +286,7 @@ void recipient(std::string& out, const report_data& d, const recipient_section& 
   const std::map<std::string, std::string, std::less<>> none;
   out += "<h3>Episodes</h3>";
   out += r.episodes.empty() ? empty("No alert episodes in the period.")
-                            : episodes_table(r.episodes, none, false);
+                            : episodes_table(r.episodes, none, false, several_nodes(d));
 
   out += "<h3>Why: the reasons at each escalation</h3>";
   if (r.explanations.empty()) {
@@ -278,13 +296,21 @@ void recipient(std::string& out, const report_data& d, const recipient_section& 
       out += "<p class=\"muted\">The first " + std::to_string(r.explanations.size()) + " of " +
              std::to_string(r.explanations_total) + " explanations.</p>";
     }
-    table t{"At (UTC)", "Verdict", "Score#", "Reasons", "Answer", "Request from / client"};
+    std::vector<std::string_view> header{"At (UTC)", "Verdict", "Score#",
+                                         "Reasons",  "Answer",  "Request from / client"};
+    if (several_nodes(d)) header.insert(header.begin() + 1, "Node");
+    table t(header);
     for (const explanation& x : r.explanations) {
       std::string verdict = level_badge(x.level);
       if (x.monitor_only) verdict += " <span class=\"muted\">(monitor: warned only)</span>";
-      t.row({when(x.at), verdict, fixed(x.score, 2), reasons_list(x.reasons),
-             "<code>" + escape(x.action_text, limits::max_text) + "</code>",
-             addr(x.sender) + "<br>" + addr(x.client)});
+      std::vector<std::string> cells{when(x.at),
+                                     verdict,
+                                     fixed(x.score, 2),
+                                     reasons_list(x.reasons),
+                                     "<code>" + escape(x.action_text, limits::max_text) + "</code>",
+                                     addr(x.sender) + "<br>" + addr(x.client)};
+      if (several_nodes(d)) cells.insert(cells.begin() + 1, escape(x.node));
+      t.row(cells);
     }
     out += t.str();
   }
@@ -310,6 +336,17 @@ void recipient(std::string& out, const report_data& d, const recipient_section& 
   out += "</section>";
 }
 
+/// The databases read, as given; with several, each with its node.
+std::string sources_text(const report_data& d) {
+  std::string s;
+  for (const source& from : d.sources) {
+    if (!s.empty()) s += ", ";
+    s += "<span class=\"addr\">" + escape(from.database, limits::max_text) + "</span>";
+    if (several_nodes(d)) s += " (" + escape(from.node) + ")";
+  }
+  return s;
+}
+
 }  // namespace
 
 std::string render_html(const report_data& d) {
@@ -331,7 +368,17 @@ std::string render_html(const report_data& d) {
   out += "</style></head>\n<body data-since=\"" + std::to_string(d.since) + "\" data-until=\"" +
          std::to_string(d.until) + "\">";
   out += "<header><h1>rcptguard report</h1><p>" + period_text(d) +
-         ". <span class=\"muted\">All times are UTC.</span></p></header>\n";
+         ". <span class=\"muted\">All times are UTC.</span></p>";
+  if (several_nodes(d)) {
+    std::vector<std::string> nodes;
+    for (const source& s : d.sources) nodes.push_back(s.node);
+    out += "<p id=\"nodes\" data-nodes=\"" + std::to_string(nodes.size()) + "\">Nodes: <b>" +
+           nodes_text(nodes) +
+           "</b>. <span class=\"muted\">Their databases are read together: volumes are the "
+           "cluster's (each node's own RCPTs, summed), and a flood their episodes share is one "
+           "episode naming its nodes.</span></p>";
+  }
+  out += "</header>\n";
 
   overview(out, d, anchors);
   out += "\n<h2 id=\"recipients\">Flagged and requested recipients</h2>";
@@ -351,9 +398,8 @@ std::string render_html(const report_data& d) {
     recipient(out, d, r);
   }
   out += "\n<footer><p>Generated by rcptguard " + escape(d.version) + " at " +
-         utc_minute(d.generated) + " UTC from <span class=\"addr\">" +
-         escape(d.database, limits::max_text) +
-         "</span>.</p><p>Expected is the learned baseline the detector judged each hour against: "
+         utc_minute(d.generated) + " UTC from " + sources_text(d) +
+         ".</p><p>Expected is the learned baseline the detector judged each hour against: "
          "half the median of the same hour of the week over the last 4 weeks plus half the median "
          "of the same hour of the day over the last 7 days, plus their median absolute deviation; "
          "hours inside an alert episode are not learned from. The counts are RCPTs (the larger of "

@@ -20,9 +20,12 @@ struct day_summary {
   std::int64_t flagged_requests = 0;  ///< verdicts answered that day (all recipients)
 };
 
-/// One alert episode as stored; the renderer clips it to the period when drawing.
+/// One alert episode as stored; the renderer clips it to the period when drawing. From several
+/// nodes' databases, one flood: its episodes on every node that saw it, as one.
 struct episode {
   std::string recipient;
+  std::vector<std::string> nodes;  ///< that had the episode, by name
+  std::string flood;               ///< its id across the nodes (cluster store); empty without
   std::int64_t started = 0;
   std::int64_t ended = 0;  ///< ended_at, or the last update while the episode is open
   bool open = false;
@@ -32,7 +35,7 @@ struct episode {
   double peak_observed = 0.0;
   double peak_baseline = 0.0;
   std::string summary;
-  std::int64_t verdicts = 0;
+  std::int64_t verdicts = 0;  ///< flagged requests during it, on all of its nodes
 };
 
 /// A recipient of the "top deviating" table.
@@ -71,6 +74,7 @@ struct reason {
 /// episode, each escalation or new peak, each change of reasons).
 struct explanation {
   std::int64_t at = 0;
+  std::string node;  ///< that answered, by name
   std::string level;
   bool monitor_only = false;
   double score = 0.0;
@@ -112,11 +116,19 @@ struct recipient_section {
   std::int64_t correspondents = 0;  ///< known senders of the recipient (all time kept)
 };
 
+/// A database the report was read from.
+struct source {
+  std::string database;  ///< the file, as given
+  std::string node;      ///< store_meta's name, else the file's name
+};
+
 struct report_data {
   std::int64_t since = 0;  ///< the period, [since, until)
   std::int64_t until = 0;
   std::int64_t generated = 0;
-  std::string database;         ///< the file it was read from, as given
+  /// The files it was read from, as given, with their nodes' names: one, or one per node of a
+  /// cluster, whose volumes are then summed.
+  std::vector<source> sources;
   std::string version;          ///< of rcptguard
   std::int64_t messages = 0;    ///< in the period, all recipients
   std::int64_t recipients = 0;  ///< with mail in the period

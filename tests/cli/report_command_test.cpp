@@ -59,6 +59,42 @@ decision::verdict_record verdict(std::int64_t when, std::string recipient,
   return v;
 }
 
+using result = testing::captured;
+
+/// Runs `rcptguard report ARGS...` in-process at now_s with stdout and stderr captured.
+result report(std::initializer_list<std::string> args) {
+  return testing::run_captured(
+      "report", args, [](int argc, char** argv, std::FILE* out, std::FILE* err) {
+        return command_report(argc, argv, report_io{.out = out, .err = err, .now = at(now_s)});
+      });
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// The opening tag of the chart or section whose data-recipient is `recipient` (escaped).
+std::string tag_of(const std::string& html, const std::string& element,
+                   const std::string& recipient) {
+  std::string literal;  // the address as a regex matching itself
+  for (const char c : recipient) {
+    if (std::string_view{"\\^$.|?*+()[]{}"}.find(c) != std::string_view::npos) literal += '\\';
+    literal += c;
+  }
+  const std::regex tag("<" + element + " [^>]*data-recipient=\"" + literal + "\"[^>]*>");
+  std::smatch m;
+  return std::regex_search(html, m, tag) ? m.str() : std::string{};
+}
+
+std::string attribute(const std::string& tag, const std::string& name) {
+  const std::regex value(" " + name + "=\"([^\"]*)\"");
+  std::smatch m;
+  return std::regex_search(tag, m, value) ? m[1].str() : "<missing>";
+}
+
 class ReportCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -123,42 +159,6 @@ class ReportCommandTest : public ::testing::Test {
     insert.bind(5, flood + 400);
     insert.bind(6, flood + 900);
     insert.exec();
-  }
-
-  using result = testing::captured;
-
-  /// Runs `rcptguard report ARGS...` in-process at now_s with stdout and stderr captured.
-  static result report(std::initializer_list<std::string> args) {
-    return testing::run_captured(
-        "report", args, [](int argc, char** argv, std::FILE* out, std::FILE* err) {
-          return command_report(argc, argv, report_io{.out = out, .err = err, .now = at(now_s)});
-        });
-  }
-
-  static std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
-  /// The opening tag of the chart or section whose data-recipient is `recipient` (escaped).
-  static std::string tag_of(const std::string& html, const std::string& element,
-                            const std::string& recipient) {
-    std::string literal;  // the address as a regex matching itself
-    for (const char c : recipient) {
-      if (std::string_view{"\\^$.|?*+()[]{}"}.find(c) != std::string_view::npos) literal += '\\';
-      literal += c;
-    }
-    const std::regex tag("<" + element + " [^>]*data-recipient=\"" + literal + "\"[^>]*>");
-    std::smatch m;
-    return std::regex_search(html, m, tag) ? m.str() : std::string{};
-  }
-
-  static std::string attribute(const std::string& tag, const std::string& name) {
-    const std::regex value(" " + name + "=\"([^\"]*)\"");
-    std::smatch m;
-    return std::regex_search(tag, m, value) ? m[1].str() : "<missing>";
   }
 
   test_support::temp_dir dir_;
@@ -290,6 +290,129 @@ TEST_F(ReportCommandTest, ExitCodes) {
   EXPECT_EQ(unwritable.code, 1);
   EXPECT_NE(unwritable.err.find("cannot create"), std::string::npos) << unwritable.err;
   EXPECT_FALSE(std::filesystem::exists(file));  // nothing half-written by the failures
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several nodes' databases (a cluster store): each node stored only the RCPTs it answered, so
+// the report sums them; one flood carries the same cluster_id on both nodes and is one episode
+// naming both.
+
+/// A node's share of the mail: twelve days of bob at `per_hour` an hour, `flooding` RCPTs of the
+/// flood from one client with `defers` DEFERs, and bob's episode of the flood.
+decision::outbox node_share(int per_hour, int flooding, int defers, std::int64_t started,
+                            std::int64_t updated, double score, const std::string& summary) {
+  decision::outbox b;
+  for (std::int64_t t = now_s - 12 * 24 * hour; t < now_s; t += hour) {
+    for (int i = 0; i < per_hour; ++i) {
+      b.deliveries.push_back(delivery(t + 60 + i * 600, "bob@example.test",
+                                      "friend" + std::to_string(i) + "@partner.example", true));
+    }
+  }
+  for (int i = 0; i < flooding; ++i) {
+    decision::delivery_record d = delivery(flood + i * 3, "bob@example.test",
+                                           "x" + std::to_string(i) + "@bomb.example", true);
+    d.client = "192.0.2.66";
+    b.deliveries.push_back(d);
+  }
+  for (int i = 0; i < defers; ++i) {
+    b.verdicts.push_back(verdict(flood + 180 + i * 30, "bob@example.test",
+                                 decision::verdict_level::defer,
+                                 "x" + std::to_string(90 + i) + "@bomb.example"));
+  }
+  decision::episode_record e =
+      store::testing::episode("bob@example.test", started, updated, true, score);
+  e.cluster_id = "mx1:" + std::to_string(flood + 60);  // the first node to see it named it
+  e.summary = summary;
+  b.episodes = {e};
+  return b;
+}
+
+TEST(ReportNodes, VolumesAreSummedAndOneFloodIsOneEpisodeNamingItsNodes) {
+  test_support::temp_dir dir;
+  const std::string mx1 = store::testing::write_node_database(
+      dir.file("mx1.db"), "mx1",
+      node_share(2, 200, 3, flood + 60, flood + 1800, 4.5, "peak seen on mx1"));
+  decision::outbox mx2_share =
+      node_share(1, 100, 2, flood + 62, flood + 2400, 3.0, "peak seen on mx2");
+  // carol's episode is mx2's alone, without a flood id (say Redis was down).
+  mx2_share.episodes.push_back(
+      store::testing::episode("carol@example.test", now_s - 3000, now_s - 2000, false, 2.0));
+  const std::string mx2 = store::testing::write_node_database(dir.file("mx2.db"), "mx2", mx2_share);
+
+  const result r = report({"--html", "-", "-d", mx1, "-d", mx2, "--since", "2d"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string& html = r.out;
+
+  // Which nodes it covers, in the header and with their files in the footer.
+  EXPECT_NE(html.find("<p id=\"nodes\" data-nodes=\"2\">Nodes: <b>mx1, mx2</b>."),
+            std::string::npos);
+  EXPECT_NE(html.find("mx1.db</span> (mx1), <span class=\"addr\">"), std::string::npos);
+  EXPECT_NE(html.find("mx2.db</span> (mx2)."), std::string::npos);
+
+  // Volumes summed: 48 hours of 2 + 1, and the flood's 200 + 100; bob is one recipient.
+  EXPECT_NE(html.find("<b>444</b>messages"), std::string::npos);
+  EXPECT_NE(html.find("<b>1</b>recipients with mail"), std::string::npos);
+  EXPECT_NE(html.find("2026-12-05 14:00 UTC: 303 messages (accepted 303), expected 3"),
+            std::string::npos);
+  // ...and the history the baseline learned from is summed too: three an hour.
+  EXPECT_NE(html.find("2026-12-05 12:00 UTC: 3 messages (accepted 3), expected 3"),
+            std::string::npos);
+  // The flood's client, with both nodes' DEFERs.
+  EXPECT_TRUE(std::regex_search(
+      html,
+      std::regex("<span class=\"addr\">192\\.0\\.2\\.66</span></td><td class=\"num\">5</td>")));
+
+  // Two episodes, not three: bob's flood once, carol's.
+  EXPECT_NE(html.find("<b>2</b>alert episodes"), std::string::npos);
+  const std::string daily = [&] {
+    std::smatch m;
+    std::regex_search(html, m, std::regex("<svg [^>]*data-chart=\"episodes-per-day\"[^>]*>"));
+    return m.str();
+  }();
+  EXPECT_EQ(attribute(daily, "data-episodes"), "2");
+  EXPECT_EQ(attribute(tag_of(html, "section", "bob@example.test"), "data-episodes"), "1");
+  // In bob's section: from the first node's start to the last node's end, both nodes, the
+  // flood's id, both nodes' verdicts, and the peak of the node with the highest score.
+  const std::string flood_id = "mx1:" + std::to_string(flood + 60);
+  const std::regex bob_flood(
+      "<td><span class=\"when\">2026-12-05 14:01</span></td><td>2026-12-05 14:40</td>"
+      "<td>mx1, mx2</td><td><code>" +
+      flood_id +
+      "</code></td>(<td[^>]*>[^<]*</td>|<td><span class=\"badge defer\">defer</span></td>)*"
+      "<td class=\"num\">5</td><td>peak seen on mx1</td>");
+  EXPECT_TRUE(std::regex_search(html, bob_flood));
+  EXPECT_EQ(html.find("peak seen on mx2"), std::string::npos);
+  EXPECT_NE(html.find("<td>mx2</td><td><code></code></td>"), std::string::npos)
+      << "carol's episode: mx2's, no flood id";
+
+  // Each explanation names the node that answered.
+  const std::size_t why = html.find("Why: the reasons", html.find("data-recipient=\"bob@"));
+  ASSERT_NE(why, std::string::npos);
+  const std::string why_table = html.substr(why, html.find("</table>", why) - why);
+  EXPECT_NE(why_table.find("<th>Node</th>"), std::string::npos);
+  EXPECT_NE(why_table.find("<td>mx1</td>"), std::string::npos) << why_table;
+  EXPECT_NE(why_table.find("<td>mx2</td>"), std::string::npos) << why_table;
+
+  // One node's database alone: its own share, no node columns, as without a cluster.
+  const result one = report({"--html", "-", "-d", mx1, "--since", "2d"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_NE(one.out.find("2026-12-05 14:00 UTC: 202 messages (accepted 202)"), std::string::npos);
+  EXPECT_EQ(one.out.find("id=\"nodes\""), std::string::npos);
+  EXPECT_EQ(one.out.find("<th>Nodes</th>"), std::string::npos);
+}
+
+TEST(ReportNodes, AMissingNodeDatabaseFailsNamingIt) {
+  test_support::temp_dir dir;
+  const std::string mx1 = store::testing::write_node_database(
+      dir.file("mx1.db"), "mx1", node_share(2, 0, 0, flood, flood + 60, 4.5, "mx1"));
+  const std::string missing = dir.file("mx2.db");
+  const std::string file = dir.file("r.html");
+  const result r = report({"--html", file, "-d", mx1, "-d", missing});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "rcptguard report: database " + missing +
+                       " does not exist (give -d PATH or set store.path)\n");
+  EXPECT_FALSE(std::filesystem::exists(file));
+  EXPECT_FALSE(std::filesystem::exists(missing));  // never created
 }
 
 }  // namespace

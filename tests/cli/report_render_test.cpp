@@ -65,7 +65,7 @@ report_data data_with(recipient_section s) {
   d.since = day0;
   d.until = day0 + 4 * hour;
   d.generated = d.until;
-  d.database = "/var/lib/rcptguard/rcptguard.db";
+  d.sources = {{"/var/lib/rcptguard/rcptguard.db", "mx1"}};
   d.version = "0.1.0";
   d.sections.push_back(std::move(s));
   return d;

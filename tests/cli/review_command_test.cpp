@@ -1115,16 +1115,14 @@ TEST_F(ReviewActionsTest, ExplainSaysWhoReleasedTheEpisodeAndListsTheAddresssAct
 TEST(ReviewNodes, AlertsAndActionsOfSeveralNodesInOneList) {
   test_support::temp_dir dir;
   const auto node_db = [&](const std::string& name, std::int64_t started, std::string cluster_id) {
-    const std::string path = dir.file(name + ".db");
-    store::store s(store::testing::options_for(path));
-    store::save_node_name(s.database(), name);
     decision::outbox b;
     decision::episode_record e =
         store::testing::episode("bob@example.test", started, started + 600, true, 4.5);
     e.cluster_id = std::move(cluster_id);
     b.episodes = {
         e, store::testing::episode("carol@example.test", started + 30, started + 90, true, 2.0)};
-    s.apply(b);
+    const std::string path = store::testing::write_node_database(dir.file(name + ".db"), name, b);
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
     store::operator_action a;
     a.at = at(started + 700);
     a.user = name + "-admin";
@@ -1133,7 +1131,7 @@ TEST(ReviewNodes, AlertsAndActionsOfSeveralNodesInOneList) {
     a.address = "bob@example.test";
     a.reason = "flood over";
     a.result = "ok";
-    store::insert_operator_action(s.database(), a);
+    store::insert_operator_action(db, a);
     return path;
   };
   const std::string mx1 = node_db("mx1", t0, "mx1:" + std::to_string(t0));

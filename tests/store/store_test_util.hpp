@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "common/time.hpp"
 #include "decision/events.hpp"
@@ -74,6 +75,16 @@ inline store_options options_for(const std::string& path) {
   store_options o;
   o.database.path = path;
   return o;
+}
+
+/// One node's database of a cluster as its daemon leaves it: `records` written by the store,
+/// and the node's name in store_meta. Returns `path`.
+inline std::string write_node_database(const std::string& path, std::string_view node,
+                                       const decision::outbox& records) {
+  store s(options_for(path));
+  save_node_name(s.database(), node);
+  s.apply(records);
+  return path;
 }
 
 /// A separate read-only connection, as an analyst would have.
