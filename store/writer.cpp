@@ -39,6 +39,8 @@ writer::writer(std::unique_ptr<store> db, writer_options options, log_function l
       store_(std::move(db)),
       held_(options_.max_pending_keys),
       next_prune_(clock_()),  // prune once at start: the daemon may have been down for long
+      building_(options_.max_pending_keys),
+      folder_([this] { fold(); }),
       thread_([this] { run(); }) {}
 
 writer::~writer() {
@@ -46,16 +48,19 @@ writer::~writer() {
 }
 
 bool writer::submit(decision::outbox&& batch, const std::vector<followed_position>& positions) {
-  const std::size_t n = batch.deliveries.size() + batch.verdicts.size() + batch.episodes.size();
+  const std::size_t n = batch.deliveries.size() + batch.verdicts.size() + batch.episodes.size() +
+                        batch.cluster_hours.size();
   if (n == 0 && positions.empty()) return true;
-  arrival a{std::move(batch), positions, to_unix_seconds(clock_())};
+  arrival a{std::move(batch), positions, to_unix_seconds(clock_()), n};
   std::unique_lock lock(mu_);
-  if (stopping_) {
+  if (closed_) {
     lock.unlock();
     records_dropped_.fetch_add(n, std::memory_order_relaxed);
     return false;
   }
   incoming_.push_back(std::move(a));
+  ++submitted_;
+  unfolded_records_ += n;
   const std::size_t before = incoming_records_;
   incoming_records_ += n;
   queue_depth_.store(incoming_records_ + held_keys_, std::memory_order_relaxed);
@@ -65,6 +70,7 @@ bool writer::submit(decision::outbox&& batch, const std::vector<followed_positio
                     (before == 0 && incoming_records_ > 0);
   lock.unlock();
   records_queued_.fetch_add(n, std::memory_order_relaxed);
+  fold_wake_.notify_one();
   if (wake) wake_.notify_one();
   return true;
 }
@@ -72,7 +78,7 @@ bool writer::submit(decision::outbox&& batch, const std::vector<followed_positio
 bool writer::submit(database_job job) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return false;
+    if (closed_) return false;
     jobs_.push_back(std::move(job));
   }
   wake_.notify_one();
@@ -80,6 +86,14 @@ bool writer::submit(database_job job) {
 }
 
 void writer::stop() {
+  // Nothing new from here; the folding thread folds what arrived and ends, then the writer
+  // writes it all.
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  fold_wake_.notify_one();
+  if (folder_.joinable()) folder_.join();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -105,30 +119,78 @@ writer_stats writer::stats() const {
   s.queue_depth = queue_depth_.load(std::memory_order_relaxed);
   s.last_flush_duration = std::chrono::microseconds{last_flush_us_.load(std::memory_order_relaxed)};
   s.max_flush_duration = std::chrono::microseconds{max_flush_us_.load(std::memory_order_relaxed)};
+  {
+    std::lock_guard lock(mu_);
+    s.records_unfolded = unfolded_records_;
+  }
   std::lock_guard lock(error_mu_);
   s.last_error = last_error_;
   return s;
 }
 
-// Takes what submit() queued and folds it into held_, on this thread: the network thread only
-// moved it. Called between writes and during a backoff, so raw batches wait at most for one
-// SQLite call (its busy_timeout) before they are merged.
-void writer::aggregate_incoming() {
-  std::deque<arrival> taken;
-  {
-    std::lock_guard lock(mu_);
-    taken.swap(incoming_);
-    incoming_records_ = 0;
-  }
-  const std::uint64_t folded = held_.folded();
-  for (arrival& a : taken) {
-    held_.add(a.batch, explanations_);
-    for (const followed_position& p : a.positions) {
-      held_.set_log_position(p.path, p.device, p.inode, p.offset, a.saved_at);
+// The folding thread: takes what submit() queued and folds it into building_ at once, while the
+// writer thread may be inside a long transaction. The network thread only moved it; what waits
+// unfolded is what arrived since the last pass, and memory follows the keys, not the time a
+// transaction takes times the request rate.
+void writer::fold() {
+  for (;;) {
+    std::deque<arrival> taken;
+    {
+      std::unique_lock lock(mu_);
+      fold_wake_.wait(lock, [&] { return !incoming_.empty() || closed_; });
+      if (incoming_.empty()) return;  // closed, and everything folded
+      taken.swap(incoming_);
     }
+    const std::size_t count = taken.size();
+    std::size_t records = 0;
+    {
+      std::lock_guard lock(building_mu_);
+      const std::uint64_t folded = building_.folded();
+      for (arrival& a : taken) {
+        building_.add(a.batch, explanations_);
+        for (const followed_position& p : a.positions) {
+          building_.set_log_position(p.path, p.device, p.inode, p.offset, a.saved_at);
+        }
+        records += a.records;
+      }
+      building_records_ += records;
+      keys_folded_.fetch_add(building_.folded() - folded, std::memory_order_relaxed);
+    }
+    {
+      std::lock_guard lock(mu_);
+      folded_ += count;
+      unfolded_records_ -= std::min(unfolded_records_, records);
+    }
+    caught_up_.notify_all();
   }
-  keys_folded_.fetch_add(held_.folded() - folded, std::memory_order_relaxed);
+}
+
+// The writer thread takes what was folded, for the next transaction (merged into a held one
+// that is being retried).
+void writer::take_folded() {
+  {
+    // Everything submitted until now goes into this transaction: the folding thread is at most
+    // one pass behind, and a submit's records must not wait for the next transaction (up to a
+    // flush_interval later) only because they were still being folded.
+    std::unique_lock lock(mu_);
+    const std::uint64_t target = submitted_;
+    caught_up_.wait(lock, [&] { return folded_ >= target; });
+  }
+  std::size_t records = 0;
+  {
+    std::lock_guard lock(building_mu_);
+    if (building_.empty()) return;
+    if (held_.empty()) {
+      std::swap(held_, building_);
+    } else {
+      held_.merge(std::move(building_));
+      building_.clear();
+    }
+    records = building_records_;
+    building_records_ = 0;
+  }
   std::lock_guard lock(mu_);
+  incoming_records_ -= std::min(incoming_records_, records);
   held_keys_ = held_.keys();
   queue_depth_.store(incoming_records_ + held_keys_, std::memory_order_relaxed);
 }
@@ -172,9 +234,9 @@ void writer::run() {
         }
         write_now = stop_seen || steady::now() >= deadline || ready();
       }
-      aggregate_incoming();
       if (write_now) break;
     }
+    take_folded();
 
     const bool written = held_.empty() || write_held();
     if (written) run_jobs();
@@ -184,8 +246,8 @@ void writer::run() {
     if (written && !stop_seen) maybe_prune(prune_more);
 
     if (stop_seen) {
-      // submit() refuses once stopping_ is set, so after the last merge nothing new arrives.
-      aggregate_incoming();
+      // The folding thread ended before stopping_ was set: nothing new arrives.
+      take_folded();
       if (held_.empty() && jobs_idle()) return;
       const steady::time_point now = steady::now();
       if (now >= stop_deadline) {

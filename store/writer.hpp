@@ -72,6 +72,9 @@ struct writer_stats {
   std::uint64_t flushes = 0;      ///< committed transactions
   std::uint64_t jobs_done = 0;    ///< other work committed (spool scans)
   std::size_t queue_depth = 0;    ///< keys waiting or held for retry
+  /// Records submitted and not yet folded: at most what arrived during one folding pass, even
+  /// while a transaction or a backoff lasts.
+  std::size_t records_unfolded = 0;
   std::chrono::microseconds last_flush_duration{0};
   std::chrono::microseconds max_flush_duration{0};
   std::string last_error;
@@ -87,10 +90,14 @@ struct database_job {
 
 /// Owns the database on its own thread: every write of the daemon goes through it.
 ///
-/// Aggregation: submit() only hands a batch over; the writer's thread folds it into the delta
-/// waiting to be written (store/delta.hpp) at once, also while it waits out a backoff, so a slow
-/// or locked database makes the next transaction bigger, not the queue longer, and nothing is
-/// dropped for slowness. Episode records keep the engine's order.
+/// Aggregation: submit() only hands a batch over; a folding thread folds it at once into the
+/// delta being built (store/delta.hpp), also while the writer's thread is inside a long
+/// transaction or waits out a backoff; the writer takes that delta for each transaction. So a
+/// slow or locked database makes the next transaction bigger, not the queue longer, memory
+/// follows the active keys (store.max_pending_keys bounds the identities), and nothing is
+/// dropped for slowness. Episode records keep the engine's order. The folding thread owns the
+/// delta being built and the explanation filter; the writer thread owns the database and the
+/// delta being written; they meet only to swap the two.
 ///
 /// Failures: a transaction that fails for a reason outside the data (busy, locked, read-only,
 /// disk full, I/O) is kept and retried with capped exponential backoff, with whatever arrived
@@ -121,6 +128,8 @@ class writer {
 
  private:
   void run();
+  void fold();
+  void take_folded();
   bool write_held();
   void run_jobs();
   bool jobs_idle() const;
@@ -141,23 +150,27 @@ class writer {
     decision::outbox batch;
     std::vector<followed_position> positions;
     std::int64_t saved_at = 0;
+    std::size_t records = 0;
   };
 
-  void aggregate_incoming();
-
-  // Only O(1) work happens under mu_: submit() pushes, the thread swaps.
+  // Only O(1) work happens under mu_: submit() pushes, the folding thread swaps.
   mutable std::mutex mu_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;       ///< the writer thread's
+  std::condition_variable fold_wake_;  ///< the folding thread's
+  std::condition_variable caught_up_;  ///< the folding thread folded what was submitted
+  std::uint64_t submitted_ = 0;        ///< arrivals submitted
+  std::uint64_t folded_ = 0;           ///< arrivals folded into building_
   std::deque<arrival> incoming_;
-  std::size_t incoming_records_ = 0;
+  std::size_t incoming_records_ = 0;  ///< submitted, not yet taken by the writer thread
+  std::size_t unfolded_records_ = 0;  ///< submitted, not yet folded
   std::deque<database_job> jobs_;
-  bool stopping_ = false;
+  bool closed_ = false;    ///< stop() began: submits are refused, the folding thread drains
+  bool stopping_ = false;  ///< the folding thread ended: the writer writes what is left
 
   std::size_t held_keys_ = 0;  ///< held_.keys(), for queue_depth; guarded by mu_
 
   // Writer-thread state.
-  delta held_;  ///< the next (or a retried) transaction, merged from what arrived
-  explanation_filter explanations_;
+  delta held_;  ///< the next (or a retried) transaction, taken from the folding thread
   std::uint64_t consecutive_failures_ = 0;
   std::string last_write_failure_;  ///< why the last write failed, for the shutdown loss line
   /// When the last transaction of records began; records arriving half a flush_interval after
@@ -184,7 +197,14 @@ class writer {
   mutable std::mutex error_mu_;
   std::string last_error_;
 
-  std::thread thread_;  // last: starts after every member above is initialised
+  // The delta being built: the folding thread's, the writer thread swaps it out under the lock.
+  std::mutex building_mu_;
+  delta building_;
+  std::size_t building_records_ = 0;
+  explanation_filter explanations_;  ///< the folding thread's
+
+  std::thread folder_;  // last two: start after every member above is initialised
+  std::thread thread_;
 };
 
 }  // namespace rcptguard::store

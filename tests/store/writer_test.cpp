@@ -80,9 +80,10 @@ decision::outbox deliveries(int n, std::int64_t start, const std::string& recipi
 
 class WriterTest : public ::testing::Test {
  protected:
-  std::unique_ptr<writer> make_writer(writer_options o) {
+  std::unique_ptr<writer> make_writer(writer_options o,
+                                      std::chrono::milliseconds busy_timeout = 20ms) {
     store_options so = options_for(path_);
-    so.database.busy_timeout = 20ms;
+    so.database.busy_timeout = busy_timeout;
     return std::make_unique<writer>(std::make_unique<store>(so), o, log_.function(),
                                     [this] { return at(clock_.load()); });
   }
@@ -289,6 +290,31 @@ TEST_F(WriterTest, LockedDatabaseIsRetriedWithoutLosingQueuedRecords) {
   EXPECT_EQ(accepted_total(), 2 * submitted);
   EXPECT_TRUE(log_.contains("STORE WRITE RECOVERED"));
   EXPECT_EQ(w->stats().queue_depth, 0u);
+}
+
+// While the writer's thread is inside one long SQLite call (here: waiting 3 s for a lock, as
+// a big transaction would take as long), what arrives is folded at once, not queued raw: the
+// memory follows the keys (one recipient here), not the call's length times the request rate.
+TEST_F(WriterTest, ArrivalsAreFoldedWhileATransactionLasts) {
+  writer_options o;
+  o.flush_interval = 10ms;
+  SQLite::Database locker(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  auto w = make_writer(o, 3s);
+  locker.exec("BEGIN EXCLUSIVE");
+  EXPECT_TRUE(w->submit(deliveries(10, t0, "bob@example.test")));
+  // Long enough for the writer to take those 10 (due 5 ms after its start) and begin waiting
+  // for the lock; the checks below (no failure, no flush yet) show it still waits.
+  std::this_thread::sleep_for(300ms);
+  for (int batch = 1; batch <= 200; ++batch) {
+    EXPECT_TRUE(w->submit(deliveries(50, t0 + batch, "bob@example.test")));
+  }
+  EXPECT_TRUE(eventually([&] { return w->stats().records_unfolded == 0; }, 2s));
+  EXPECT_EQ(w->stats().write_failures, 0u) << "the first attempt should still be waiting";
+  EXPECT_EQ(w->stats().flushes, 0u);
+  locker.exec("ROLLBACK");
+  EXPECT_TRUE(eventually([&] { return w->stats().records_written == 10'010; }, 10s));
+  EXPECT_EQ(accepted_total(), 10'010);
+  EXPECT_EQ(w->stats().records_dropped, 0u);
 }
 
 TEST_F(WriterTest, StopGivesUpAfterStopTimeoutAndCountsTheLoss) {
