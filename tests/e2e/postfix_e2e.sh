@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2317  # the cleanup functions run from traps
+# shellcheck disable=SC2317,SC2030,SC2031  # cleanup functions run from traps; mx2() sets the second host's globals in a subshell on purpose
 # End-to-end test of rcptguard with a real Postfix (Debian 12's postfix 3.7) and swaks.
 #
-#   postfix_e2e.sh --rcptguard BIN --config FILE [--flood] [--flag]
+#   postfix_e2e.sh --rcptguard BIN --config FILE [--flood] [--flag] [--cluster]
 #
 # What it does, in a temporary directory and nowhere else:
 #   1. starts rcptguard on a free loopback TCP port and on a unix socket (debug log to a file);
@@ -38,6 +38,13 @@
 #      The delivered messages are then run through contrib/mail-filters/ (mail_filters_check.sh:
 #      Sieve, and procmail/maildrop where installed). Then the same flood with the default
 #      hard_defer_score (3): flagged below it, 4xx at and above it.
+#   7. with --cluster (or RCPTGUARD_E2E_CLUSTER=1): two MX hosts sharing counts through Redis
+#      (README "Several MX hosts"): Debian's redis-server on a unix socket in the temporary
+#      directory, this Postfix and rcptguard node mx1, a second private Postfix with its own
+#      rcptguard node mx2. A flood to one recipient sent alternately through both: each host
+#      gets 30 messages, under the 10-minute defer point (40) that it alone would never reach,
+#      yet both answer 4xx once the cluster passed it; mail to another recipient still flows
+#      through both; both databases name one flood id for the episode.
 #
 # The machine's own Postfix (/etc/postfix, /var/spool/postfix, port 25) is never touched: every
 # postfix command gets "-c <private config dir>". Files under /etc/postfix are only read
@@ -53,6 +60,7 @@
 #                             the way must be searchable by the postfix and nobody users)
 #   RCPTGUARD_E2E_FLOOD=1     same as --flood
 #   RCPTGUARD_E2E_FLAG=1      same as --flag
+#   RCPTGUARD_E2E_CLUSTER=1   same as --cluster (needs redis-server: SKIP without it)
 #   RCPTGUARD_E2E_FLOOD_MESSAGES  messages in each flood (default 60; --flag needs 40 or more)
 #   RCPTGUARD_E2E_FLOOD_OPTS  extra "-o key=value" words for rcptguard in the flood and flag
 #                             phases (thresholds), split on whitespace
@@ -84,6 +92,7 @@ RCPTGUARD=""
 CONFIG=""
 FLOOD=${RCPTGUARD_E2E_FLOOD:-0}
 FLAG=${RCPTGUARD_E2E_FLAG:-0}
+CLUSTER=${RCPTGUARD_E2E_CLUSTER:-0}
 FLOOD_MESSAGES=${RCPTGUARD_E2E_FLOOD_MESSAGES:-60}
 
 TMP=""            # the temporary directory; everything below lives in it
@@ -109,7 +118,7 @@ skip() {
 }
 
 usage() {
-  printf 'usage: %s --rcptguard BIN --config FILE [--flood] [--flag]\n' "${0##*/}" >&2
+  printf 'usage: %s --rcptguard BIN --config FILE [--flood] [--flag] [--cluster]\n' "${0##*/}" >&2
   exit 2
 }
 
@@ -119,6 +128,7 @@ while [[ $# -gt 0 ]]; do
     --config) CONFIG=${2:-}; shift 2 || usage ;;
     --flood) FLOOD=1; shift ;;
     --flag) FLAG=1; shift ;;
+    --cluster) CLUSTER=1; shift ;;
     -h | --help) usage ;;
     *) printf 'unknown argument: %s\n' "$1" >&2; usage ;;
   esac
@@ -171,9 +181,15 @@ on_exit() {
   if [[ $rc -ne 0 && $rc -ne 77 && -n $TMP ]]; then
     show_tail "$RG_LOG" "rcptguard log"
     show_tail "$MAILLOG" "Postfix maillog"
+    if [[ -n $MX2_ROOT ]]; then
+      show_tail "$MX2_ROOT/rcptguard/rcptguard.log" "mx2 rcptguard log"
+      show_tail "$MX2_ROOT/postfix/log/maillog" "mx2 Postfix maillog"
+    fi
   fi
   stop_private_postfix
   kill_rcptguard
+  stop_mx2
+  stop_redis
   if [[ -n $TMP && -d $TMP ]]; then
     if [[ ${RCPTGUARD_E2E_KEEP:-0} == 1 ]]; then
       say "kept $TMP"
@@ -423,6 +439,72 @@ start_private_postfix() {
     sleep 0.1
   done
   fail "private Postfix does not listen on 127.0.0.1:$SMTP_PORT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The cluster phase's second MX and its Redis. The second host's Postfix and rcptguard are made
+# by the same functions as the first's, run in a subshell with its own ports and directory
+# (mx2 below); what outlives the subshell is kept in files there (pid files, a failure reason).
+
+MX2_ROOT=""       # the second MX's directory, once the cluster phase made it
+MX2_POLICY_PORT=""
+MX2_SMTP_PORT=""
+MX2_PF_STARTED=0
+REDIS_PID=""      # the redis-server this script started
+
+mx2() { # command...: runs it in a subshell with the second MX's ports and files
+  (
+    TMP=$MX2_ROOT
+    RG_LOG=$MX2_ROOT/rcptguard/rcptguard.log
+    SOCK=$MX2_ROOT/run/rcptguard.sock
+    POLICY_PORT=$MX2_POLICY_PORT
+    SMTP_PORT=$MX2_SMTP_PORT
+    PF_CONF=$MX2_ROOT/postfix/etc
+    PF_STARTED=$MX2_PF_STARTED
+    MAILLOG=$MX2_ROOT/postfix/log/maillog
+    RG_PID=""
+    [[ -r $MX2_ROOT/rcptguard.pid ]] && RG_PID=$(<"$MX2_ROOT/rcptguard.pid")
+    # Traps are not inherited by a subshell: keep fail()'s reason for the caller.
+    trap 'printf "%s" "$FAIL_REASON" >"$MX2_ROOT/fail-reason"' EXIT
+    "$@"
+  )
+}
+
+mx2_failed() { # what: fail with the reason the subshell gave
+  fail "$1 (mx2): $(cat "$MX2_ROOT/fail-reason" 2>/dev/null)"
+}
+
+# The second rcptguard runs on after the subshell that started it: its PID goes to a file, and it
+# is ended by that PID.
+start_mx2_rcptguard() { # store-file [-o key=value ...]
+  start_rcptguard "$@"
+  printf '%s' "$RG_PID" >"$TMP/rcptguard.pid"
+}
+
+stop_mx2() {
+  [[ -n $MX2_ROOT ]] || return 0
+  if [[ $MX2_PF_STARTED -eq 1 ]]; then
+    mx2 stop_private_postfix
+    MX2_PF_STARTED=0
+  fi
+  local pid="" i
+  [[ -r $MX2_ROOT/rcptguard.pid ]] && pid=$(<"$MX2_ROOT/rcptguard.pid")
+  rm -f -- "$MX2_ROOT/rcptguard.pid"
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null
+  return 0
+}
+
+stop_redis() {
+  [[ -n $REDIS_PID ]] || return 0
+  kill -KILL "$REDIS_PID" 2>/dev/null
+  wait "$REDIS_PID" 2>/dev/null
+  REDIS_PID=""
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -908,6 +990,101 @@ phase_flag_hard_defer() {
   grep -hEm1 "^<\*\* *4[0-9][0-9] " "$TMP/swaks/fh$first_deferred.txt" | sed 's/^/  /'
 }
 
+# Two MX hosts behind one Redis: a flood split between them is deferred by both at the
+# cluster's defer point, which neither reaches alone. The 10-minute window alone judges (warn
+# 20, defer 40): the 1-minute window is set out of reach (its count weighs the minute before),
+# and so are the signals of one client (swaks always connects from 127.0.0.1), which would
+# defer a one-client flood sooner on a single host too.
+phase_cluster() {
+  say "phase 7: two MX hosts (mx1, mx2), each with its own rcptguard, sharing counts through Redis"
+  local redis_bin redis_sock i id log
+  redis_bin=$(command -v redis-server) || skip "redis-server is not installed (contrib/install-deps.sh --test)"
+  mkdir -p "$TMP/redis"
+  redis_sock="$TMP/redis/redis.sock"
+  "$redis_bin" --port 0 --unixsocket "$redis_sock" --unixsocketperm 700 --dir "$TMP/redis" \
+    --save "" --appendonly no --daemonize no --logfile "$TMP/redis/redis.log" </dev/null &
+  REDIS_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    [[ -S $redis_sock ]] && break
+    sleep 0.1
+  done
+  [[ -S $redis_sock ]] || fail "redis-server did not create $redis_sock within 10s"
+
+  MX2_ROOT="$TMP/mx2"
+  mkdir -p "$MX2_ROOT/rcptguard" "$MX2_ROOT/run" "$MX2_ROOT/swaks"
+  chmod 0755 "$MX2_ROOT" "$MX2_ROOT/run"
+  pick_free_port "$POLICY_PORT" "$SMTP_PORT" || fail "no free loopback port for mx2's rcptguard"
+  MX2_POLICY_PORT=$PICKED
+  pick_free_port "$POLICY_PORT" "$SMTP_PORT" "$MX2_POLICY_PORT" || fail "no free loopback port for mx2's smtpd"
+  MX2_SMTP_PORT=$PICKED
+
+  local -a cluster_opts=(-o "cluster.redis=unix:$redis_sock" -o cluster.interval=100ms
+    -o cluster.max_age=1s -o detection.mode=enforce
+    -o detection.thresholds.minute_warn_floor=100000 -o detection.thresholds.minute_defer_floor=200000
+    -o detection.thresholds.single_client_weight=0 -o detection.thresholds.connection_rate_weight=0
+    -o detection.thresholds.concentration_weight=0)
+  # Each host its own control socket, as on two machines.
+  start_rcptguard "$TMP/rcptguard/cluster-mx1.db" "${cluster_opts[@]}" -o cluster.node=mx1 \
+    -o "control.socket=$TMP/run/mx1.control"
+  mx2 make_private_postfix || mx2_failed "making the second Postfix"
+  mx2 start_mx2_rcptguard "$MX2_ROOT/rcptguard/cluster-mx2.db" "${cluster_opts[@]}" -o cluster.node=mx2 \
+    -o "control.socket=$MX2_ROOT/run/mx2.control" || mx2_failed "starting the second rcptguard"
+  mx2 start_private_postfix || mx2_failed "starting the second Postfix"
+  MX2_PF_STARTED=1
+  for log in "$RG_LOG" "$MX2_ROOT/rcptguard/rcptguard.log"; do
+    for ((i = 0; i < 100; i++)); do
+      grep -q 'CLUSTER CONNECTED' "$log" && break
+      sleep 0.1
+    done
+    grep -q 'CLUSTER CONNECTED' "$log" || fail "no CLUSTER CONNECTED in $log within 10s"
+  done
+  say "mx1: Postfix 127.0.0.1:$SMTP_PORT -> rcptguard :$POLICY_PORT; mx2: Postfix 127.0.0.1:$MX2_SMTP_PORT -> rcptguard :$MX2_POLICY_PORT"
+
+  # 60 messages to bob, alternately through mx1 (odd) and mx2 (even): 30 each.
+  local first_deferred=0 deferred_a=0 deferred_b=0 accepted=0
+  for ((i = 1; i <= 60; i++)); do
+    id="c$i"
+    if ((i % 2 == 1)); then
+      send_mail "$id" "$BOB"
+    else
+      SMTP_PORT=$MX2_SMTP_PORT send_mail "$id" "$BOB"
+    fi
+    if grep -Eq "^<\*\* *4[0-9][0-9] .*<$BOB>" "$TMP/swaks/$id.txt"; then
+      ((first_deferred == 0)) && first_deferred=$i
+      if ((i % 2 == 1)); then deferred_a=$((deferred_a + 1)); else deferred_b=$((deferred_b + 1)); fi
+    elif queued "$id"; then
+      accepted=$((accepted + 1))
+    else
+      fail "message $id was neither accepted nor deferred (see $TMP/swaks/$id.txt)"
+    fi
+  done
+  say "cluster flood: $accepted accepted, deferred $deferred_a by mx1 and $deferred_b by mx2, the first at message $first_deferred of 60"
+  ((deferred_a >= 1 && deferred_b >= 1)) ||
+    fail "a flood split across the two MX hosts was not deferred by both (mx1 $deferred_a, mx2 $deferred_b)"
+  # Each host alone counted at most 30, under its defer point of 40: the deferrals rest on the
+  # cluster's count, which reaches 40 at the 40th message (a round's staleness later at most).
+  ((first_deferred >= 40)) || fail "the first deferral came at message $first_deferred, before the cluster's 40th"
+  grep -hEm1 "^<\*\* *4[0-9][0-9] " "$TMP"/swaks/c*.txt | head -n 1 | sed 's/^/  /'
+
+  SMTP_PORT=$MX2_SMTP_PORT send_mail c-alice "$ALICE" || fail "swaks to $ALICE through mx2 failed"
+  queued c-alice || fail "mail to $ALICE through mx2 was not accepted during the flood to $BOB"
+  send_mail c-carol "$CAROL" || fail "swaks to $CAROL through mx1 failed"
+  queued c-carol || fail "mail to $CAROL through mx1 was not accepted during the flood to $BOB"
+  say "other recipients still get mail through both hosts"
+
+  stop_rcptguard
+  stop_mx2
+  local id_a id_b
+  id_a=$(timeout 10 sqlite3 "$TMP/rcptguard/cluster-mx1.db" \
+    "SELECT group_concat(DISTINCT cluster_id) FROM episode WHERE recipient = '$BOB'")
+  id_b=$(timeout 10 sqlite3 "$MX2_ROOT/rcptguard/cluster-mx2.db" \
+    "SELECT group_concat(DISTINCT cluster_id) FROM episode WHERE recipient = '$BOB'")
+  [[ -n $id_a && $id_a == "$id_b" && $id_a =~ ^mx[12]: ]] ||
+    fail "the two hosts' episodes do not name one flood: mx1 '$id_a', mx2 '$id_b'"
+  say "one flood, one id on both hosts: $id_a"
+  check_rcptguard_log_clean
+}
+
 # ---------------------------------------------------------------------------------------------
 # Main.
 
@@ -947,5 +1124,10 @@ if [[ $FLAG == 1 ]]; then
   phase_flag_hard_defer
 else
   say "flag phase not run (enable with --flag or RCPTGUARD_E2E_FLAG=1)"
+fi
+if [[ $CLUSTER == 1 ]]; then
+  phase_cluster
+else
+  say "cluster phase not run (enable with --cluster or RCPTGUARD_E2E_CLUSTER=1)"
 fi
 exit 0
