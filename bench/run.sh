@@ -96,6 +96,8 @@ usage: bench/run.sh [options]
   --out DIR           raw results (default: a new /tmp/rcptguard-bench.XXXXXX)
   --no-install        never apt-get install the peers
   --no-build          use the binaries in --build-dir as they are
+  --daemon-opt K=V    one more -o setting for every rcptguard started (repeatable), e.g.
+                      --daemon-opt store.writer_nice=10
   --only WHAT         table | busy | mem | micro | scan | ingest | workloads | sustain | replay
                       (repeatable; default: all nine)
   --keep              keep the generated mbox and logs (scan, ingest, replay) in --out
@@ -135,8 +137,10 @@ EOF
 }
 
 ONLY=""
+DAEMON_OPTS=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --daemon-opt) DAEMON_OPTS+=(-o "$2"); shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
@@ -335,7 +339,7 @@ start_system() {  # start_system NAME PORT [extra rcptguard -o settings...]
         copy_db "$DAEMON_SEED_DB" "$OUT/$name.db" || { log "cannot copy $DAEMON_SEED_DB"; return 1; }
       fi
       setsid $SERVER_CPU "$DAEMON" serve -o "server.listen=inet:127.0.0.1:$port" \
-        -o "store.path=$OUT/$name.db" -o "detection.mode=$name" "$@" >"$logf" 2>&1 &
+        -o "store.path=$OUT/$name.db" -o "detection.mode=$name" "${DAEMON_OPTS[@]}" "$@" >"$logf" 2>&1 &
       ;;
     postfwd)
       # The per-recipient rule: more than PEER_LIMIT RCPTs to one recipient in 600 s is answered

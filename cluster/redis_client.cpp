@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 namespace rcptguard::cluster {
@@ -340,6 +341,51 @@ std::vector<decision::known_senders> redis_client::read_correspondents(
         continue;
       known.senders.push_back({std::string(field->str, field->len), minute});
     }
+  });
+  return out;
+}
+
+void redis_client::publish_releases(const std::vector<release_note>& notes,
+                                    std::chrono::seconds ttl) {
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(notes.size());
+  for (const release_note& n : notes) {
+    const nlohmann::json value{
+        {"at", n.at}, {"node", n.node}, {"user", n.user}, {"reason", n.reason}};
+    commands.push_back({"SET", options_.key_prefix + "o:" + n.recipient, value.dump(), "EX",
+                        std::to_string(ttl.count())});
+  }
+  pipeline(commands, [](std::size_t, const redisReply&) {});
+}
+
+std::vector<std::optional<release_note>> redis_client::read_releases(
+    const std::vector<std::string>& recipients) {
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(recipients.size());
+  for (const std::string& r : recipients)
+    commands.push_back({"GET", options_.key_prefix + "o:" + r});
+  std::vector<std::optional<release_note>> out(recipients.size());
+  pipeline(commands, [&](std::size_t k, const redisReply& reply) {
+    if (reply.type != REDIS_REPLY_STRING) return;
+    // Another program sharing the prefix could have written anything: what is not a note is
+    // no release.
+    const nlohmann::json value =
+        nlohmann::json::parse(std::string_view(reply.str, reply.len), nullptr, false);
+    if (!value.is_object() || !value.contains("at") || !value["at"].is_number_integer() ||
+        !value.contains("node") || !value["node"].is_string()) {
+      return;
+    }
+    const auto text = [&](const char* key) {
+      return value.contains(key) && value[key].is_string() ? value[key].get<std::string>()
+                                                           : std::string{};
+    };
+    release_note n;
+    n.recipient = recipients[k];
+    n.at = value["at"].get<std::int64_t>();
+    n.node = text("node");
+    n.user = text("user");
+    n.reason = text("reason");
+    out[k] = std::move(n);
   });
   return out;
 }

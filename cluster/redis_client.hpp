@@ -13,6 +13,8 @@
 //   k:RECIPIENT          hash, SENDER -> Unix minute the cluster first saw mail between them
 //                        (store.retention after the last pair added; cluster.max_correspondents
 //                        senders at most)
+//   o:RECIPIENT          the latest operator release of the recipient on any node (JSON: at,
+//                        node, user, reason), a day
 //   x:RECIPIENT          the id of the recipient's flood, set by the first node to open an
 //                        episode (30 min after the last node's episode ended)
 // hiredis writes with write(2): the calling thread must have SIGPIPE blocked or ignored, or a
@@ -26,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -48,6 +51,18 @@ struct redis_options {
   std::string password;
   std::chrono::milliseconds timeout{200};  ///< connect, and each reply
   std::string key_prefix = "rcptguard:";
+};
+
+/// An operator's release of a recipient on one node, for the others to apply to their own open
+/// episodes of it (README, "Operator controls in a cluster").
+struct release_note {
+  std::string recipient;  ///< the engine's normalised key
+  std::int64_t at = 0;    ///< Unix seconds
+  std::string node;
+  std::string user;
+  std::string reason;
+
+  bool operator==(const release_note&) const = default;
 };
 
 class redis_error : public std::runtime_error {
@@ -93,6 +108,13 @@ class redis_client {
   /// The senders the whole cluster saw correspond with each recipient (at most the cap above
   /// each), in recipient order. Pipelined. Throws redis_error.
   std::vector<decision::known_senders> read_correspondents(
+      const std::vector<std::string>& recipients);
+
+  /// Each note becomes its recipient's latest release, kept `ttl`. Pipelined. Throws redis_error.
+  void publish_releases(const std::vector<release_note>& notes, std::chrono::seconds ttl);
+  /// Each recipient's latest release, in recipient order; nullopt where there is none (or what
+  /// is there is not a release note). Pipelined. Throws redis_error.
+  std::vector<std::optional<release_note>> read_releases(
       const std::vector<std::string>& recipients);
 
   /// One episode id per flood: for each claim, the recipient's id becomes `proposed` unless a

@@ -633,8 +633,9 @@ std::vector<setting> make_table() {
               "arrives into them, so nothing is dropped. Beyond this, new sender, pair and "
               "flagged-sender keys are folded and counted; message counts never are."),
       integer(RG_FIELD(store, writer_nice), "0", 0, 19, restart,
-              "Nice value of the writer thread (the network thread keeps 0). A higher value "
-              "lets replies win when the writer shares a core with the network thread, but on "
+              "Nice value of the store's threads, the writer and the one folding what arrives "
+              "(the network thread keeps 0). A higher value "
+              "lets replies win when they share a core with the network thread, but on "
               "a host whose CPUs are busy with other work (content filters) the writer then "
               "falls behind by minutes: counts stay in memory longer, nothing is lost."),
       duration(RG_FIELD(store, retention), R"("60d")", day, 3650 * day, reload,

@@ -41,6 +41,13 @@ constexpr std::size_t max_remembered_pairs = 1'000'000;
 // a pair another node learns during the episode joins within a minute.
 constexpr std::size_t correspondent_reads_per_round = 64;
 constexpr std::chrono::seconds correspondent_reread{60};
+// An operator's release stays in the store a day: a node that was down when it was made and
+// comes back with the episode restored still ends it.
+constexpr std::chrono::seconds release_ttl{24 * 3600};
+// Open episodes whose release key is read per round (rotating through them all), and releases
+// queued for the thread at most (each is an operator's command: a few a day).
+constexpr std::size_t release_reads_per_round = 256;
+constexpr std::size_t max_queued_releases = 10'000;
 
 cluster::redis_options redis_options_from(const cluster_settings& s) {
   cluster::redis_options o;
@@ -155,6 +162,17 @@ void cluster_service::collect(const decision::outbox& records) {
   if (dropped != 0) dropped_ += dropped;
 }
 
+void cluster_service::announce_release(std::string recipient, time_point at, std::string user,
+                                       std::string reason) {
+  const std::lock_guard lock(mutex_);
+  if (release_queue_.size() >= max_queued_releases) {
+    ++dropped_;
+    return;
+  }
+  release_queue_.push_back(
+      {std::move(recipient), to_unix_seconds(at), node_, std::move(user), std::move(reason)});
+}
+
 void cluster_service::round() {
   if (!sigpipe_blocked_) {
     // hiredis writes with write(2): a Redis that went away must fail the call, not the daemon.
@@ -169,6 +187,15 @@ void cluster_service::round() {
     events.swap(queue_);
     pairs.swap(pair_queue_);
     episode_events.swap(episode_queue_);
+    // Held until published, within the same bound while Redis stays away.
+    for (cluster::release_note& n : release_queue_) {
+      if (releases_.size() >= max_queued_releases) {
+        ++dropped_;
+        continue;
+      }
+      releases_.push_back(std::move(n));
+    }
+    release_queue_.clear();
   }
   for (const cluster::pair_row& p : pairs) correspondence_.add(p.recipient, p.sender, p.minute);
   for (episode_event& e : episode_events) {
@@ -223,8 +250,14 @@ void cluster_service::publish_and_read(std::uint32_t minute) {
                               read_at]() mutable { deliver(std::move(others), read_at); });
     }
     share_correspondents();
+    if (!releases_.empty()) {
+      client_.publish_releases(releases_, release_ttl);
+      releases_shared_ += releases_.size();
+      releases_.clear();
+    }
     agree_on_episodes();
     read_correspondents(read_at);
+    read_releases();
   } catch (const cluster::redis_error& e) {
     counts_.give_back(std::move(batch));
     discard_pending_sigpipe();
@@ -260,6 +293,33 @@ void cluster_service::read_correspondents(time_point now) {
   boost::asio::post(io_, [take = on_.correspondents, known = std::move(known), now]() mutable {
     take(std::move(known), now);
   });
+}
+
+void cluster_service::read_releases() {
+  if (episodes_.empty()) return;
+  std::vector<std::string> due;
+  auto it = episodes_.upper_bound(release_cursor_);
+  while (due.size() < std::min(release_reads_per_round, episodes_.size())) {
+    if (it == episodes_.end()) it = episodes_.begin();
+    due.push_back(it->first);
+    ++it;
+  }
+  release_cursor_ = due.back();
+  const std::vector<std::optional<cluster::release_note>> notes = client_.read_releases(due);
+  for (std::size_t k = 0; k < due.size(); ++k) {
+    if (!notes[k] || notes[k]->node == node_) continue;
+    episode_track& track = episodes_[due[k]];
+    // Only a release made after this node's episode opened ends it: a flood that went on (or
+    // came back) after the release opened a new episode, which the release did not judge. In
+    // whole seconds, as the note has them: the same second counts as after.
+    if (notes[k]->at < to_unix_seconds(track.started) || track.release_applied == notes[k]->at) {
+      continue;
+    }
+    track.release_applied = notes[k]->at;
+    ++releases_taken_;
+    boost::asio::post(
+        io_, [released = on_.released, note = *notes[k]]() mutable { released(std::move(note)); });
+  }
 }
 
 void cluster_service::agree_on_episodes() {
@@ -333,6 +393,8 @@ cluster_service_stats cluster_service::stats() const {
   s.correspondents_shared = correspondents_shared_;
   s.correspondents_refused = correspondents_refused_ + pairs_refused_;
   s.correspondents_read = correspondents_read_;
+  s.releases_shared = releases_shared_;
+  s.releases_taken = releases_taken_;
   s.last_round_ms = last_round_ms_;
   s.max_round_ms = max_round_ms_;
   return s;

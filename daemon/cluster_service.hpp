@@ -3,7 +3,9 @@
 // and posts them to the network thread, which hands them to the engine. It also shares the
 // correspondence this node sees, and reads the cluster's known correspondents of the
 // recipients with an episode open here (once when the episode opens, then every minute), so
-// the correspondent pass works for mail first exchanged through another node. The network
+// the correspondent pass works for mail first exchanged through another node; and it shares
+// operator releases both ways: one made here is published, one made elsewhere after an episode
+// here opened is handed to the operator controls, which apply it here. The network
 // thread only queues the engine's records here (collect(), a short lock) and never waits on
 // Redis.
 //
@@ -51,6 +53,8 @@ struct cluster_service_stats {
   std::uint64_t correspondents_shared = 0;   ///< pairs new to the store
   std::uint64_t correspondents_refused = 0;  ///< pairs not shared: a cap was held
   std::uint64_t correspondents_read = 0;     ///< pairs read for recipients in an episode here
+  std::uint64_t releases_shared = 0;         ///< operator releases here, published for the others
+  std::uint64_t releases_taken = 0;          ///< other nodes' releases applied to episodes here
   std::uint32_t last_round_ms = 0;           ///< the last round's publish and read
   std::uint32_t max_round_ms = 0;
 };
@@ -68,6 +72,8 @@ class cluster_service {
     /// The cluster's known correspondents of recipients with an episode open here.
     std::function<void(std::vector<decision::known_senders> known, time_point read_at)>
         correspondents;
+    /// An operator released, on another node, a recipient whose episode here is older.
+    std::function<void(cluster::release_note note)> released;
   };
 
   /// `node` is this node's name; shared correspondents last `correspondent_ttl` in the store
@@ -87,6 +93,10 @@ class cluster_service {
   /// they show, episodes to agree on.
   void collect(const decision::outbox& records);
 
+  /// On the network thread: an operator released `recipient` here at `at`; the other nodes
+  /// apply it to their own open episodes of it (queued, a short lock).
+  void announce_release(std::string recipient, time_point at, std::string user, std::string reason);
+
   cluster_service_stats stats() const;
   /// "NODE/INCARNATION": this process's field in the store.
   const std::string& field() const { return field_; }
@@ -98,6 +108,7 @@ class cluster_service {
     time_point started;
     std::string id;
     time_point correspondents_read{};  ///< the epoch: not yet
+    std::int64_t release_applied = 0;  ///< the `at` of the last release taken from the store
   };
   struct episode_event {
     std::string recipient;
@@ -110,6 +121,7 @@ class cluster_service {
   void share_correspondents();
   void agree_on_episodes();
   void read_correspondents(time_point now);
+  void read_releases();
   void connected(time_point now);
   void failed(const std::string& what, time_point now);
 
@@ -128,6 +140,8 @@ class cluster_service {
   cluster::node_counts counts_;
   cluster::correspondent_queue correspondence_;
   std::map<std::string, episode_track> episodes_;
+  std::string release_cursor_;                   ///< where the next round's release reads begin
+  std::vector<cluster::release_note> releases_;  ///< to publish
   bool ever_connected_ = false;
   bool lost_reported_ = false;
   time_point lost_at_{};
@@ -140,6 +154,7 @@ class cluster_service {
   std::vector<cluster::count_event> queue_;
   std::vector<cluster::pair_row> pair_queue_;
   std::vector<episode_event> episode_queue_;
+  std::vector<cluster::release_note> release_queue_;
 
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> rounds_{0};
@@ -151,6 +166,8 @@ class cluster_service {
   std::atomic<std::uint64_t> correspondents_refused_{0};  ///< by the store's cap
   std::atomic<std::uint64_t> pairs_refused_{0};           ///< by the pending bound
   std::atomic<std::uint64_t> correspondents_read_{0};
+  std::atomic<std::uint64_t> releases_shared_{0};
+  std::atomic<std::uint64_t> releases_taken_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint32_t> last_round_ms_{0};
   std::atomic<std::uint32_t> max_round_ms_{0};

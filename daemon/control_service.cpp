@@ -91,6 +91,8 @@ std::string error_reply(std::string_view error) {
 }  // namespace
 
 std::string control_caller::describe() const {
+  // No uid: not a peer of the socket (a release applied from another node of the cluster).
+  if (uid == static_cast<uid_t>(-1)) return user.empty() ? "unknown" : printable(user);
   const std::string id = "uid " + std::to_string(uid);
   return user.empty() ? id : printable(user) + " (" + id + ")";
 }

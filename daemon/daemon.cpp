@@ -112,6 +112,12 @@ class daemon_runtime {
     listeners_ = &listeners;
     listeners.set_connection_limits(connection_limits_from(config_));
     check_file_limit_and_settings();
+    // The operator controls serve the control socket and, with a cluster store, the releases
+    // made on other nodes, so they exist without the socket too.
+    controls_ = std::make_unique<operator_controls>(
+        engine_, stats_, config_,
+        [this](store::database_job job) { return persistence_.submit(std::move(job)); },
+        [this] { return persistence_.writer_stats(); }, log_, wall_clock_now());
     // First, so that once the policy sockets accept, the operator commands find theirs too.
     if (!config_.control.socket.empty()) bind_control();
     for (const auto& text : config_.server.listen) {
@@ -189,10 +195,6 @@ class daemon_runtime {
   // Before the privilege drop, like the policy sockets. Commands arrive only after
   // start_accepting(), when the engine is restored and the writer runs.
   void bind_control() {
-    controls_ = std::make_unique<operator_controls>(
-        engine_, stats_, config_,
-        [this](store::database_job job) { return persistence_.submit(std::move(job)); },
-        [this] { return persistence_.writer_stats(); }, log_, wall_clock_now());
     control_ = std::make_unique<control_service>(
         io_, log_,
         [this](std::string_view line, const control_caller& caller) {
@@ -240,10 +242,17 @@ class daemon_runtime {
     on.correspondents = [this](std::vector<decision::known_senders> known, time_point read_at) {
       engine_.cluster_correspondents(known, read_at);
     };
+    on.released = [this](cluster::release_note note) {
+      controls_->release_from_cluster(note, wall_clock_now());
+    };
     cluster_ = std::make_unique<cluster_service>(
         io_, config_.cluster, cluster_node_name(config_.cluster),
         std::chrono::duration_cast<std::chrono::seconds>(config_.store.retention), log_,
         std::move(on));
+    controls_->announce_releases_to([this](const std::string& recipient, time_point at,
+                                           const std::string& user, const std::string& reason) {
+      cluster_->announce_release(recipient, at, user, reason);
+    });
     cluster_->start();
   }
 

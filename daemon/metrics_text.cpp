@@ -237,6 +237,11 @@ void cluster_metrics(exposition& m, const cluster_service_stats& c,
   m.counter("rcptguard_cluster_correspondents_read_total",
             "Known correspondents read from the cluster for recipients in an episode here.",
             c.correspondents_read);
+  m.counter("rcptguard_cluster_releases_shared_total",
+            "Operator releases made here and published for the other nodes.", c.releases_shared);
+  m.counter("rcptguard_cluster_releases_taken_total",
+            "Operator releases made on another node and applied to an episode here.",
+            c.releases_taken);
 }
 
 }  // namespace

@@ -162,11 +162,29 @@ std::string operator_controls::handle(std::string_view line, const control_calle
   }
   if (!result.key.empty()) req.address = result.key;
   record(caller, req, now, result.ok, result.message);
+  if (result.ok && req.command == "release" && announce_) {
+    announce_(req.address, now,
+              caller.user.empty() ? "uid " + std::to_string(caller.uid) : caller.user, req.reason);
+  }
   out["ok"] = result.ok;
   out["command"] = req.command;
   out["address"] = req.address;
   out[result.ok ? "message" : "error"] = result.message;
   return dump_json(out);
+}
+
+void operator_controls::release_from_cluster(const cluster::release_note& note, time_point now) {
+  const decision::operator_result result = engine_.operator_release(note.recipient, now);
+  if (!result.ok) return;  // its episode here ended meanwhile: nothing to release
+  control_caller caller;
+  caller.user = note.user;
+  request req;
+  req.command = "release";
+  req.address = result.key.empty() ? note.recipient : result.key;
+  req.reason = note.reason;
+  record(caller, req, now, true,
+         "released on node " + note.node + " at " + format_utc(from_unix_seconds(note.at)) +
+             ", applied here: " + result.message);
 }
 
 void operator_controls::refused(const control_caller& caller, const std::string& why,
@@ -205,7 +223,8 @@ void operator_controls::record(const control_caller& caller, const request& req,
   store::operator_action action;
   action.at = now;
   action.user = caller.user;
-  action.uid = caller.uid;
+  // A release applied from another node has no local caller: no uid.
+  action.uid = caller.uid == static_cast<uid_t>(-1) ? -1 : static_cast<std::int64_t>(caller.uid);
   action.command = req.command;
   action.kind = allows ? std::string(store::allow_kind_text(req.kind)) : "";
   action.address = req.address;

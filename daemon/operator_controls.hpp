@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "cluster/redis_client.hpp"
 #include "common/time.hpp"
 #include "config/config.hpp"
 #include "daemon/control_service.hpp"
@@ -56,6 +57,17 @@ class operator_controls {
   /// A caller the socket refused: logged by the service, recorded here as an audit row.
   void refused(const control_caller& caller, const std::string& why, time_point now);
 
+  /// With a cluster store: each release made here is handed to `announce` (recipient key, when,
+  /// who, why), for the other nodes.
+  using announce_fn = std::function<void(const std::string& recipient, time_point at,
+                                         const std::string& user, const std::string& reason)>;
+  void announce_releases_to(announce_fn announce) { announce_ = std::move(announce); }
+
+  /// An operator's release on another node (`note`), for an episode here that opened before it:
+  /// applied here as a release by the same user, logged and recorded with the node it came
+  /// from. Nothing is recorded when the episode here has ended meanwhile.
+  void release_from_cluster(const cluster::release_note& note, time_point now);
+
  private:
   struct request;
 
@@ -70,6 +82,7 @@ class operator_controls {
   store_stats_fn store_stats_;
   std::shared_ptr<spdlog::logger> log_;
   time_point started_;
+  announce_fn announce_;
 };
 
 }  // namespace rcptguard::daemon

@@ -26,10 +26,10 @@ void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts
   }
   entry& e = found->second;
   const std::uint32_t recorded = e.recorded_hour;
-  const std::uint32_t reset_minute = e.reset_minute;
+  const auto reset = resets_.find(key_hash);
+  const std::uint32_t reset_minute = reset == resets_.end() ? 0 : reset->second;
   e = entry{};
   e.at = now;
-  e.reset_minute = reset_minute;
   const std::uint32_t minute = counts.minute;
   // The hours before the current one are complete: each goes to the history once (again after
   // a restart: the store keeps the largest value).
@@ -69,16 +69,18 @@ void cluster_totals::update(std::uint64_t key_hash, const cluster_counts& counts
 }
 
 void cluster_totals::reset(std::uint64_t key_hash, std::uint32_t minute) {
-  auto found = entries_.find(key_hash);
-  if (found == entries_.end()) {
-    if (entries_.size() >= max_recipients_) return;  // nothing of theirs is held for it anyway
-    found = entries_.emplace(key_hash, entry{}).first;
+  // Until the next update none of their counts join.
+  const auto found = entries_.find(key_hash);
+  if (found != entries_.end()) {
+    const std::uint32_t recorded = found->second.recorded_hour;
+    found->second = entry{};
+    found->second.recorded_hour = recorded;
   }
-  // Until the next update the entry holds no counts of theirs at all.
-  const std::uint32_t recorded = found->second.recorded_hour;
-  found->second = entry{};
-  found->second.recorded_hour = recorded;
-  found->second.reset_minute = minute;
+  if (!resets_.contains(key_hash) && resets_.size() >= max_recipients_) {
+    // Operators' commands are few; at the bound the oldest reset makes room.
+    resets_.erase(std::ranges::min_element(resets_, {}, [](const auto& r) { return r.second; }));
+  }
+  resets_[key_hash] = minute;
 }
 
 void cluster_totals::clear() {
@@ -104,6 +106,12 @@ void cluster_totals::add_to(std::uint64_t key_hash, observation& seen, time_poin
 void cluster_totals::expire(time_point now, std::chrono::milliseconds max_age, std::size_t budget) {
   for (auto it = entries_.begin(); it != entries_.end() && budget > 0; --budget) {
     it = now - it->second.at > max_age ? entries_.erase(it) : std::next(it);
+  }
+  // A reset matters while their counts from before it can still be read: the day window's.
+  const std::uint32_t minute = unix_minute(now);
+  for (auto it = resets_.begin(); it != resets_.end() && budget > 0; --budget) {
+    it = minute - std::min(minute, it->second) > reset_kept_minutes ? resets_.erase(it)
+                                                                    : std::next(it);
   }
 }
 

@@ -75,8 +75,8 @@ class cluster_totals {
   /// An operator reset the recipient here at `minute`: the other nodes' counts up to that minute
   /// (and of the hours up to its hour) no longer join its judgements, so a release sticks on
   /// this node as it does alone. Their later minutes still do; the rest of that hour joins the
-  /// hour and day windows from the next hour. Remembered while the recipient's entry is (while
-  /// it has mail here and reads come).
+  /// hour and day windows from the next hour. Remembered for a day (the longest window), apart
+  /// from the entries, which come and go with the reads; at most max_recipients of them.
   void reset(std::uint64_t key_hash, std::uint32_t minute);
   /// Adds a fresh entry's counts to `seen`: volumes added per window, distinct senders and
   /// clients the larger of this node's and the cluster's. An entry older than `max_age` is
@@ -96,11 +96,12 @@ class cluster_totals {
     std::uint32_t senders_hour = 0;
     std::uint32_t clients_ten = 0;
     std::uint32_t recorded_hour = 0;  ///< the latest completed hour handed to the history
-    std::uint32_t reset_minute = 0;   ///< the operator's last reset here; 0: none
   };
+  static constexpr std::uint32_t reset_kept_minutes = 25 * 60;
 
   std::size_t max_recipients_;
   std::unordered_map<std::uint64_t, entry> entries_;
+  std::unordered_map<std::uint64_t, std::uint32_t> resets_;  ///< key -> the minute of its reset
   cluster_stats stats_;
 };
 

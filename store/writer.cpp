@@ -133,6 +133,8 @@ writer_stats writer::stats() const {
 // unfolded is what arrived since the last pass, and memory follows the keys, not the time a
 // transaction takes times the request rate.
 void writer::fold() {
+  // The store's background work, niced like the writer (see run()).
+  if (options_.nice != 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
   for (;;) {
     std::deque<arrival> taken;
     {

@@ -49,7 +49,8 @@ struct writer_options {
   std::chrono::seconds spool_retention{std::chrono::hours{24}};
   /// How long stop() keeps retrying a failing database before it gives up on what is held.
   std::chrono::milliseconds stop_timeout{10'000};
-  /// The writer thread's nice value; 0 shares the CPU equally with the network thread.
+  /// The writer's and the folding thread's nice value; 0 shares the CPU equally with the
+  /// network thread.
   int nice = 0;
 };
 

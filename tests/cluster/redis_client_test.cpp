@@ -169,6 +169,30 @@ TEST_F(RedisClient, CorrespondentsKeepTheirEarliestSightingUpToTheCap) {
   EXPECT_EQ(a.pull({"bob@x.test"}, "mx2/", minute).size(), 1U);
 }
 
+TEST_F(RedisClient, AReleaseIsReadByTheOtherNodesAndGarbageIsNoRelease) {
+  redis_client a = client();
+  redis_client b = client();
+  a.connect();
+  b.connect();
+  const release_note note{"bob@x.test", 1'790'000'000, "mx1", "alice", "user confirmed"};
+  a.publish_releases({note}, std::chrono::seconds(3600));
+  const std::string other =
+      "redis-cli -s " + server_->socket() + " SET rcptguard:o:carol@x.test 'not json' >/dev/null";
+  ASSERT_EQ(std::system(other.c_str()), 0) << other;
+  const auto read = b.read_releases({"bob@x.test", "carol@x.test", "dave@x.test"});
+  ASSERT_EQ(read.size(), 3U);
+  ASSERT_TRUE(read[0].has_value());
+  EXPECT_EQ(*read[0], note);
+  EXPECT_FALSE(read[1].has_value());
+  EXPECT_FALSE(read[2].has_value());
+  // The latest release wins.
+  release_note later = note;
+  later.at += 60;
+  later.node = "mx2";
+  b.publish_releases({later}, std::chrono::seconds(3600));
+  EXPECT_EQ(*a.read_releases({"bob@x.test"})[0], later);
+}
+
 TEST(RedisClientAuth, APasswordIsSentAndRequired) {
   if (test_support::redis_server_binary().empty()) {
     GTEST_SKIP() << "redis-server is not installed (contrib/install-deps.sh --test)";

@@ -10,6 +10,7 @@
 //    heals each side sees every RCPT once.
 //  - A sender who wrote to the recipient through one node passes that recipient's flood on
 //    another.
+//  - An operator's release on one node ends the flood's episode on the others too.
 // Each wait is bounded; the processes are ours, ended by PID. Skips without redis-server.
 #include <gtest/gtest.h>
 
@@ -317,6 +318,50 @@ TEST_F(ClusterNodes, ACorrespondentSeenThroughOneNodePassesTheFloodOnTheOther) {
   EXPECT_EQ(verb(known), "DUNNO") << known;
   const std::string stranger = one(b, 601);
   EXPECT_EQ(verb(stranger), "DEFER_IF_PERMIT") << stranger;
+}
+
+TEST_F(ClusterNodes, AReleaseOnOneNodeEndsTheFloodsEpisodeOnTheOthers) {
+  node a = start("mx1");
+  node b = start("mx2");
+  ASSERT_TRUE(a.process && b.process);
+  for (int k = 0; k < 44; ++k) one(k % 2 == 0 ? a : b, k);
+  ASSERT_TRUE(settle({&a, &b}));
+  ASSERT_EQ(verb(one(a, 100)), "DEFER_IF_PERMIT");
+  ASSERT_EQ(verb(one(b, 101)), "DEFER_IF_PERMIT");
+
+  // The operator releases bob on mx1 (user confirmed the sign-ups were his).
+  const command_result released =
+      run({"release", std::string{victim}, "--reason", "ticket 4711", "-c", dir_.file("empty.toml"),
+           "-o", "control.socket=" + dir_.file("mx1.control")});
+  ASSERT_EQ(released.exit_code, 0) << released.err;
+  EXPECT_EQ(verb(one(a, 200)), "DUNNO");
+
+  // mx2 applies it to its own episode, opened before the release: DUNNO there too, where its
+  // episode and counts alone would defer.
+  ASSERT_TRUE(
+      eventually([&] { return b.metrics()["rcptguard_cluster_releases_taken_total"] >= 1.0; }, 20s))
+      << a.log() << b.log();
+  ASSERT_TRUE(settle({&a, &b}, 1));
+  const std::string after = one(b, 201);
+  EXPECT_EQ(verb(after), "DUNNO") << after << b.log();
+  EXPECT_EQ(a.metrics()["rcptguard_cluster_releases_shared_total"], 1.0);
+  EXPECT_NE(b.log().find("CONTROL root release bob@example.test"), std::string::npos) << b.log();
+  // Its audit names who released it and where.
+  EXPECT_TRUE(eventually(
+      [&] {
+        return count_rows(dir_.file("mx2.db"),
+                          "SELECT count(*) FROM operator_action WHERE command = 'release' AND "
+                          "result = 'ok' AND reason = 'ticket 4711' AND detail LIKE "
+                          "'released on node mx1 at %'") == 1;
+      },
+      20s));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return count_rows(dir_.file("mx2.db"),
+                          "SELECT count(*) FROM episode WHERE recipient = 'bob@example.test' AND "
+                          "closed_by = 'operator'") == 1;
+      },
+      20s));
 }
 
 TEST_F(ClusterNodes, APartitionedNodeJudgesAloneAndHealsWithoutCountingTwice) {
