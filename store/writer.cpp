@@ -34,6 +34,7 @@ writer::writer(std::unique_ptr<store> db, writer_options options, log_function l
                clock_function clock)
     : options_(options),
       wake_records_(std::max<std::size_t>(1, options_.max_pending_keys / 4)),
+      fold_mark_(wake_records_),
       log_(std::move(log)),
       clock_(std::move(clock)),
       store_(std::move(db)),
@@ -59,7 +60,7 @@ bool writer::submit(decision::outbox&& batch, const std::vector<followed_positio
     return false;
   }
   incoming_.push_back(std::move(a));
-  ++submitted_;
+  const bool fold_now = unfolded_records_ < fold_mark_ && unfolded_records_ + n >= fold_mark_;
   unfolded_records_ += n;
   const std::size_t before = incoming_records_;
   incoming_records_ += n;
@@ -70,7 +71,7 @@ bool writer::submit(decision::outbox&& batch, const std::vector<followed_positio
                     (before == 0 && incoming_records_ > 0);
   lock.unlock();
   records_queued_.fetch_add(n, std::memory_order_relaxed);
-  fold_wake_.notify_one();
+  if (fold_now) fold_wake_.notify_one();
   if (wake) wake_.notify_one();
   return true;
 }
@@ -86,8 +87,7 @@ bool writer::submit(database_job job) {
 }
 
 void writer::stop() {
-  // Nothing new from here; the folding thread folds what arrived and ends, then the writer
-  // writes it all.
+  // Nothing new from here; the folding thread ends, then the writer folds and writes it all.
   {
     std::lock_guard lock(mu_);
     closed_ = true;
@@ -128,59 +128,57 @@ writer_stats writer::stats() const {
   return s;
 }
 
-// The folding thread: takes what submit() queued and folds it into building_ at once, while the
-// writer thread may be inside a long transaction. The network thread only moved it; what waits
-// unfolded is what arrived since the last pass, and memory follows the keys, not the time a
-// transaction takes times the request rate.
+// Folds what submit() queued into building_: the writer's thread before each transaction, and
+// the folding thread while the writer is inside a long one (or waits out a backoff) once the
+// backlog reaches fold_mark_. building_mu_ is held for the whole pass, so the two never fold at
+// once, and whatever a pass took is in building_ when another thread gets the lock.
+void writer::fold_pending() {
+  const std::lock_guard building(building_mu_);
+  std::deque<arrival> taken;
+  {
+    const std::lock_guard lock(mu_);
+    taken.swap(incoming_);
+  }
+  if (taken.empty()) return;
+  std::size_t records = 0;
+  const std::uint64_t folded = building_.folded();
+  for (arrival& a : taken) {
+    building_.add(a.batch, explanations_);
+    for (const followed_position& p : a.positions) {
+      building_.set_log_position(p.path, p.device, p.inode, p.offset, a.saved_at);
+    }
+    records += a.records;
+  }
+  building_records_ += records;
+  keys_folded_.fetch_add(building_.folded() - folded, std::memory_order_relaxed);
+  const std::lock_guard lock(mu_);
+  unfolded_records_ -= std::min(unfolded_records_, records);
+}
+
+// The folding thread: idle while the writer keeps up (it folds before each transaction, on the
+// same core as before); it folds only when a backlog of fold_mark_ records built up, i.e. while
+// a transaction or a backoff lasts, so memory follows the keys, not a transaction's length
+// times the request rate.
 void writer::fold() {
   // The store's background work, niced like the writer (see run()).
   if (options_.nice != 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
   for (;;) {
-    std::deque<arrival> taken;
     {
       std::unique_lock lock(mu_);
-      fold_wake_.wait(lock, [&] { return !incoming_.empty() || closed_; });
-      if (incoming_.empty()) return;  // closed, and everything folded
-      taken.swap(incoming_);
+      fold_wake_.wait(lock, [&] { return unfolded_records_ >= fold_mark_ || closed_; });
+      if (closed_) return;  // the writer folds the rest before its last transaction
     }
-    const std::size_t count = taken.size();
-    std::size_t records = 0;
-    {
-      std::lock_guard lock(building_mu_);
-      const std::uint64_t folded = building_.folded();
-      for (arrival& a : taken) {
-        building_.add(a.batch, explanations_);
-        for (const followed_position& p : a.positions) {
-          building_.set_log_position(p.path, p.device, p.inode, p.offset, a.saved_at);
-        }
-        records += a.records;
-      }
-      building_records_ += records;
-      keys_folded_.fetch_add(building_.folded() - folded, std::memory_order_relaxed);
-    }
-    {
-      std::lock_guard lock(mu_);
-      folded_ += count;
-      unfolded_records_ -= std::min(unfolded_records_, records);
-    }
-    caught_up_.notify_all();
+    fold_pending();
   }
 }
 
-// The writer thread takes what was folded, for the next transaction (merged into a held one
-// that is being retried).
+// The writer thread takes everything submitted until now for the next transaction (merged into
+// a held one that is being retried).
 void writer::take_folded() {
-  {
-    // Everything submitted until now goes into this transaction: the folding thread is at most
-    // one pass behind, and a submit's records must not wait for the next transaction (up to a
-    // flush_interval later) only because they were still being folded.
-    std::unique_lock lock(mu_);
-    const std::uint64_t target = submitted_;
-    caught_up_.wait(lock, [&] { return folded_ >= target; });
-  }
+  fold_pending();
   std::size_t records = 0;
   {
-    std::lock_guard lock(building_mu_);
+    const std::lock_guard lock(building_mu_);
     if (building_.empty()) return;
     if (held_.empty()) {
       std::swap(held_, building_);
@@ -191,7 +189,7 @@ void writer::take_folded() {
     records = building_records_;
     building_records_ = 0;
   }
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   incoming_records_ -= std::min(incoming_records_, records);
   held_keys_ = held_.keys();
   queue_depth_.store(incoming_records_ + held_keys_, std::memory_order_relaxed);

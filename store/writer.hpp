@@ -73,8 +73,8 @@ struct writer_stats {
   std::uint64_t flushes = 0;      ///< committed transactions
   std::uint64_t jobs_done = 0;    ///< other work committed (spool scans)
   std::size_t queue_depth = 0;    ///< keys waiting or held for retry
-  /// Records submitted and not yet folded: at most what arrived during one folding pass, even
-  /// while a transaction or a backoff lasts.
+  /// Records submitted and not yet folded: below a quarter of max_pending_keys (plus one
+  /// batch) even while a transaction or a backoff lasts.
   std::size_t records_unfolded = 0;
   std::chrono::microseconds last_flush_duration{0};
   std::chrono::microseconds max_flush_duration{0};
@@ -91,14 +91,15 @@ struct database_job {
 
 /// Owns the database on its own thread: every write of the daemon goes through it.
 ///
-/// Aggregation: submit() only hands a batch over; a folding thread folds it at once into the
-/// delta being built (store/delta.hpp), also while the writer's thread is inside a long
-/// transaction or waits out a backoff; the writer takes that delta for each transaction. So a
-/// slow or locked database makes the next transaction bigger, not the queue longer, memory
-/// follows the active keys (store.max_pending_keys bounds the identities), and nothing is
-/// dropped for slowness. Episode records keep the engine's order. The folding thread owns the
-/// delta being built and the explanation filter; the writer thread owns the database and the
-/// delta being written; they meet only to swap the two.
+/// Aggregation: submit() only hands a batch over; the writer's thread folds what arrived into
+/// the delta (store/delta.hpp) before each transaction, and while it is inside a long
+/// transaction or waits out a backoff a folding thread folds the backlog each time it reaches a
+/// quarter of max_pending_keys records. So a slow or locked database makes the next transaction
+/// bigger, not the queue longer, memory follows the active keys (store.max_pending_keys bounds
+/// the identities) plus at most that backlog, and nothing is dropped for slowness. Episode
+/// records keep the engine's order. The delta being built and the explanation filter are folded
+/// under building_mu_ by either thread; the writer's thread owns the database and the delta
+/// being written.
 ///
 /// Failures: a transaction that fails for a reason outside the data (busy, locked, read-only,
 /// disk full, I/O) is kept and retried with capped exponential backoff, with whatever arrived
@@ -130,6 +131,7 @@ class writer {
  private:
   void run();
   void fold();
+  void fold_pending();
   void take_folded();
   bool write_held();
   void run_jobs();
@@ -142,6 +144,7 @@ class writer {
 
   const writer_options options_;
   const std::size_t wake_records_;
+  const std::size_t fold_mark_;  ///< unfolded records that wake the folding thread
   log_function log_;
   clock_function clock_;
   std::unique_ptr<store> store_;
@@ -158,9 +161,6 @@ class writer {
   mutable std::mutex mu_;
   std::condition_variable wake_;       ///< the writer thread's
   std::condition_variable fold_wake_;  ///< the folding thread's
-  std::condition_variable caught_up_;  ///< the folding thread folded what was submitted
-  std::uint64_t submitted_ = 0;        ///< arrivals submitted
-  std::uint64_t folded_ = 0;           ///< arrivals folded into building_
   std::deque<arrival> incoming_;
   std::size_t incoming_records_ = 0;  ///< submitted, not yet taken by the writer thread
   std::size_t unfolded_records_ = 0;  ///< submitted, not yet folded
@@ -198,11 +198,11 @@ class writer {
   mutable std::mutex error_mu_;
   std::string last_error_;
 
-  // The delta being built: the folding thread's, the writer thread swaps it out under the lock.
+  // The delta being built, folded into under building_mu_ (taken before mu_ when both are).
   std::mutex building_mu_;
   delta building_;
   std::size_t building_records_ = 0;
-  explanation_filter explanations_;  ///< the folding thread's
+  explanation_filter explanations_;
 
   std::thread folder_;  // last two: start after every member above is initialised
   std::thread thread_;
