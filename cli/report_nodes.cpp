@@ -10,6 +10,15 @@
 namespace rcptguard::cli {
 namespace {
 
+/// A map's values in key order (hours, oldest first).
+template <class Map>
+std::vector<typename Map::mapped_type> values_of(const Map& map) {
+  std::vector<typename Map::mapped_type> values;
+  values.reserve(map.size());
+  for (const auto& entry : map) values.push_back(entry.second);
+  return values;
+}
+
 std::uint32_t clamped_sum(std::uint32_t a, std::uint32_t b) {
   return static_cast<std::uint32_t>(
       std::min<std::uint64_t>(std::uint64_t{a} + b, std::numeric_limits<std::uint32_t>::max()));
@@ -143,10 +152,7 @@ std::vector<decision::hourly_count> cluster_history(std::span<node_database> dbs
       sum.in_episode = sum.in_episode || h.in_episode;
     }
   }
-  std::vector<decision::hourly_count> rows;
-  rows.reserve(hours.size());
-  for (const auto& [hour, h] : hours) rows.push_back(h);
-  return rows;
+  return values_of(hours);
 }
 
 std::vector<store::report_flagged_hour> cluster_flagged_hours(std::span<node_database> dbs,
@@ -164,10 +170,7 @@ std::vector<store::report_flagged_hour> cluster_flagged_hours(std::span<node_dat
       sum.flag += f.flag;
     }
   }
-  std::vector<store::report_flagged_hour> rows;
-  rows.reserve(hours.size());
-  for (const auto& [hour, f] : hours) rows.push_back(f);
-  return rows;
+  return values_of(hours);
 }
 
 std::vector<report::explanation> cluster_explanations(std::span<node_database> dbs,
