@@ -429,16 +429,25 @@ make_private_postfix() {
 }
 
 start_private_postfix() {
-  local i
-  say "starting private Postfix (config $PF_CONF, SMTP 127.0.0.1:$SMTP_PORT)"
-  timeout 60 postfix -c "$PF_CONF" start >"$TMP/postfix/start.txt" 2>&1 ||
-    fail "postfix start failed: $(head -c 400 "$TMP/postfix/start.txt")"
-  PF_STARTED=1
-  for ((i = 0; i < 100; i++)); do
-    tcp_open "$SMTP_PORT" && return 0
-    sleep 0.1
+  local i attempt
+  for attempt in 1 2; do
+    say "starting private Postfix (config $PF_CONF, SMTP 127.0.0.1:$SMTP_PORT)"
+    if timeout 60 postfix -c "$PF_CONF" start >"$TMP/postfix/start.txt" 2>&1; then
+      PF_STARTED=1
+      for ((i = 0; i < 100; i++)); do
+        tcp_open "$SMTP_PORT" && return 0
+        sleep 0.1
+      done
+      fail "private Postfix does not listen on 127.0.0.1:$SMTP_PORT"
+    fi
+    # Seen about once in a few hundred runs on a loaded machine: master -w gives up with "mail
+    # system startup failed" and no reason, and the same instance starts a moment later. Say
+    # so, with what Postfix logged, and try once more; a second failure fails the test.
+    say "postfix start failed (attempt $attempt): $(head -c 200 "$TMP/postfix/start.txt") $(tail -n 3 "$MAILLOG" 2>/dev/null | tr '\n' ' ')"
+    timeout 30 postfix -c "$PF_CONF" stop >/dev/null 2>&1
+    sleep 2
   done
-  fail "private Postfix does not listen on 127.0.0.1:$SMTP_PORT"
+  fail "postfix start failed twice: $(head -c 400 "$TMP/postfix/start.txt")"
 }
 
 # ---------------------------------------------------------------------------------------------
