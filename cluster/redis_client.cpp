@@ -317,7 +317,7 @@ redis_client::share_result redis_client::share_correspondents(const std::vector<
 }
 
 std::vector<decision::known_senders> redis_client::read_correspondents(
-    const std::vector<std::string>& recipients) {
+    const std::vector<std::string>& recipients, std::size_t max_senders) {
   std::vector<std::vector<std::string>> commands;
   commands.reserve(recipients.size());
   for (const std::string& r : recipients)
@@ -330,8 +330,8 @@ std::vector<decision::known_senders> redis_client::read_correspondents(
     }
     decision::known_senders& known = out.emplace_back();
     known.recipient = recipients[k];
-    known.senders.reserve(reply.elements / 2);
-    for (std::size_t i = 0; i + 1 < reply.elements; i += 2) {
+    known.senders.reserve(std::min(reply.elements / 2, max_senders));
+    for (std::size_t i = 0; i + 1 < reply.elements && known.senders.size() < max_senders; i += 2) {
       const redisReply* field = reply.element[i];
       const redisReply* value = reply.element[i + 1];
       if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING) continue;
@@ -375,16 +375,17 @@ std::vector<std::optional<release_note>> redis_client::read_releases(
         !value.contains("node") || !value["node"].is_string()) {
       return;
     }
-    const auto text = [&](const char* key) {
-      return value.contains(key) && value[key].is_string() ? value[key].get<std::string>()
-                                                           : std::string{};
+    const auto text = [&](const char* key, std::size_t max) {
+      return value.contains(key) && value[key].is_string()
+                 ? value[key].get<std::string>().substr(0, max)
+                 : std::string{};
     };
     release_note n;
     n.recipient = recipients[k];
     n.at = value["at"].get<std::int64_t>();
-    n.node = text("node");
-    n.user = text("user");
-    n.reason = text("reason");
+    n.node = text("node", max_release_user);
+    n.user = text("user", max_release_user);
+    n.reason = text("reason", max_release_reason);
     out[k] = std::move(n);
   });
   return out;

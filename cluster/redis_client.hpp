@@ -65,6 +65,11 @@ struct release_note {
   bool operator==(const release_note&) const = default;
 };
 
+/// What a release note read from the store may carry: a user name, and a reason as long as the
+/// control socket accepts one.
+inline constexpr std::size_t max_release_user = 256;
+inline constexpr std::size_t max_release_reason = 1000;
+
 class redis_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -105,15 +110,17 @@ class redis_client {
   share_result share_correspondents(const std::vector<pair_row>& pairs, std::size_t cap,
                                     std::chrono::seconds ttl);
 
-  /// The senders the whole cluster saw correspond with each recipient (at most the cap above
-  /// each), in recipient order. Pipelined. Throws redis_error.
+  /// The senders the whole cluster saw correspond with each recipient, at most `max_senders`
+  /// each (the cap above, held against whatever else writes under the prefix), in recipient
+  /// order. Pipelined. Throws redis_error.
   std::vector<decision::known_senders> read_correspondents(
-      const std::vector<std::string>& recipients);
+      const std::vector<std::string>& recipients, std::size_t max_senders);
 
   /// Each note becomes its recipient's latest release, kept `ttl`. Pipelined. Throws redis_error.
   void publish_releases(const std::vector<release_note>& notes, std::chrono::seconds ttl);
   /// Each recipient's latest release, in recipient order; nullopt where there is none (or what
-  /// is there is not a release note). Pipelined. Throws redis_error.
+  /// is there is not a release note). The user and the reason are cut to what the control
+  /// socket takes (max_release_user, max_release_reason bytes). Pipelined. Throws redis_error.
   std::vector<std::optional<release_note>> read_releases(
       const std::vector<std::string>& recipients);
 

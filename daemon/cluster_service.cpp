@@ -285,7 +285,8 @@ void cluster_service::read_correspondents(time_point now) {
     if (now - track.correspondents_read >= correspondent_reread) due.push_back(recipient);
   }
   if (due.empty()) return;
-  std::vector<decision::known_senders> known = client_.read_correspondents(due);
+  std::vector<decision::known_senders> known =
+      client_.read_correspondents(due, max_correspondents_);
   std::size_t senders = 0;
   for (const std::string& recipient : due) episodes_[recipient].correspondents_read = now;
   for (const decision::known_senders& k : known) senders += k.senders.size();

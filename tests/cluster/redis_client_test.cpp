@@ -151,7 +151,7 @@ TEST_F(RedisClient, CorrespondentsKeepTheirEarliestSightingUpToTheCap) {
   EXPECT_EQ(shared.refused_full, 1U);  // eve: bob holds 3, the cap
 
   const std::vector<decision::known_senders> known =
-      a.read_correspondents({"bob@x.test", "nobody@x.test"});
+      a.read_correspondents({"bob@x.test", "nobody@x.test"}, 3);
   ASSERT_EQ(known.size(), 2U);
   EXPECT_EQ(known[0].recipient, "bob@x.test");
   std::map<std::string, std::uint32_t> senders;
@@ -159,6 +159,8 @@ TEST_F(RedisClient, CorrespondentsKeepTheirEarliestSightingUpToTheCap) {
   EXPECT_EQ(senders, (std::map<std::string, std::uint32_t>{
                          {"alice@y.test", 90}, {"carol@y.test", 120}, {"dave@y.test", 140}}));
   EXPECT_TRUE(known[1].senders.empty());
+  // Read no more than asked for, whatever the store holds.
+  EXPECT_EQ(a.read_correspondents({"bob@x.test"}, 2)[0].senders.size(), 2U);
   const std::string key_ttl = "redis-cli -s " + server_->socket() + " TTL rcptguard:k:bob@x.test";
   ASSERT_EQ(std::system((key_ttl + " | grep -qE '^(3599|3600)$'").c_str()), 0) << key_ttl;
 
@@ -185,6 +187,16 @@ TEST_F(RedisClient, AReleaseIsReadByTheOtherNodesAndGarbageIsNoRelease) {
   EXPECT_EQ(*read[0], note);
   EXPECT_FALSE(read[1].has_value());
   EXPECT_FALSE(read[2].has_value());
+  // What comes back is bounded like a control request.
+  release_note wordy = note;
+  wordy.recipient = "erin@x.test";
+  wordy.reason = std::string(5000, 'r');
+  wordy.user = std::string(5000, 'u');
+  a.publish_releases({wordy}, std::chrono::seconds(3600));
+  const auto bounded = b.read_releases({"erin@x.test"})[0];
+  ASSERT_TRUE(bounded.has_value());
+  EXPECT_EQ(bounded->reason.size(), max_release_reason);
+  EXPECT_EQ(bounded->user.size(), max_release_user);
   // The latest release wins.
   release_note later = note;
   later.at += 60;
